@@ -1,0 +1,35 @@
+//! fibra's runtime: green threads on stackful coroutines, scheduled M:N by
+//! a work-stealing scheduler, with one Waker-based park path shared by
+//! joins, channels, IO, timers and futures, and safepoints for the
+//! collector.
+//!
+//! ```
+//! let total = fibra_runtime::run(|| {
+//!     let handles: Vec<_> = (0..100u64)
+//!         .map(|i| fibra_runtime::spawn(move || i))
+//!         .collect();
+//!     handles.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
+//! });
+//! assert_eq!(total, 4950);
+//! ```
+//!
+//! See `ARCHITECTURE` notes in each module: `sched` (the scheduler and the
+//! pinning rule), `task::state` (the wake protocol), `stack` (stacks),
+//! `safepoint` (stopping the world).
+
+#![warn(missing_docs)]
+
+mod config;
+mod context;
+mod loom;
+mod park;
+mod runtime;
+mod sched;
+
+pub mod safepoint;
+pub mod stack;
+pub mod task;
+
+pub use park::{block_on, in_green_thread, yield_now};
+pub use runtime::{run, spawn, spawn_async, Builder, Runtime};
+pub use task::{JoinError, JoinHandle, TaskId};

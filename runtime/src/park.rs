@@ -1,0 +1,130 @@
+//! Parking: how any blocking operation waits, whoever calls it.
+//!
+//! Every fibra primitive that may wait (join, channels, locks, IO, timers)
+//! is written as a poll function over a `std::task::Context` and handed to
+//! [`wait`]. The waker it registers decides how waiting happens:
+//!
+//! - in a green thread, the waker is the task itself: `wait` suspends the
+//!   coroutine (`Suspend::Park`) and the worker runs other tasks; a wake
+//!   pushes the task back to its worker (see `task::state` for why no wake
+//!   is lost between registering and suspending);
+//! - on a plain OS thread, the waker unparks that thread;
+//! - in an async task, a blocking call would stall the worker, so it panics
+//!   and points to the `_async` form.
+//!
+//! Futures, channels, IO and timers therefore share one wake path.
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use crate::context;
+use crate::sched::parker::{Parker, ThreadWaker};
+use crate::task::{Kind, Suspend};
+
+thread_local! {
+    /// This OS thread's waker, reused by every blocking call it makes.
+    static THREAD_WAKER: Arc<ThreadWaker> = Arc::new(ThreadWaker { parker: Parker::new() });
+}
+
+/// Blocks until `poll` returns `Ready`: parks the green thread, or blocks
+/// the OS thread. `poll` must register the context's waker whenever it
+/// returns `Pending`.
+#[track_caller]
+pub(crate) fn wait<R>(mut poll: impl FnMut(&mut Context<'_>) -> Poll<R>) -> R {
+    match context::current_task() {
+        Some(task) if task.kind == Kind::Green => {
+            let waker = Waker::from(task.clone());
+            let mut cx = Context::from_waker(&waker);
+            loop {
+                if let Poll::Ready(v) = poll(&mut cx) {
+                    return v;
+                }
+                park_current(&task);
+            }
+        }
+        Some(_) => panic!(
+            "fibra: a blocking call was made from an async task, which would stall its worker; \
+             await the `_async` form instead (or call it from a green thread)"
+        ),
+        None => THREAD_WAKER.with(|tw| {
+            let waker = Waker::from(tw.clone());
+            let mut cx = Context::from_waker(&waker);
+            loop {
+                if let Poll::Ready(v) = poll(&mut cx) {
+                    return v;
+                }
+                tw.parker.park(None);
+            }
+        }),
+    }
+}
+
+/// Suspends the running green thread until its next wake (or returns at
+/// once if a wake already arrived).
+fn park_current(task: &crate::task::Task) {
+    if task.state.take_notification() {
+        return;
+    }
+    let yielder = task.yielder.get();
+    // SAFETY: `yielder` was set by the coroutine's entry point and points
+    // into the running coroutine's stack, which is the stack we run on.
+    unsafe { (*yielder).suspend(Suspend::Park) };
+}
+
+/// Runs a future to completion from blocking code.
+///
+/// In a green thread, only that green thread parks until the future is
+/// ready (its waker may fire from any thread). On a plain OS thread the
+/// future is driven on the calling thread. Calling it inside an async task
+/// panics: `.await` there instead.
+///
+/// ```
+/// fibra_runtime::run(|| {
+///     let v = fibra_runtime::block_on(async { 40 + 2 });
+///     assert_eq!(v, 42);
+/// });
+/// assert_eq!(fibra_runtime::block_on(async { 1 }), 1);
+/// ```
+#[track_caller]
+pub fn block_on<F: Future>(fut: F) -> F::Output {
+    let mut fut = pin!(fut);
+    wait(|cx| fut.as_mut().poll(cx))
+}
+
+/// Lets other tasks run: the green thread goes to the back of its worker's
+/// queue. On a plain OS thread it yields the thread.
+///
+/// ```
+/// fibra_runtime::run(|| {
+///     let h = fibra_runtime::spawn(|| 7);
+///     while !h.is_finished() {
+///         fibra_runtime::yield_now();
+///     }
+///     assert_eq!(h.join().unwrap(), 7);
+/// });
+/// ```
+pub fn yield_now() {
+    let yielder = context::with_task(|t| match t {
+        Some(t) if t.kind == Kind::Green => Some(t.yielder.get()),
+        _ => None,
+    });
+    match yielder {
+        // SAFETY: as in `park_current`.
+        Some(y) => unsafe {
+            (*y).suspend(Suspend::Yield);
+        },
+        None => std::thread::yield_now(),
+    }
+}
+
+/// Whether the caller runs in a green thread.
+///
+/// ```
+/// assert!(!fibra_runtime::in_green_thread());
+/// fibra_runtime::run(|| assert!(fibra_runtime::in_green_thread()));
+/// ```
+pub fn in_green_thread() -> bool {
+    context::with_task(|t| t.is_some_and(|t| t.kind == Kind::Green))
+}

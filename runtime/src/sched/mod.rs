@@ -1,0 +1,245 @@
+//! The M:N work-stealing scheduler.
+//!
+//! # Vocabulary
+//!
+//! - A [`Worker`] is one OS thread running tasks. It owns a `runnext` slot,
+//!   a queue of *pinned* tasks (started green threads, which never move), a
+//!   stealable crossbeam deque of *movable* tasks (unstarted green threads
+//!   and async tasks), and a stack pool.
+//! - [`Shared`] is what all workers (and outside threads) see: the global
+//!   injector, per-worker [`Remote`]s (stealer, inbox for pinned wake-ups,
+//!   parker) and the [`idle`] protocol.
+//!
+//! # Where a task goes
+//!
+//! | event | on its own worker | from elsewhere |
+//! |---|---|---|
+//! | spawn | local deque, then notify an idle worker | injector, then notify |
+//! | wake of a pinned green thread | `runnext` | owner's inbox, unpark owner |
+//! | wake of a movable task | local deque, notify | injector, notify |
+//! | yield / woken while running | back of the pinned queue (or deque) | - |
+//!
+//! # The worker loop (after Go's `schedule`/`findrunnable`)
+//!
+//! runnext (at most 16 in a row) → inbox → pinned queue / local deque
+//! (alternating) → the injector every 61 ticks so it cannot starve → when
+//! all are empty, *spin*: steal half of a random victim's deque, the
+//! injector, the inbox, a few rounds → *sleep* by the [`idle`] protocol.
+//!
+//! # Pinning
+//!
+//! A started green thread is resumed only by the worker that first ran it:
+//! code on its stack may hold thread-local addresses across a suspension.
+//! Only its owner pops it (it never enters a stealable deque), and a wake
+//! from another thread goes to the owner's inbox.
+
+pub(crate) mod idle;
+pub(crate) mod parker;
+mod registry;
+mod worker;
+
+pub(crate) use worker::Worker;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use crossbeam_deque::{Injector, Stealer};
+
+use crate::config::Config;
+use crate::task::{JoinError, JoinHandle, Task};
+use idle::Idle;
+use parker::Parker;
+use registry::Registry;
+
+/// Why a task is being put in a run queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reason {
+    /// Newly spawned.
+    Spawn,
+    /// Woken after parking.
+    Wake,
+    /// Yielded, or woken while it was still running.
+    Yield,
+}
+
+/// What peers and outside threads use to reach one worker.
+pub(crate) struct Remote {
+    /// Steals movable tasks from the worker's deque.
+    pub(crate) stealer: Stealer<Arc<Task>>,
+    /// Pinned tasks woken by other threads.
+    pub(crate) inbox: Injector<Arc<Task>>,
+    /// Wakes the worker when it sleeps.
+    pub(crate) parker: Parker,
+}
+
+/// State shared by all workers of one runtime.
+pub(crate) struct Shared {
+    /// Configuration read once by the builder.
+    pub(crate) config: Config,
+    /// Tasks spawned or woken from outside the runtime's workers.
+    pub(crate) injector: Injector<Arc<Task>>,
+    /// One entry per worker.
+    pub(crate) remotes: Box<[Remote]>,
+    /// Sleep/spin bookkeeping.
+    pub(crate) idle: Idle,
+    /// Set once when the runtime shuts down.
+    pub(crate) shutdown: AtomicBool,
+    /// Set once every worker has exited: later arrivals are cancelled at
+    /// once instead of queued.
+    pub(crate) terminated: AtomicBool,
+    /// Async tasks alive (they have no owner worker to cancel them).
+    pub(crate) async_tasks: parking_lot::Mutex<Registry>,
+    /// Tasks spawned since start.
+    pub(crate) spawned: AtomicUsize,
+}
+
+impl Shared {
+    pub(crate) fn new(config: Config, stealers: Vec<Stealer<Arc<Task>>>) -> Shared {
+        let workers = stealers.len();
+        Shared {
+            config,
+            injector: Injector::new(),
+            remotes: stealers
+                .into_iter()
+                .map(|stealer| Remote {
+                    stealer,
+                    inbox: Injector::new(),
+                    parker: Parker::new(),
+                })
+                .collect(),
+            idle: Idle::new(workers),
+            shutdown: AtomicBool::new(false),
+            terminated: AtomicBool::new(false),
+            async_tasks: parking_lot::Mutex::new(Registry::default()),
+            spawned: AtomicUsize::new(0),
+        }
+    }
+
+    pub(crate) fn spawn_green<F, T>(
+        self: &Arc<Self>,
+        name: Option<Box<str>>,
+        stack_size: usize,
+        f: F,
+    ) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let task = Task::new_green(self.clone(), name, stack_size, f);
+        let handle = JoinHandle::new(task.clone());
+        self.spawned.fetch_add(1, Ordering::Relaxed);
+        self.schedule(task, Reason::Spawn);
+        handle
+    }
+
+    pub(crate) fn spawn_async<Fut>(self: &Arc<Self>, name: Option<Box<str>>, fut: Fut) -> JoinHandle<Fut::Output>
+    where
+        Fut: std::future::Future + Send + 'static,
+        Fut::Output: Send + 'static,
+    {
+        let task = Task::new_async(self.clone(), name, fut);
+        let handle = JoinHandle::new(task.clone());
+        self.async_tasks.lock().insert(&task);
+        self.spawned.fetch_add(1, Ordering::Relaxed);
+        self.schedule(task, Reason::Spawn);
+        handle
+    }
+
+    /// Puts a task whose `SCHEDULED` bit the caller set into a run queue.
+    pub(crate) fn schedule(self: &Arc<Self>, task: Arc<Task>, reason: Reason) {
+        crate::context::with_worker(|w| match w {
+            Some(w) if std::ptr::eq(Arc::as_ptr(&w.shared), Arc::as_ptr(self)) => {
+                w.schedule_local(task, reason)
+            }
+            _ => self.schedule_remote(task),
+        })
+    }
+
+    /// Schedules from a thread that is not one of this runtime's workers.
+    pub(crate) fn schedule_remote(&self, task: Arc<Task>) {
+        if self.terminated.load(Ordering::Acquire) {
+            self.cancel_unstarted(task);
+            return;
+        }
+        match task.owner() {
+            Some(owner) => {
+                let remote = &self.remotes[owner];
+                remote.inbox.push(task);
+                remote.parker.unpark();
+            }
+            None => {
+                self.injector.push(task);
+                self.notify_work();
+            }
+        }
+    }
+
+    /// Movable work was published: wake a sleeping worker to search for it,
+    /// unless one is already searching.
+    pub(crate) fn notify_work(&self) {
+        if let Some(index) = self.idle.worker_to_notify() {
+            self.remotes[index].parker.unpark();
+        }
+    }
+
+    /// Cancels a task that never started (or an async task between polls).
+    pub(crate) fn cancel_unstarted(&self, task: Arc<Task>) {
+        if !task.state.claim_for_cancel() {
+            return;
+        }
+        // SAFETY: `claim_for_cancel` gave us the RUNNING bit.
+        let job = unsafe { &mut *task.job.get() };
+        job.fail(JoinError::cancelled(task.id));
+        if task.kind == crate::task::Kind::Async {
+            self.async_tasks.lock().remove(&task);
+        }
+        task.finish();
+    }
+
+    /// Starts shutdown: every worker stops at its next tick.
+    pub(crate) fn begin_shutdown(&self) {
+        self.shutdown.store(true, Ordering::SeqCst);
+        for remote in self.remotes.iter() {
+            remote.parker.unpark();
+        }
+    }
+
+    /// After all workers exited: cancel whatever is left.
+    pub(crate) fn finish_shutdown(&self) {
+        self.terminated.store(true, Ordering::SeqCst);
+        loop {
+            let mut progress = false;
+            while let Some(task) = steal_one(&self.injector) {
+                progress = true;
+                self.cancel_unstarted(task);
+            }
+            for remote in self.remotes.iter() {
+                while let Some(task) = steal_one(&remote.inbox) {
+                    progress = true;
+                    // Its owner already cancelled it; this only drops the
+                    // queue's reference.
+                    drop(task);
+                }
+            }
+            let left = self.async_tasks.lock().drain();
+            for task in left {
+                progress = true;
+                self.cancel_unstarted(task);
+            }
+            if !progress {
+                break;
+            }
+        }
+    }
+}
+
+/// Pops one task from an injector, retrying on contention.
+pub(crate) fn steal_one(q: &Injector<Arc<Task>>) -> Option<Arc<Task>> {
+    loop {
+        match q.steal() {
+            crossbeam_deque::Steal::Success(t) => return Some(t),
+            crossbeam_deque::Steal::Empty => return None,
+            crossbeam_deque::Steal::Retry => continue,
+        }
+    }
+}

@@ -1,0 +1,419 @@
+//! One worker: its queues, its loop, and how it runs, parks and cancels
+//! tasks. See the module docs of `sched` for the protocol.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use corosensei::{Coroutine, CoroutineResult};
+use crossbeam_deque::{Steal, Worker as Deque};
+
+use super::registry::Registry;
+use super::{steal_one, Reason, Shared};
+use crate::context;
+use crate::safepoint;
+use crate::stack::StackPool;
+use crate::task::state::ParkAction;
+use crate::task::{JoinError, Kind, Suspend, Task};
+
+/// Check the injector first every this many ticks (Go's 61).
+const INJECTOR_INTERVAL: u32 = 61;
+/// Most consecutive runs from `runnext` before the queues get a turn.
+const RUNNEXT_STREAK: u32 = 16;
+/// Rounds of stealing before a searching worker gives up.
+const SPIN_ROUNDS: usize = 4;
+/// Most pinned wake-ups moved from the inbox per tick.
+const INBOX_BATCH: usize = 32;
+
+/// A worker thread's own state. Lives on the worker thread's stack; tasks
+/// reach it through `context::with_worker`.
+pub(crate) struct Worker {
+    /// Position in `Shared::remotes`.
+    pub(crate) index: usize,
+    /// The runtime.
+    pub(crate) shared: Arc<Shared>,
+    /// A woken pinned task that runs next (message-passing locality).
+    runnext: Cell<Option<Arc<Task>>>,
+    /// Consecutive `runnext` runs, bounded by `RUNNEXT_STREAK`.
+    runnext_streak: Cell<u32>,
+    /// Runnable started green threads of this worker (never stolen).
+    pinned: RefCell<VecDeque<Arc<Task>>>,
+    /// Runnable movable tasks; peers steal from its other end.
+    deque: Deque<Arc<Task>>,
+    /// Stacks for green threads that start here.
+    stacks: RefCell<StackPool>,
+    /// Started green threads pinned here, for shutdown.
+    started: RefCell<Registry>,
+    /// Scheduler ticks, for the injector interval and queue alternation.
+    tick: Cell<u32>,
+    /// Whether this worker counts in `Idle::num_spinning`.
+    spinning: Cell<bool>,
+    /// xorshift state for victim selection.
+    rng: Cell<u64>,
+}
+
+impl Worker {
+    pub(crate) fn new(index: usize, shared: Arc<Shared>, deque: Deque<Arc<Task>>) -> Worker {
+        let stack_size = shared.config.stack_size;
+        Worker {
+            index,
+            shared,
+            runnext: Cell::new(None),
+            runnext_streak: Cell::new(0),
+            pinned: RefCell::new(VecDeque::new()),
+            deque,
+            stacks: RefCell::new(StackPool::new(stack_size)),
+            started: RefCell::new(Registry::default()),
+            tick: Cell::new(0),
+            spinning: Cell::new(false),
+            rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9)),
+        }
+    }
+
+    /// The worker loop. Returns after shutdown, with every task it owned
+    /// cancelled.
+    pub(crate) fn run(&self) {
+        context::set_worker(self);
+        let mutator = safepoint::Mutator::register();
+        let _span = tracing::debug_span!("worker", index = self.index).entered();
+        tracing::debug!("worker started");
+        loop {
+            if self.shared.shutdown.load(Ordering::Acquire) {
+                break;
+            }
+            mutator.poll();
+            if let Some(task) = self.next_local() {
+                self.run_task(task);
+                continue;
+            }
+            if let Some(task) = self.search() {
+                self.found_work();
+                self.run_task(task);
+                continue;
+            }
+            self.sleep(&mutator);
+        }
+        if self.spinning.replace(false) {
+            self.shared.idle.stop_spinning();
+        }
+        self.cancel_all();
+        tracing::debug!("worker stopped");
+        drop(mutator);
+        context::clear_worker();
+    }
+
+    // ----- queues -----
+
+    /// Puts a task in this worker's queues (called on this worker's thread).
+    pub(crate) fn schedule_local(&self, task: Arc<Task>, reason: Reason) {
+        match task.owner() {
+            Some(owner) if owner != self.index => self.shared.schedule_remote(task),
+            Some(_) if reason == Reason::Wake => {
+                if let Some(old) = self.runnext.replace(Some(task)) {
+                    self.pinned.borrow_mut().push_back(old);
+                }
+            }
+            Some(_) => self.pinned.borrow_mut().push_back(task),
+            None => {
+                self.deque.push(task);
+                self.shared.notify_work();
+            }
+        }
+    }
+
+    fn next_local(&self) -> Option<Arc<Task>> {
+        let tick = self.tick.get().wrapping_add(1);
+        self.tick.set(tick);
+        if tick % INJECTOR_INTERVAL == 0 {
+            if let Some(t) = self.steal_injector() {
+                return Some(t);
+            }
+        }
+        if self.runnext_streak.get() < RUNNEXT_STREAK {
+            if let Some(t) = self.runnext.take() {
+                self.runnext_streak.set(self.runnext_streak.get() + 1);
+                return Some(t);
+            }
+        }
+        self.runnext_streak.set(0);
+        self.drain_inbox();
+        let t = if tick & 1 == 0 {
+            self.pinned.borrow_mut().pop_front().or_else(|| self.deque.pop())
+        } else {
+            self.deque.pop().or_else(|| self.pinned.borrow_mut().pop_front())
+        };
+        t.or_else(|| self.runnext.take())
+            .or_else(|| self.steal_injector())
+    }
+
+    fn drain_inbox(&self) {
+        let inbox = &self.shared.remotes[self.index].inbox;
+        if inbox.is_empty() {
+            return;
+        }
+        let mut pinned = self.pinned.borrow_mut();
+        for _ in 0..INBOX_BATCH {
+            match steal_one(inbox) {
+                Some(t) => pinned.push_back(t),
+                None => break,
+            }
+        }
+    }
+
+    fn steal_injector(&self) -> Option<Arc<Task>> {
+        loop {
+            match self.shared.injector.steal_batch_and_pop(&self.deque) {
+                Steal::Success(t) => return Some(t),
+                Steal::Empty => return None,
+                Steal::Retry => continue,
+            }
+        }
+    }
+
+    /// Spinning: steal from peers, the injector and the inbox for a few
+    /// rounds. Refused (returns `None` at once) when enough workers already
+    /// search.
+    fn search(&self) -> Option<Arc<Task>> {
+        if !self.spinning.get() {
+            if !self.shared.idle.try_start_spinning() {
+                return None;
+            }
+            self.spinning.set(true);
+        }
+        let n = self.shared.remotes.len();
+        for round in 0..SPIN_ROUNDS {
+            let start = self.next_random() as usize % n;
+            for i in 0..n {
+                let victim = (start + i) % n;
+                if victim == self.index {
+                    continue;
+                }
+                let stealer = &self.shared.remotes[victim].stealer;
+                loop {
+                    match stealer.steal_batch_and_pop(&self.deque) {
+                        Steal::Success(t) => return Some(t),
+                        Steal::Empty => break,
+                        Steal::Retry => continue,
+                    }
+                }
+            }
+            if let Some(t) = self.steal_injector() {
+                return Some(t);
+            }
+            self.drain_inbox();
+            if let Some(t) = self.pinned.borrow_mut().pop_front() {
+                return Some(t);
+            }
+            if round + 1 < SPIN_ROUNDS {
+                std::thread::yield_now();
+            }
+        }
+        None
+    }
+
+    /// A spinning worker found work: stop spinning, and if it was the last
+    /// searcher, wake another (rule 2 of `idle`).
+    fn found_work(&self) {
+        if self.spinning.replace(false) && self.shared.idle.stop_spinning() {
+            self.shared.notify_work();
+        }
+    }
+
+    /// Whether any queue this worker could take from holds work.
+    fn work_visible(&self) -> bool {
+        let shared = &self.shared;
+        shared.shutdown.load(Ordering::SeqCst)
+            || !shared.injector.is_empty()
+            || !shared.remotes[self.index].inbox.is_empty()
+            || shared.remotes.iter().any(|r| !r.stealer.is_empty())
+    }
+
+    fn sleep(&self, mutator: &safepoint::Mutator) {
+        if self.spinning.replace(false) {
+            self.shared.idle.stop_spinning();
+        }
+        self.shared.idle.register_sleeper(self.index);
+        if self.work_visible() {
+            self.spinning.set(self.shared.idle.unregister(self.index));
+            return;
+        }
+        self.stacks.borrow_mut().trim();
+        mutator.idle(|| self.shared.remotes[self.index].parker.park(None));
+        self.spinning.set(self.shared.idle.unregister(self.index));
+    }
+
+    fn next_random(&self) -> u64 {
+        let mut x = self.rng.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng.set(x);
+        x
+    }
+
+    // ----- running -----
+
+    fn run_task(&self, task: Arc<Task>) {
+        match task.kind {
+            Kind::Green => self.run_green(task),
+            Kind::Async => self.run_async(task),
+        }
+    }
+
+    fn run_green(&self, task: Arc<Task>) {
+        if !task.state.start_running() {
+            return;
+        }
+        // SAFETY: we hold RUNNING, and a started coroutine is only ever
+        // touched by its owner, which is this worker.
+        let slot = unsafe { &mut *task.coroutine.get() };
+        if slot.is_none() {
+            let stack = match self.stacks.borrow_mut().take(task.stack_size) {
+                Ok(stack) => stack,
+                Err(err) => {
+                    tracing::error!(task.id = task.id.as_u64(), "cannot start green thread: {err}");
+                    // SAFETY: we hold RUNNING.
+                    let job = unsafe { &mut *task.job.get() };
+                    job.fail(JoinError::panic(task.id, Box::new(err.to_string())));
+                    task.finish();
+                    return;
+                }
+            };
+            let ptr = Arc::as_ptr(&task);
+            *slot = Some(Coroutine::with_stack(stack, move |yielder, ()| {
+                Task::green_entry(ptr, yielder)
+            }));
+            task.owner.store(self.index, Ordering::Relaxed);
+            self.started.borrow_mut().insert(&task);
+        }
+        let coroutine = slot.as_mut().expect("coroutine was just created");
+        let prev = context::set_task(Arc::as_ptr(&task));
+        let result = {
+            let _enter = task.span.enter();
+            coroutine.resume(())
+        };
+        context::set_task(prev);
+        match result {
+            CoroutineResult::Yield(Suspend::Yield) => {
+                task.state.yield_now();
+                self.pinned.borrow_mut().push_back(task);
+            }
+            CoroutineResult::Yield(Suspend::Park) => {
+                if task.state.park() == ParkAction::Reschedule {
+                    self.pinned.borrow_mut().push_back(task);
+                }
+            }
+            CoroutineResult::Return(()) => {
+                let coroutine = slot.take().expect("finished coroutine");
+                self.stacks.borrow_mut().give(coroutine.into_stack());
+                self.started.borrow_mut().remove(&task);
+                task.finish();
+            }
+        }
+    }
+
+    fn run_async(&self, task: Arc<Task>) {
+        if !task.state.start_running() {
+            return;
+        }
+        let waker = Waker::from(task.clone());
+        let mut cx = Context::from_waker(&waker);
+        // SAFETY: we hold RUNNING.
+        let job = unsafe { &mut *task.job.get() };
+        let prev = context::set_task(Arc::as_ptr(&task));
+        let result = {
+            let _enter = task.span.enter();
+            catch_unwind(AssertUnwindSafe(|| job.poll(&mut cx)))
+        };
+        context::set_task(prev);
+        match result {
+            Ok(Poll::Pending) => {
+                if task.state.park() == ParkAction::Reschedule {
+                    self.schedule_local(task, Reason::Yield);
+                }
+            }
+            Ok(Poll::Ready(())) => {
+                self.shared.async_tasks.lock().remove(&task);
+                task.finish();
+            }
+            Err(payload) => {
+                job.fail(JoinError::panic(task.id, payload));
+                self.shared.async_tasks.lock().remove(&task);
+                task.finish();
+            }
+        }
+    }
+
+    // ----- shutdown -----
+
+    /// Cancels every task this worker owns or holds in its queues, until
+    /// cancellations (whose destructors may spawn or wake) leave none.
+    fn cancel_all(&self) {
+        loop {
+            let mut progress = false;
+            let started = self.started.borrow_mut().drain();
+            for task in started {
+                progress = true;
+                self.cancel_started(task);
+            }
+            while let Some(task) = self.pop_any() {
+                progress = true;
+                if task.owner().is_some() {
+                    self.cancel_started(task);
+                } else {
+                    self.shared.cancel_unstarted(task);
+                }
+            }
+            if !progress {
+                break;
+            }
+        }
+    }
+
+    fn pop_any(&self) -> Option<Arc<Task>> {
+        self.runnext
+            .take()
+            .or_else(|| self.pinned.borrow_mut().pop_front())
+            .or_else(|| self.deque.pop())
+            .or_else(|| steal_one(&self.shared.remotes[self.index].inbox))
+            .or_else(|| steal_one(&self.shared.injector))
+    }
+
+    /// Unwinds a started green thread's stack (running its destructors on
+    /// it) and resolves its join handle as cancelled.
+    fn cancel_started(&self, task: Arc<Task>) {
+        if !task.state.claim_for_cancel() {
+            return;
+        }
+        self.started.borrow_mut().remove(&task);
+        task.cancelling.set(true);
+        // SAFETY: we hold RUNNING and are the owner worker.
+        let coroutine = unsafe { (*task.coroutine.get()).take() };
+        if let Some(mut coroutine) = coroutine {
+            let prev = context::set_task(Arc::as_ptr(&task));
+            let unwound = catch_unwind(AssertUnwindSafe(|| coroutine.force_unwind()));
+            context::set_task(prev);
+            if let Err(payload) = unwound {
+                tracing::error!(
+                    task.id = task.id.as_u64(),
+                    "a destructor panicked while the task was cancelled: {:?}",
+                    payload.downcast_ref::<&str>()
+                );
+            }
+            if coroutine.done() {
+                self.stacks.borrow_mut().give(coroutine.into_stack());
+            } else {
+                // Cannot happen after a completed forced unwind; keep the
+                // memory rather than free a stack that may hold live frames.
+                std::mem::forget(coroutine);
+            }
+        }
+        // SAFETY: we hold RUNNING.
+        let job = unsafe { &mut *task.job.get() };
+        job.fail(JoinError::cancelled(task.id));
+        task.finish();
+    }
+}

@@ -1,0 +1,362 @@
+//! Tasks: green threads (a closure on its own stack) and async tasks (a
+//! future, no stack), sharing one header, one state machine and one wake
+//! path.
+//!
+//! A [`Task`] is reference counted (`Arc<Task>`): run queues, wakers and the
+//! [`JoinHandle`] each hold a reference. Its body (the coroutine or the
+//! future) is touched only by the worker that holds the `RUNNING` bit (see
+//! [`state`]), and its output only by the join handle once `COMPLETE` is
+//! published.
+//!
+//! Green threads get their stack and coroutine when they first run, so an
+//! unstarted task costs two small heap blocks and no memory mapping. From
+//! then on they are pinned to that worker (see `sched`).
+
+mod builder;
+mod join;
+pub(crate) mod state;
+
+pub use builder::Builder;
+pub use join::{JoinError, JoinHandle};
+
+use std::any::Any;
+use std::cell::{Cell, UnsafeCell};
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake};
+
+use corosensei::{Coroutine, Yielder};
+
+use crate::sched::{Reason, Shared};
+use crate::stack::Stack;
+use state::State;
+
+/// A task's process-unique id.
+///
+/// ```
+/// fibra_runtime::run(|| {
+///     let h = fibra_runtime::spawn(|| ());
+///     assert!(h.id().as_u64() > 0);
+/// });
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TaskId(u64);
+
+impl TaskId {
+    fn next() -> TaskId {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        TaskId(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// The id as a number.
+    pub fn as_u64(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// What a green thread hands back to its worker when it suspends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Suspend {
+    /// Runnable: put me at the back of the queue.
+    Yield,
+    /// Waiting: run me again only after a wake.
+    Park,
+}
+
+pub(crate) type GreenCoroutine = Coroutine<(), Suspend, (), Stack>;
+pub(crate) type GreenYielder = Yielder<(), Suspend>;
+
+/// Marks a task that is not pinned to a worker (unstarted, or async).
+pub(crate) const NO_OWNER: usize = usize::MAX;
+
+/// Whether the task runs on its own stack or as a future.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Green,
+    Async,
+}
+
+// Join interest: decides who reports a panic nobody joined. `finish` and the
+// handle's drop each swap in their mark; exactly one sees the other's.
+const JOIN_ATTACHED: u8 = 0;
+const JOIN_DETACHED: u8 = 1;
+const JOIN_FINISHED: u8 = 2;
+
+/// The type-erased body of a task together with its output slot.
+pub(crate) trait Job: Send {
+    /// Green threads: runs the closure to completion, stores `Ok(value)`.
+    fn call(&mut self);
+    /// Async tasks: polls the future; stores `Ok(value)` when ready.
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()>;
+    /// Drops the closure or future (if still there) and stores `Err(err)`.
+    fn fail(&mut self, err: JoinError);
+    /// `&mut Option<Result<T, JoinError>>`, for the join handle.
+    fn output(&mut self) -> &mut dyn Any;
+    /// The stored error, if the task failed.
+    fn error(&self) -> Option<&JoinError>;
+}
+
+struct GreenJob<F, T> {
+    f: Option<F>,
+    out: Option<Result<T, JoinError>>,
+}
+
+impl<F, T> Job for GreenJob<F, T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    fn call(&mut self) {
+        let f = self.f.take().expect("green thread body runs once");
+        self.out = Some(Ok(f()));
+    }
+    fn poll(&mut self, _: &mut Context<'_>) -> Poll<()> {
+        unreachable!("a green thread is resumed, not polled")
+    }
+    fn fail(&mut self, err: JoinError) {
+        self.f = None;
+        self.out = Some(Err(err));
+    }
+    fn output(&mut self) -> &mut dyn Any {
+        &mut self.out
+    }
+    fn error(&self) -> Option<&JoinError> {
+        self.out.as_ref()?.as_ref().err()
+    }
+}
+
+struct AsyncJob<Fut: Future> {
+    fut: Option<Fut>,
+    out: Option<Result<Fut::Output, JoinError>>,
+}
+
+impl<Fut> Job for AsyncJob<Fut>
+where
+    Fut: Future + Send + 'static,
+    Fut::Output: Send + 'static,
+{
+    fn call(&mut self) {
+        unreachable!("an async task is polled, not resumed")
+    }
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(fut) = self.fut.as_mut() else {
+            return Poll::Ready(());
+        };
+        // SAFETY: the job lives in a `Box` that is never moved out of, and
+        // the future is dropped in place (`fail`, or below) before the box
+        // is freed: it is pinned for its whole life.
+        let fut = unsafe { Pin::new_unchecked(fut) };
+        match fut.poll(cx) {
+            Poll::Ready(v) => {
+                self.fut = None;
+                self.out = Some(Ok(v));
+                Poll::Ready(())
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+    fn fail(&mut self, err: JoinError) {
+        self.fut = None;
+        self.out = Some(Err(err));
+    }
+    fn output(&mut self) -> &mut dyn Any {
+        &mut self.out
+    }
+    fn error(&self) -> Option<&JoinError> {
+        self.out.as_ref()?.as_ref().err()
+    }
+}
+
+/// One green thread or async task.
+pub(crate) struct Task {
+    /// See [`state`]: who may run the body, and pending wake-ups.
+    pub(crate) state: State,
+    /// Process-unique id.
+    pub(crate) id: TaskId,
+    /// Optional name given by [`Builder::name`].
+    pub(crate) name: Option<Box<str>>,
+    /// Green thread or async task.
+    pub(crate) kind: Kind,
+    /// Requested usable stack size; 0 means the runtime's default.
+    pub(crate) stack_size: usize,
+    /// Worker a started green thread is pinned to, or [`NO_OWNER`].
+    pub(crate) owner: AtomicUsize,
+    /// The runtime whose queues this task goes back to when woken.
+    pub(crate) shared: Arc<Shared>,
+    /// `tracing` span entered on every resume.
+    pub(crate) span: tracing::Span,
+    /// Join-interest protocol (`JOIN_*`).
+    join: AtomicU8,
+    /// Waker of whoever waits on the join handle.
+    pub(crate) join_waker: parking_lot::Mutex<Option<std::task::Waker>>,
+    /// Closure or future, and the output slot.
+    pub(crate) job: UnsafeCell<Box<dyn Job>>,
+    /// The coroutine of a started green thread (owner worker only).
+    pub(crate) coroutine: UnsafeCell<Option<GreenCoroutine>>,
+    /// The coroutine's yielder while it is started (owner worker only).
+    pub(crate) yielder: Cell<*const GreenYielder>,
+    /// Set by the owner worker while it unwinds the task at shutdown.
+    pub(crate) cancelling: Cell<bool>,
+    /// Index in the owner worker's (green) or the runtime's (async) task
+    /// registry, for shutdown.
+    pub(crate) slot: AtomicUsize,
+}
+
+// SAFETY: the non-thread-safe fields (`job`, `coroutine`, `yielder`,
+// `cancelling`) are only accessed by the thread holding the RUNNING
+// bit of `state` (for a started green thread that is always its owner
+// worker, which also is the only thread that creates or drops its
+// coroutine), or by the unique join handle after COMPLETE. The job holds
+// `Send` data only.
+unsafe impl Send for Task {}
+// SAFETY: as above; shared access from other threads touches only atomics,
+// the mutex-protected join waker, and immutable fields.
+unsafe impl Sync for Task {}
+
+impl Task {
+    pub(crate) fn new_green<F, T>(
+        shared: Arc<Shared>,
+        name: Option<Box<str>>,
+        stack_size: usize,
+        f: F,
+    ) -> Arc<Task>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let job = Box::new(GreenJob { f: Some(f), out: None });
+        Task::new(shared, name, stack_size, Kind::Green, job)
+    }
+
+    pub(crate) fn new_async<Fut>(shared: Arc<Shared>, name: Option<Box<str>>, fut: Fut) -> Arc<Task>
+    where
+        Fut: Future + Send + 'static,
+        Fut::Output: Send + 'static,
+    {
+        let job = Box::new(AsyncJob {
+            fut: Some(fut),
+            out: None,
+        });
+        Task::new(shared, name, 0, Kind::Async, job)
+    }
+
+    fn new(
+        shared: Arc<Shared>,
+        name: Option<Box<str>>,
+        stack_size: usize,
+        kind: Kind,
+        job: Box<dyn Job>,
+    ) -> Arc<Task> {
+        let id = TaskId::next();
+        let span = match &name {
+            Some(n) => tracing::info_span!("task", id = id.0, name = &**n),
+            None => tracing::info_span!("task", id = id.0),
+        };
+        tracing::trace!(task.id = id.0, task.name = name.as_deref(), "spawn");
+        Arc::new(Task {
+            state: State::new_scheduled(),
+            id,
+            name,
+            kind,
+            stack_size,
+            owner: AtomicUsize::new(NO_OWNER),
+            shared,
+            span,
+            join: AtomicU8::new(JOIN_ATTACHED),
+            join_waker: parking_lot::Mutex::new(None),
+            job: UnsafeCell::new(job),
+            coroutine: UnsafeCell::new(None),
+            yielder: Cell::new(std::ptr::null()),
+            cancelling: Cell::new(false),
+            slot: AtomicUsize::new(usize::MAX),
+        })
+    }
+
+    /// Whether this is a started green thread (pinned to its worker).
+    pub(crate) fn owner(&self) -> Option<usize> {
+        match self.owner.load(Ordering::Relaxed) {
+            NO_OWNER => None,
+            w => Some(w),
+        }
+    }
+
+    /// The coroutine's entry point: runs the closure, turning a panic into
+    /// the task's `JoinError` - except the forced unwind of a cancellation,
+    /// which must reach corosensei.
+    pub(crate) fn green_entry(this: *const Task, yielder: &GreenYielder) {
+        // SAFETY: the task owns the coroutine that runs this function, so it
+        // outlives it.
+        let task = unsafe { &*this };
+        task.yielder.set(yielder);
+        // SAFETY: we hold RUNNING (we are being resumed by the owner worker).
+        let job = unsafe { &mut *task.job.get() };
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.call()));
+        if let Err(payload) = result {
+            if task.cancelling.get() {
+                std::panic::resume_unwind(payload);
+            }
+            job.fail(JoinError::panic(task.id, payload));
+        }
+    }
+
+    /// Publishes completion (the output is already stored) and wakes the
+    /// joiner. Called by the thread holding RUNNING.
+    pub(crate) fn finish(&self) {
+        tracing::trace!(task.id = self.id.0, "exit");
+        self.state.complete();
+        let waker = self.join_waker.lock().take();
+        if let Some(w) = waker {
+            w.wake();
+        }
+        if self.join.swap(JOIN_FINISHED, Ordering::AcqRel) == JOIN_DETACHED {
+            self.report_unjoined();
+        }
+    }
+
+    /// The join handle went away.
+    pub(crate) fn detach(&self) {
+        if self.join.swap(JOIN_DETACHED, Ordering::AcqRel) == JOIN_FINISHED {
+            self.report_unjoined();
+        }
+    }
+
+    /// Logs a panic that no join handle will report.
+    fn report_unjoined(&self) {
+        // SAFETY: COMPLETE is published and the join protocol picked this
+        // caller, so the handle is gone and no worker touches the job.
+        let job = unsafe { &*self.job.get() };
+        if let Some(err) = job.error() {
+            if err.is_panic() {
+                tracing::error!(
+                    task.id = self.id.0,
+                    task.name = self.name.as_deref(),
+                    "{err} (nobody joined it)"
+                );
+            }
+        }
+    }
+}
+
+impl Wake for Task {
+    fn wake(self: Arc<Self>) {
+        if self.state.wake() == state::WakeAction::Schedule {
+            let shared = self.shared.clone();
+            shared.schedule(self, Reason::Wake);
+        }
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if self.state.wake() == state::WakeAction::Schedule {
+            self.shared.schedule(self.clone(), Reason::Wake);
+        }
+    }
+}

@@ -1,0 +1,272 @@
+//! The task state machine: who may run a task, and how a wake-up is never
+//! lost.
+//!
+//! # States
+//!
+//! A task's state word holds independent bits:
+//!
+//! - `SCHEDULED`: the task sits in exactly one run queue (or is being pushed
+//!   into one). Only the thread that set the bit pushes it.
+//! - `RUNNING`: a worker is executing the task's body; only that worker
+//!   touches the body (coroutine or future).
+//! - `NOTIFIED`: a wake-up arrived while `RUNNING`; the worker must run the
+//!   task again instead of letting it go idle.
+//! - `COMPLETE`: the body finished (or was cancelled); the output is
+//!   published and no bit changes again.
+//!
+//! Idle (parked) is the absence of all bits.
+//!
+//! # Transitions
+//!
+//! ```text
+//!   spawn ─► SCHEDULED ──run──► RUNNING ──park──► idle ──wake──► SCHEDULED
+//!                 ▲                │  ▲                              
+//!                 └─────yield──────┘  └── wake sets NOTIFIED; park sees it
+//!                                      │   and goes back to SCHEDULED
+//!                                      └──return──► COMPLETE
+//! ```
+//!
+//! # Invariant
+//!
+//! Every `wake` that happens after a task started parking causes exactly one
+//! future run: either `wake` finds the task idle and schedules it, or it
+//! finds it running and sets `NOTIFIED`, which the worker's `park`
+//! transition observes (the two are ordered by compare-and-swap on one
+//! word). A task is never in two run queues because only the transition that
+//! sets `SCHEDULED` may push it, and only `run` clears it.
+
+use crate::loom::AtomicUsize;
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
+
+const SCHEDULED: usize = 1;
+const RUNNING: usize = 2;
+const NOTIFIED: usize = 4;
+const COMPLETE: usize = 8;
+
+/// What a `wake` asks of its caller.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub(crate) enum WakeAction {
+    /// The task was idle: the caller must push it to a run queue.
+    Schedule,
+    /// Nothing to do (already queued, running-and-notified, or complete).
+    None,
+}
+
+/// What the worker does after a task parked.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub(crate) enum ParkAction {
+    /// The task is idle; a later wake will schedule it.
+    Idle,
+    /// A wake arrived while it ran: push it to a run queue again.
+    Reschedule,
+}
+
+/// The state word of one task.
+pub(crate) struct State(AtomicUsize);
+
+impl State {
+    /// A new task, about to be pushed to its first run queue.
+    pub(crate) fn new_scheduled() -> State {
+        State(AtomicUsize::new(SCHEDULED))
+    }
+
+    /// Worker took the task from a queue: `SCHEDULED -> RUNNING`.
+    /// Returns `false` if the task already completed (cancelled while queued).
+    pub(crate) fn start_running(&self) -> bool {
+        let mut cur = self.0.load(Acquire);
+        loop {
+            if cur & COMPLETE != 0 {
+                return false;
+            }
+            debug_assert!(cur & SCHEDULED != 0, "running an unscheduled task");
+            let next = (cur & !SCHEDULED) | RUNNING;
+            match self.0.compare_exchange_weak(cur, next, AcqRel, Acquire) {
+                Ok(_) => return true,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// Claims an idle or queued task for cancellation, as if running it.
+    /// Returns `false` if it is complete or running elsewhere.
+    pub(crate) fn claim_for_cancel(&self) -> bool {
+        let mut cur = self.0.load(Acquire);
+        loop {
+            if cur & (COMPLETE | RUNNING) != 0 {
+                return false;
+            }
+            let next = (cur & !SCHEDULED) | RUNNING;
+            match self.0.compare_exchange_weak(cur, next, AcqRel, Acquire) {
+                Ok(_) => return true,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// The running task suspended to wait: `RUNNING -> idle`, or back to
+    /// `SCHEDULED` if a wake arrived meanwhile.
+    pub(crate) fn park(&self) -> ParkAction {
+        let mut cur = self.0.load(Acquire);
+        loop {
+            debug_assert!(cur & RUNNING != 0);
+            let (next, action) = if cur & NOTIFIED != 0 {
+                (SCHEDULED, ParkAction::Reschedule)
+            } else {
+                (0, ParkAction::Idle)
+            };
+            match self.0.compare_exchange_weak(cur, next, AcqRel, Acquire) {
+                Ok(_) => return action,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// The running task consumes a pending wake-up without suspending:
+    /// `RUNNING|NOTIFIED -> RUNNING`. Returns whether there was one.
+    pub(crate) fn take_notification(&self) -> bool {
+        self.0
+            .compare_exchange(RUNNING | NOTIFIED, RUNNING, AcqRel, Relaxed)
+            .is_ok()
+    }
+
+    /// The running task yielded: `RUNNING -> SCHEDULED` (a pending
+    /// notification is folded in: it will run again anyway).
+    pub(crate) fn yield_now(&self) {
+        let prev = self.0.swap(SCHEDULED, AcqRel);
+        debug_assert!(prev & RUNNING != 0 && prev & COMPLETE == 0);
+    }
+
+    /// Wakes the task. See [`WakeAction`].
+    pub(crate) fn wake(&self) -> WakeAction {
+        let mut cur = self.0.load(Acquire);
+        loop {
+            let (next, action) = if cur & (COMPLETE | SCHEDULED) != 0 {
+                return WakeAction::None;
+            } else if cur & RUNNING != 0 {
+                if cur & NOTIFIED != 0 {
+                    return WakeAction::None;
+                }
+                (cur | NOTIFIED, WakeAction::None)
+            } else {
+                (SCHEDULED, WakeAction::Schedule)
+            };
+            match self.0.compare_exchange_weak(cur, next, AcqRel, Acquire) {
+                Ok(_) => return action,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// The body finished: `RUNNING -> COMPLETE`. Publishes the output
+    /// written before this call (release).
+    pub(crate) fn complete(&self) {
+        let prev = self.0.swap(COMPLETE, AcqRel);
+        debug_assert!(prev & RUNNING != 0);
+    }
+
+    /// Whether the task completed; acquires its output.
+    pub(crate) fn is_complete(&self) -> bool {
+        self.0.load(Acquire) & COMPLETE != 0
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wake_while_idle_schedules_once() {
+        let s = State::new_scheduled();
+        assert!(s.start_running());
+        assert_eq!(s.park(), ParkAction::Idle);
+        assert_eq!(s.wake(), WakeAction::Schedule);
+        assert_eq!(s.wake(), WakeAction::None);
+        assert!(s.start_running());
+    }
+
+    #[test]
+    fn wake_while_running_reschedules_at_park() {
+        let s = State::new_scheduled();
+        assert!(s.start_running());
+        assert_eq!(s.wake(), WakeAction::None);
+        assert_eq!(s.park(), ParkAction::Reschedule);
+        assert_eq!(s.wake(), WakeAction::None);
+    }
+
+    #[test]
+    fn notification_can_be_consumed_without_parking() {
+        let s = State::new_scheduled();
+        assert!(s.start_running());
+        assert!(!s.take_notification());
+        s.wake();
+        assert!(s.take_notification());
+        assert_eq!(s.park(), ParkAction::Idle);
+    }
+
+    #[test]
+    fn complete_ignores_wakes_and_runs() {
+        let s = State::new_scheduled();
+        assert!(s.start_running());
+        s.complete();
+        assert!(s.is_complete());
+        assert_eq!(s.wake(), WakeAction::None);
+        assert!(!s.claim_for_cancel());
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use loom::sync::atomic::AtomicUsize as Counter;
+    use loom::sync::Arc;
+    use std::sync::atomic::Ordering::SeqCst;
+
+    /// A wake racing with park causes exactly one further run.
+    #[test]
+    fn park_wake_race_schedules_exactly_once() {
+        loom::model(|| {
+            let state = Arc::new(State::new_scheduled());
+            let runs = Arc::new(Counter::new(0));
+            assert!(state.start_running());
+
+            let (s2, r2) = (state.clone(), runs.clone());
+            let waker = loom::thread::spawn(move || {
+                if s2.wake() == WakeAction::Schedule {
+                    r2.fetch_add(1, SeqCst);
+                }
+            });
+            if state.park() == ParkAction::Reschedule {
+                runs.fetch_add(1, SeqCst);
+            }
+            waker.join().unwrap();
+            // Either the wake found the task idle or park saw NOTIFIED -
+            // never both, never neither.
+            assert_eq!(runs.load(SeqCst), 1);
+        });
+    }
+
+    /// Two concurrent wakes of an idle task push it once.
+    #[test]
+    fn concurrent_wakes_schedule_once() {
+        loom::model(|| {
+            let state = Arc::new(State::new_scheduled());
+            assert!(state.start_running());
+            assert_eq!(state.park(), ParkAction::Idle);
+            let runs = Arc::new(Counter::new(0));
+            let handles: Vec<_> = (0..2)
+                .map(|_| {
+                    let (s, r) = (state.clone(), runs.clone());
+                    loom::thread::spawn(move || {
+                        if s.wake() == WakeAction::Schedule {
+                            r.fetch_add(1, SeqCst);
+                        }
+                    })
+                })
+                .collect();
+            for h in handles {
+                h.join().unwrap();
+            }
+            assert_eq!(runs.load(SeqCst), 1);
+        });
+    }
+}
