@@ -10,7 +10,7 @@
 #                 (the full run stays under 10 minutes on 2 cores)
 #   --only        row ids: spawn_join yield chan_pingpong chan_buffered mutex sleep
 #                 parked_memory echo http binary_trees gc_latency gc_pause
-#   --reps N      repetitions per row (default 5, quick 3; the GC rows fewer)
+#   --reps N      repetitions per row (default 3, quick 2; some rows more or fewer)
 #   --no-install  do not apt-get Go or wrk when they are missing
 #   --no-sysctl   do not raise vm.max_map_count (100k parked tasks and may's 1M
 #                 spawns need about 2 mappings per task; Linux allows 65530)
@@ -61,10 +61,18 @@ apt_update_once() {
   fi
 }
 
-# --- Go: on PATH, or Debian's golang-1.23 (bookworm-backports), else golang-go.
+# --- Go >= 1.22 (the pause histogram the GC rows read): Debian's golang-1.23
+# from bookworm-backports, or any go on PATH that is new enough; else install.
+go_ok() {
+  local v
+  v=$("$1" env GOVERSION 2>/dev/null) || return 1   # e.g. go1.23.5
+  v=${v#go}
+  [ "${v%%.*}" -gt 1 ] || { v=${v#1.}; [ "${v%%.*}" -ge 22 ]; }
+}
+
 find_go() {
-  for g in "${GO:-}" "$(command -v go || true)" /usr/lib/go-1.23/bin/go /usr/lib/go/bin/go; do
-    if [ -n "$g" ] && [ -x "$g" ]; then echo "$g"; return 0; fi
+  for g in "${GO:-}" /usr/lib/go-1.2[3-9]/bin/go "$(command -v go || true)" /usr/lib/go/bin/go; do
+    if [ -n "$g" ] && [ -x "$g" ] && go_ok "$g"; then echo "$g"; return 0; fi
   done
   return 1
 }
@@ -126,11 +134,13 @@ BUILT=()
 BROKEN=()
 for f in ${FIBRA_COMPARE_FEATURES:-chan sync time net gc}; do
   for b in $(feature_bins "$f"); do rm -f "$COMPARE/target/release/$b"; done
-  if (cd "$COMPARE" && cargo build --release --bins --features "$f" --quiet 2>"$LOGS/build-$f.log"); then
+  bin_args=()
+  for b in $(feature_bins "$f"); do bin_args+=(--bin "$b"); done
+  if (cd "$COMPARE" && cargo build --release --features "$f" "${bin_args[@]}" --quiet 2>"$LOGS/build-$f.log"); then
     BUILT+=("$f")
   elif grep -qE "^error" "$LOGS/build-$f.log" &&
        ! grep -E "^error(\[E[0-9]+\])?:" "$LOGS/build-$f.log" |
-         grep -vqE "(in|import) \`fibra(::[a-z_:]+)?\`|unresolved import \`fibra::|could not compile"; then
+         grep -vqE "(in|import) \`fibra(::[a-z_:]+)?\`|unresolved imports? \`fibra::|could not compile"; then
     say "fibra feature '$f': its API is not in fibra yet, its rows show \"missing\" (target/logs/build-$f.log)"
     for b in $(feature_bins "$f"); do rm -f "$COMPARE/target/release/$b"; done
   else
@@ -143,8 +153,12 @@ done
 # --- Build the Go program.
 if [ -n "$GO_CMD" ]; then
   say "building the Go program ($("$GO_CMD" version))"
-  (cd "$COMPARE/go" && GOTOOLCHAIN=local GOFLAGS=-mod=mod "$GO_CMD" build -o "$COMPARE/target/compare-go" .)
+  if ! (cd "$COMPARE/go" && GOTOOLCHAIN=local GOFLAGS=-mod=mod "$GO_CMD" build -o "$COMPARE/target/compare-go" .); then
+    say "the Go program does not build: its columns show \"missing\""
+    rm -f "$COMPARE/target/compare-go"
+  fi
 else
+  say "no Go >= 1.22: its columns show \"missing\""
   rm -f "$COMPARE/target/compare-go"
 fi
 

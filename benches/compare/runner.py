@@ -37,11 +37,11 @@ RESULT_RE = re.compile(r"^RESULT (.*)$", re.M)
 #   kind "http":  a server per runtime, wrk as the load.
 ROWS = [
     dict(id="spawn_join", title="spawn + join, 1M tasks",
-         full=dict(n=1_000_000), quick=dict(n=200_000),
+         full=dict(n=1_000_000), quick=dict(n=100_000),
          peers=["go", "tokio", "may"],
          metrics={"time": ("lower", {"go": "<= 0.5"})}),
     dict(id="yield", title="yield switch, 2 tasks on 1 worker",
-         full=dict(n=2_000_000), quick=dict(n=500_000),
+         full=dict(n=2_000_000), quick=dict(n=500_000), reps_full=5, reps_quick=3,
          peers=["go", "tokio", "may"],
          metrics={"time": ("lower", {"go": "<= 0.3", "may": "<= 0.8"})}),
     dict(id="chan_pingpong", title="unbuffered channel round trip, 1 worker", name="chan_pingpong_1w",
@@ -69,15 +69,15 @@ ROWS = [
          peers=["go", "tokio", "may"], feature="time",
          metrics={"p50_late": ("lower", {}), "p99_late": ("lower", {})}),
     dict(id="parked_memory", title="memory per parked task, 100k tasks",
-         full=dict(n=100_000), quick=dict(n=100_000),
+         full=dict(n=100_000), quick=dict(n=100_000), reps_quick=1,
          peers=["go", "tokio", "may"],
          metrics={"rss": ("lower", {"*": "<= 4813 B"})}),
     dict(id="echo", title="TCP echo, 64 connections", name="tcp_echo", kind="echo",
-         full=dict(secs=5), quick=dict(secs=2),
+         full=dict(secs=3), quick=dict(secs=1),
          peers=["go", "tokio", "may"], feature="net",
          metrics={"throughput": ("higher", {"tokio": ">= 1.1", "go": ">= 1.2"})}),
     dict(id="http", title="HTTP plaintext, wrk -c64", name="http_plaintext", kind="http",
-         full=dict(secs=5), quick=dict(secs=2),
+         full=dict(secs=3), quick=dict(secs=1),
          peers=["go", "tokio", "may"], feature="net",
          metrics={"throughput": ("higher", {"tokio": ">= 1.0", "go": ">= 1.75"})}),
     dict(id="binary_trees", title="binary-trees, sequential", name_fmt="binary_trees_{depth}",
@@ -86,11 +86,11 @@ ROWS = [
          metrics={"time": ("lower", {"go": "<= 0.8"}), "peak_rss": ("lower", {"go": "<= 1.5"})}),
     dict(id="gc_latency", title="gc-latency (200k x 1 KiB window, 1M pushes)",
          full=dict(window=200_000, n=1_000_000), quick=dict(window=200_000, n=1_000_000),
-         reps_quick=1, peers=["go", "rust-box"], feature="gc",
+         reps_full=3, reps_quick=1, peers=["go", "rust-box"], feature="gc",
          metrics={"worst_push": ("lower", {"*": "<= 1 ms", "go": "< 1"})}),
     dict(id="gc_pause", title="GC stop-the-world pauses, 10k parked tasks",
-         full=dict(live_mb=256, tasks=10_000, secs=3), quick=dict(live_mb=64, tasks=10_000, secs=1),
-         reps_quick=1, peers=["go"], feature="gc",
+         full=dict(live_mb=256, tasks=10_000, secs=3), quick=dict(live_mb=64, tasks=10_000, secs=2),
+         reps_full=2, reps_quick=1, peers=["go"], feature="gc",
          metrics={"p50": ("lower", {"*": "<= 20 us"}), "p99": ("lower", {"*": "< 50 us"}),
                   "max": ("lower", {"*": "< 100 us"})}),
 ]
@@ -248,7 +248,7 @@ def fmt(v):
 
 def measure(row, mode, reps_override):
     params = row[mode]
-    reps = reps_override or row.get(f"reps_{mode}", 3 if mode == "quick" else 5)
+    reps = reps_override or row.get(f"reps_{mode}", 2 if mode == "quick" else 3)
     runtimes = ["fibra"] + row["peers"]
     values = {rt: {} for rt in runtimes}  # runtime -> metric -> [value per rep or None]
     status = {}

@@ -1,3 +1,3 @@
 module fibra.dev/compare
 
-go 1.21
+go 1.22
