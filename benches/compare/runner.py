@@ -92,7 +92,7 @@ ROWS = [
          full=dict(live_mb=256, tasks=10_000, secs=3), quick=dict(live_mb=64, tasks=10_000, secs=2),
          reps_full=2, reps_quick=1, peers=["go"], feature="gc",
          metrics={"p50": ("lower", {"*": "<= 20 us"}), "p99": ("lower", {"*": "< 50 us"}),
-                  "max": ("lower", {"*": "< 100 us"})}),
+                  "max": ("lower", {"*": "< 100 us"}), "count": ("info", {})}),
 ]
 
 PEER_LABEL = {
@@ -299,7 +299,7 @@ def summarize(row, params, reps, values, status, units):
             ratios = [f / p for f, p in zip(fibra_vals, peer_vals)
                       if f is not None and p is not None and p != 0]
             ratio = median(ratios)
-            ratio_cell = f"{ratio:.2f}×" if ratio is not None else "—"
+            ratio_cell = f"{ratio:.2f}×" if ratio is not None and better != "info" else "—"
             target = targets.get(peer) or targets.get("*") or ""
             if target and peer in targets and "*" in targets:
                 target = f"{targets['*']}; ratio {targets[peer]}"
@@ -349,7 +349,8 @@ def machine_info(mode, features):
         kernel=platform.release(),
         go=tool_version([os.environ.get("GO", "go"), "version"]),
         rustc=tool_version(["rustc", "--version"]),
-        wrk=tool_version(["wrk", "--version"]) if shutil.which("wrk") else "not installed",
+        wrk=" ".join(tool_version(["wrk", "--version"]).split()[:2]) if shutil.which("wrk")
+        else "wrk not installed",
         crates=lock_versions(), fibra=commit + ("+dirty" if dirty else ""), mode=mode,
         features=features,
         max_map_count=open("/proc/sys/vm/max_map_count").read().strip(),
@@ -368,7 +369,8 @@ def markdown(info, lines, elapsed):
         f"load average at start {info['load']}, vm.max_map_count {info['max_map_count']}",
         f"- fibra {info['fibra']}; {info['rustc']}; {info['go']}; {info['wrk']}",
         f"- Crates: {crates}",
-        f"- fibra rows built (cargo features of benches/compare): {info['features'] or 'none'}",
+        f"- fibra programs behind a feature that built: {info['features'] or 'none'} "
+        "(of chan, sync, time, net, gc; the rows of the others show \"missing\")",
         "",
         "Each row runs fibra first and then each peer, repeated `reps` times "
         "(fibra, Go, tokio, may, fibra, Go, ...). Values are medians; the ratio is the "
@@ -382,7 +384,7 @@ def markdown(info, lines, elapsed):
     for ln in lines:
         q = f"{ln['title']} (`{ln['name']}`)" if (ln["title"], ln["name"]) != last else ""
         last = (ln["title"], ln["name"])
-        better = "↓" if ln["better"] == "lower" else "↑"
+        better = {"lower": "↓", "higher": "↑"}.get(ln["better"], "")
         out.append(f"| {q} | {ln['metric']} {better} | {ln['unit']} | {ln['fibra']} | {ln['peer']} | "
                    f"{ln['peer_value']} | {ln['ratio']} | {ln['target']} | {ln['reps']} |")
     out += [

@@ -164,4 +164,5 @@ func gcPause() {
 	report("gc_pause", "p50", quantile(us, 0.5), "us")
 	report("gc_pause", "p99", quantile(us, 0.99), "us")
 	report("gc_pause", "max", us[len(us)-1], "us")
+	report("gc_pause", "count", float64(len(us)), "pauses")
 }

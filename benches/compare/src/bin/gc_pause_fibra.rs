@@ -118,4 +118,5 @@ fn main() {
     report("gc_pause", "fibra", "p50", quantile(&us, 0.5), "us");
     report("gc_pause", "fibra", "p99", quantile(&us, 0.99), "us");
     report("gc_pause", "fibra", "max", *us.last().unwrap(), "us");
+    report("gc_pause", "fibra", "count", us.len() as f64, "pauses");
 }
