@@ -29,7 +29,10 @@ mod sched;
 pub mod safepoint;
 pub mod stack;
 pub mod task;
+pub mod time;
 
 pub use park::{block_on, in_green_thread, yield_now};
 pub use runtime::{run, spawn, spawn_async, Builder, Runtime};
+pub use sched::metrics::{RuntimeStats, WorkerStats};
+pub use sched::stats;
 pub use task::{JoinError, JoinHandle, TaskId};

@@ -15,13 +15,15 @@
 //! Futures, channels, IO and timers therefore share one wake path.
 
 use std::future::Future;
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
+use std::time::Instant;
 
 use crate::context;
 use crate::sched::parker::{Parker, ThreadWaker};
 use crate::task::{Kind, Suspend};
+use crate::time::Sleep;
 
 thread_local! {
     /// This OS thread's waker, reused by every blocking call it makes.
@@ -59,6 +61,50 @@ pub(crate) fn wait<R>(mut poll: impl FnMut(&mut Context<'_>) -> Poll<R>) -> R {
             }
         }),
     }
+}
+
+/// Like [`wait`], but gives up at `deadline` and returns `None`.
+///
+/// A green thread arms a timer on its worker; a plain thread parks with a
+/// timeout. `poll` is always tried once, even if the deadline has passed.
+#[track_caller]
+pub(crate) fn wait_deadline<R>(
+    deadline: Option<Instant>,
+    mut poll: impl FnMut(&mut Context<'_>) -> Poll<R>,
+) -> Option<R> {
+    let Some(deadline) = deadline else {
+        return Some(wait(poll));
+    };
+    if in_green_thread() {
+        let mut sleep = Sleep::until(deadline);
+        return wait(|cx| {
+            if let Poll::Ready(v) = poll(cx) {
+                return Poll::Ready(Some(v));
+            }
+            match Pin::new(&mut sleep).poll(cx) {
+                Poll::Ready(()) => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            }
+        });
+    }
+    if context::with_task(|t| t.is_some()) {
+        // An async task: `wait` explains the misuse.
+        return Some(wait(poll));
+    }
+    THREAD_WAKER.with(|tw| {
+        let waker = Waker::from(tw.clone());
+        let mut cx = Context::from_waker(&waker);
+        loop {
+            if let Poll::Ready(v) = poll(&mut cx) {
+                return Some(v);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            tw.parker.park(Some(deadline - now));
+        }
+    })
 }
 
 /// Suspends the running green thread until its next wake (or returns at

@@ -90,6 +90,7 @@ impl Builder {
         let deques: Vec<Deque<_>> = (0..config.workers).map(|_| Deque::new_fifo()).collect();
         let stealers = deques.iter().map(|d| d.stealer()).collect();
         let shared = Arc::new(Shared::new(config, stealers));
+        crate::sched::register_runtime(&shared);
         let mut rt = Runtime {
             shared: shared.clone(),
             threads: Vec::with_capacity(deques.len()),
@@ -126,6 +127,19 @@ impl Runtime {
     /// Number of worker threads.
     pub fn workers(&self) -> usize {
         self.shared.remotes.len()
+    }
+
+    /// Figures of this runtime (see [`RuntimeStats`](crate::RuntimeStats)).
+    ///
+    /// ```
+    /// let rt = fibra_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// assert_eq!(rt.metrics().workers.len(), 1);
+    /// ```
+    pub fn metrics(&self) -> crate::RuntimeStats {
+        let mut out = crate::RuntimeStats::default();
+        self.shared.collect_stats(&mut out);
+        out.stacks = crate::stack::stats();
+        out
     }
 
     /// Runs `f` as a green thread (the "main" one) and blocks the calling
@@ -222,9 +236,8 @@ impl Runtime {
 
 impl Drop for Runtime {
     fn drop(&mut self) {
-        let on_own_worker = context::with_worker(|w| {
-            w.is_some_and(|w| Arc::ptr_eq(&w.shared, &self.shared))
-        });
+        let on_own_worker =
+            context::with_worker(|w| w.is_some_and(|w| Arc::ptr_eq(&w.shared, &self.shared)));
         assert!(
             !on_own_worker,
             "fibra: a Runtime was dropped from one of its own green threads; drop it from outside"

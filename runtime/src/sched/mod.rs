@@ -34,6 +34,7 @@
 //! from another thread goes to the owner's inbox.
 
 pub(crate) mod idle;
+pub(crate) mod metrics;
 pub(crate) mod parker;
 mod registry;
 mod worker;
@@ -70,6 +71,8 @@ pub(crate) struct Remote {
     pub(crate) inbox: Injector<Arc<Task>>,
     /// Wakes the worker when it sleeps.
     pub(crate) parker: Parker,
+    /// Counters the worker publishes.
+    pub(crate) metrics: metrics::WorkerMetrics,
 }
 
 /// State shared by all workers of one runtime.
@@ -105,6 +108,7 @@ impl Shared {
                     stealer,
                     inbox: Injector::new(),
                     parker: Parker::new(),
+                    metrics: metrics::WorkerMetrics::default(),
                 })
                 .collect(),
             idle: Idle::new(workers),
@@ -132,7 +136,11 @@ impl Shared {
         handle
     }
 
-    pub(crate) fn spawn_async<Fut>(self: &Arc<Self>, name: Option<Box<str>>, fut: Fut) -> JoinHandle<Fut::Output>
+    pub(crate) fn spawn_async<Fut>(
+        self: &Arc<Self>,
+        name: Option<Box<str>>,
+        fut: Fut,
+    ) -> JoinHandle<Fut::Output>
     where
         Fut: std::future::Future + Send + 'static,
         Fut::Output: Send + 'static,
@@ -231,6 +239,65 @@ impl Shared {
             }
         }
     }
+}
+
+impl Shared {
+    /// Adds this runtime's figures to `out`.
+    pub(crate) fn collect_stats(&self, out: &mut metrics::RuntimeStats) {
+        out.runtimes += 1;
+        for r in self.remotes.iter() {
+            let m = &r.metrics;
+            out.workers.push(metrics::WorkerStats {
+                tasks_run: m.tasks_run.get(),
+                steals: m.steals.get(),
+                sleeps: m.sleeps.get(),
+                idle_ns: m.idle_ns.get(),
+                green_threads: m.green_threads.get(),
+                local_queue: r.stealer.len(),
+                inbox: r.inbox.len(),
+                timers: m.timers.get(),
+            });
+        }
+        out.tasks_spawned += self.spawned.load(Ordering::Relaxed) as u64;
+        out.async_tasks += self.async_tasks.lock().len();
+        out.injector += self.injector.len();
+        out.sleeping_workers += self.idle.num_sleeping();
+    }
+}
+
+/// Every live runtime in the process, for [`crate::stats`].
+static RUNTIMES: parking_lot::Mutex<Vec<std::sync::Weak<Shared>>> =
+    parking_lot::Mutex::new(Vec::new());
+
+pub(crate) fn register_runtime(shared: &Arc<Shared>) {
+    let mut all = RUNTIMES.lock();
+    all.retain(|w| w.strong_count() > 0);
+    all.push(Arc::downgrade(shared));
+}
+
+/// Figures of the current runtime, or of every live runtime when called
+/// outside one.
+///
+/// ```
+/// fibra_runtime::run(|| {
+///     let stats = fibra_runtime::stats();
+///     assert_eq!(stats.runtimes, 1);
+///     assert!(!stats.workers.is_empty());
+/// });
+/// ```
+pub fn stats() -> metrics::RuntimeStats {
+    let mut out = metrics::RuntimeStats::default();
+    match crate::context::current_runtime() {
+        Some(shared) => shared.collect_stats(&mut out),
+        None => {
+            let all: Vec<_> = RUNTIMES.lock().iter().filter_map(|w| w.upgrade()).collect();
+            for shared in all {
+                shared.collect_stats(&mut out);
+            }
+        }
+    }
+    out.stacks = crate::stack::stats();
+    out
 }
 
 /// Pops one task from an injector, retrying on contention.

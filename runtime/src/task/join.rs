@@ -78,8 +78,9 @@ impl JoinError {
     /// ```
     /// fibra_runtime::run(|| {
     ///     let err = fibra_runtime::spawn(|| panic!("x")).join().unwrap_err();
-    ///     std::panic::resume_unwind(err.into_panic());
-    /// # });
+    ///     let payload = err.into_panic();
+    ///     assert_eq!(*payload.downcast::<&str>().unwrap(), "x");
+    /// });
     /// ```
     pub fn into_panic(self) -> Box<dyn Any + Send + 'static> {
         match self.repr {
