@@ -9,6 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 pub(crate) struct WorkerMetrics {
     /// Tasks resumed or polled.
     pub(crate) tasks_run: Counter,
+    /// Tasks spawned by tasks running on this worker.
+    pub(crate) spawned: Counter,
     /// Successful steals from peers or the injector.
     pub(crate) steals: Counter,
     /// Times the worker went to sleep.

@@ -92,8 +92,8 @@ pub(crate) struct Shared {
     pub(crate) terminated: AtomicBool,
     /// Async tasks alive (they have no owner worker to cancel them).
     pub(crate) async_tasks: parking_lot::Mutex<Registry>,
-    /// Tasks spawned since start.
-    pub(crate) spawned: AtomicUsize,
+    /// Tasks spawned from outside the workers (workers count their own).
+    pub(crate) spawned_remote: AtomicUsize,
 }
 
 impl Shared {
@@ -115,7 +115,7 @@ impl Shared {
             shutdown: AtomicBool::new(false),
             terminated: AtomicBool::new(false),
             async_tasks: parking_lot::Mutex::new(Registry::default()),
-            spawned: AtomicUsize::new(0),
+            spawned_remote: AtomicUsize::new(0),
         }
     }
 
@@ -131,7 +131,6 @@ impl Shared {
     {
         let task = Task::new_green(self.clone(), name, stack_size, f);
         let handle = JoinHandle::new(task.clone());
-        self.spawned.fetch_add(1, Ordering::Relaxed);
         self.schedule(task, Reason::Spawn);
         handle
     }
@@ -148,7 +147,6 @@ impl Shared {
         let task = Task::new_async(self.clone(), name, fut);
         let handle = JoinHandle::new(task.clone());
         self.async_tasks.lock().insert(&task);
-        self.spawned.fetch_add(1, Ordering::Relaxed);
         self.schedule(task, Reason::Spawn);
         handle
     }
@@ -157,9 +155,17 @@ impl Shared {
     pub(crate) fn schedule(self: &Arc<Self>, task: Arc<Task>, reason: Reason) {
         crate::context::with_worker(|w| match w {
             Some(w) if std::ptr::eq(Arc::as_ptr(&w.shared), Arc::as_ptr(self)) => {
+                if reason == Reason::Spawn {
+                    self.remotes[w.index].metrics.spawned.add(1);
+                }
                 w.schedule_local(task, reason)
             }
-            _ => self.schedule_remote(task),
+            _ => {
+                if reason == Reason::Spawn {
+                    self.spawned_remote.fetch_add(1, Ordering::Relaxed);
+                }
+                self.schedule_remote(task)
+            }
         })
     }
 
@@ -258,7 +264,12 @@ impl Shared {
                 timers: m.timers.get(),
             });
         }
-        out.tasks_spawned += self.spawned.load(Ordering::Relaxed) as u64;
+        out.tasks_spawned += self.spawned_remote.load(Ordering::Relaxed) as u64
+            + self
+                .remotes
+                .iter()
+                .map(|r| r.metrics.spawned.get())
+                .sum::<u64>();
         out.async_tasks += self.async_tasks.lock().len();
         out.injector += self.injector.len();
         out.sleeping_workers += self.idle.num_sleeping();

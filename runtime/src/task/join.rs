@@ -174,7 +174,10 @@ impl<T: Send + 'static> JoinHandle<T> {
     /// assert_eq!(h.join().unwrap(), "done");
     /// ```
     #[track_caller]
-    pub fn join(self) -> Result<T, JoinError> {
+    pub fn join(mut self) -> Result<T, JoinError> {
+        if self.task.state.is_complete() {
+            return self.take_output();
+        }
         crate::park::block_on(self)
     }
 
