@@ -21,6 +21,7 @@
 
 mod config;
 mod context;
+pub mod debug;
 mod loom;
 mod park;
 mod runtime;

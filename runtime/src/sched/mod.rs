@@ -73,6 +73,11 @@ pub(crate) struct Remote {
     pub(crate) parker: Parker,
     /// Counters the worker publishes.
     pub(crate) metrics: metrics::WorkerMetrics,
+    /// Started green threads pinned to the worker. Only the worker inserts
+    /// and removes; dumps read under the lock.
+    pub(crate) started: parking_lot::Mutex<Registry>,
+    /// Id of the task the worker is running (0: none).
+    pub(crate) running: std::sync::atomic::AtomicU64,
 }
 
 /// State shared by all workers of one runtime.
@@ -94,6 +99,11 @@ pub(crate) struct Shared {
     pub(crate) async_tasks: parking_lot::Mutex<Registry>,
     /// Tasks spawned from outside the workers (workers count their own).
     pub(crate) spawned_remote: AtomicUsize,
+    /// Sockets registered with the netpoller (the deadlock detector treats
+    /// any as a possible source of wake-ups).
+    pub(crate) io_sources: AtomicUsize,
+    /// `spawn_blocking` jobs queued or running.
+    pub(crate) blocking_jobs: AtomicUsize,
 }
 
 impl Shared {
@@ -109,6 +119,8 @@ impl Shared {
                     inbox: Injector::new(),
                     parker: Parker::new(),
                     metrics: metrics::WorkerMetrics::default(),
+                    started: parking_lot::Mutex::new(Registry::default()),
+                    running: std::sync::atomic::AtomicU64::new(0),
                 })
                 .collect(),
             idle: Idle::new(workers),
@@ -116,6 +128,8 @@ impl Shared {
             terminated: AtomicBool::new(false),
             async_tasks: parking_lot::Mutex::new(Registry::default()),
             spawned_remote: AtomicUsize::new(0),
+            io_sources: AtomicUsize::new(0),
+            blocking_jobs: AtomicUsize::new(0),
         }
     }
 
@@ -286,6 +300,11 @@ pub(crate) fn register_runtime(shared: &Arc<Shared>) {
     all.push(Arc::downgrade(shared));
 }
 
+/// Every live runtime.
+pub(crate) fn live_runtimes() -> Vec<Arc<Shared>> {
+    RUNTIMES.lock().iter().filter_map(|w| w.upgrade()).collect()
+}
+
 /// Figures of the current runtime, or of every live runtime when called
 /// outside one.
 ///
@@ -301,8 +320,7 @@ pub fn stats() -> metrics::RuntimeStats {
     match crate::context::current_runtime() {
         Some(shared) => shared.collect_stats(&mut out),
         None => {
-            let all: Vec<_> = RUNTIMES.lock().iter().filter_map(|w| w.upgrade()).collect();
-            for shared in all {
+            for shared in live_runtimes() {
                 shared.collect_stats(&mut out);
             }
         }

@@ -11,7 +11,6 @@ use std::task::{Context, Poll, Waker};
 use corosensei::{Coroutine, CoroutineResult};
 use crossbeam_deque::{Steal, Worker as Deque};
 
-use super::registry::Registry;
 use super::{steal_one, Reason, Shared};
 use crate::context;
 use crate::safepoint;
@@ -48,8 +47,6 @@ pub(crate) struct Worker {
     deque: Deque<Arc<Task>>,
     /// Stacks for green threads that start here.
     stacks: RefCell<StackPool>,
-    /// Started green threads pinned here, for shutdown.
-    started: RefCell<Registry>,
     /// Timers set by tasks running on this worker.
     timers: RefCell<TimerHeap>,
     /// Scheduler ticks, for the injector interval and queue alternation.
@@ -71,7 +68,6 @@ impl Worker {
             pinned: RefCell::new(VecDeque::new()),
             deque,
             stacks: RefCell::new(StackPool::new(stack_size)),
-            started: RefCell::new(Registry::default()),
             timers: RefCell::new(TimerHeap::default()),
             tick: Cell::new(0),
             spinning: Cell::new(false),
@@ -144,6 +140,7 @@ impl Worker {
             self.fire_timers();
         }
         if tick.is_multiple_of(INJECTOR_INTERVAL) {
+            crate::debug::refresh_clock();
             if let Some(t) = self.steal_injector() {
                 return Some(t);
             }
@@ -288,14 +285,16 @@ impl Worker {
         let timeout = self.sleep_timeout();
         let metrics = self.metrics();
         metrics.timers.set(self.timers.borrow().len() as u64);
+        metrics.timer_armed.set(timeout.is_some() as u64);
         metrics
             .green_threads
-            .set(self.started.borrow().len() as u64);
+            .set(self.remote().started.lock().len() as u64);
         if timeout != Some(std::time::Duration::ZERO) {
             metrics.sleeps.add(1);
             let start = std::time::Instant::now();
             mutator.idle(|| self.shared.remotes[self.index].parker.park(timeout));
             metrics.idle_ns.add(start.elapsed().as_nanos() as u64);
+            crate::debug::refresh_clock();
         }
         self.spinning.set(self.shared.idle.unregister(self.index));
     }
@@ -311,16 +310,23 @@ impl Worker {
 
     // ----- running -----
 
+    fn remote(&self) -> &super::Remote {
+        &self.shared.remotes[self.index]
+    }
+
     fn metrics(&self) -> &super::metrics::WorkerMetrics {
-        &self.shared.remotes[self.index].metrics
+        &self.remote().metrics
     }
 
     fn run_task(&self, task: Arc<Task>) {
-        self.metrics().tasks_run.add(1);
+        let remote = self.remote();
+        remote.metrics.tasks_run.add(1);
+        remote.running.store(task.id.as_u64(), Ordering::Relaxed);
         match task.kind {
             Kind::Green => self.run_green(task),
             Kind::Async => self.run_async(task),
         }
+        remote.running.store(0, Ordering::Relaxed);
     }
 
     fn run_green(&self, task: Arc<Task>) {
@@ -350,7 +356,7 @@ impl Worker {
                 Task::green_entry(ptr, yielder)
             }));
             task.owner.store(self.index, Ordering::Relaxed);
-            self.started.borrow_mut().insert(&task);
+            self.remote().started.lock().insert(&task);
         }
         let coroutine = slot.as_mut().expect("coroutine was just created");
         let prev = context::set_task(Arc::as_ptr(&task));
@@ -372,7 +378,7 @@ impl Worker {
             CoroutineResult::Return(()) => {
                 let coroutine = slot.take().expect("finished coroutine");
                 self.stacks.borrow_mut().give(coroutine.into_stack());
-                self.started.borrow_mut().remove(&task);
+                self.remote().started.lock().remove(&task);
                 task.finish();
             }
         }
@@ -417,7 +423,7 @@ impl Worker {
     fn cancel_all(&self) {
         loop {
             let mut progress = false;
-            let started = self.started.borrow_mut().drain();
+            let started = self.remote().started.lock().drain();
             for task in started {
                 progress = true;
                 self.cancel_started(task);
@@ -451,7 +457,7 @@ impl Worker {
         if !task.state.claim_for_cancel() {
             return;
         }
-        self.started.borrow_mut().remove(&task);
+        self.remote().started.lock().remove(&task);
         task.cancelling.set(true);
         // SAFETY: we hold RUNNING and are the owner worker.
         let coroutine = unsafe { (*task.coroutine.get()).take() };

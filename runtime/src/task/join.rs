@@ -178,7 +178,10 @@ impl<T: Send + 'static> JoinHandle<T> {
         if self.task.state.is_complete() {
             return self.take_output();
         }
-        crate::park::block_on(self)
+        let on = crate::debug::WaitOn::Join {
+            task: self.task.id.as_u64(),
+        };
+        crate::park::wait_as(on, |cx| std::pin::Pin::new(&mut self).poll(cx))
     }
 
     /// Whether the task has finished (returned, panicked or was cancelled).

@@ -207,8 +207,12 @@ pub(crate) struct Task {
     /// Set by the owner worker while it unwinds the task at shutdown.
     pub(crate) cancelling: Cell<bool>,
     /// Index in the owner worker's (green) or the runtime's (async) task
-    /// registry, for shutdown.
+    /// registry, for shutdown and dumps.
     pub(crate) slot: AtomicUsize,
+    /// What the task waits on while parked (for dumps and deadlock reports).
+    pub(crate) wait: crate::debug::WaitRecord,
+    /// Where it parked, with `FIBRA_TRACEBACK=1`.
+    pub(crate) park_backtrace: parking_lot::Mutex<Option<std::backtrace::Backtrace>>,
 }
 
 // SAFETY: the non-thread-safe fields (`job`, `coroutine`, `yielder`,
@@ -281,6 +285,8 @@ impl Task {
             yielder: Cell::new(std::ptr::null()),
             cancelling: Cell::new(false),
             slot: AtomicUsize::new(usize::MAX),
+            wait: crate::debug::WaitRecord::new(),
+            park_backtrace: parking_lot::Mutex::new(None),
         })
     }
 
