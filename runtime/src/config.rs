@@ -18,6 +18,9 @@ pub(crate) struct Config {
     pub(crate) deadlock_grace: Option<std::time::Duration>,
     /// Whether SIGQUIT prints a task dump.
     pub(crate) dump_on_sigquit: bool,
+    /// The tokio runtime whose context futures are polled in.
+    #[cfg(feature = "tokio")]
+    pub(crate) tokio_handle: Option<tokio::runtime::Handle>,
 }
 
 impl Config {
@@ -48,6 +51,8 @@ impl Config {
             thread_name: thread_name.unwrap_or_else(|| "fibra-worker".into()),
             deadlock_grace: deadlock_grace.unwrap_or(Some(std::time::Duration::from_secs(1))),
             dump_on_sigquit: dump_on_sigquit.unwrap_or(true),
+            #[cfg(feature = "tokio")]
+            tokio_handle: None,
         })
     }
 }

@@ -19,6 +19,7 @@
 
 #![warn(missing_docs)]
 
+mod bridge;
 mod config;
 mod context;
 pub mod debug;
@@ -33,6 +34,12 @@ pub mod task;
 pub mod time;
 
 pub use park::{block_on, in_green_thread, yield_now};
+
+/// Blocking IO adapters.
+#[cfg(feature = "tokio")]
+pub mod io {
+    pub use crate::bridge::SyncIo;
+}
 pub use runtime::{run, spawn, spawn_async, Builder, Runtime};
 pub use sched::metrics::{RuntimeStats, WorkerStats};
 pub use sched::stats;

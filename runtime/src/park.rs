@@ -178,7 +178,23 @@ fn park_current(task: &Arc<crate::task::Task>) {
 #[track_caller]
 pub fn block_on<F: Future>(fut: F) -> F::Output {
     let mut fut = pin!(fut);
-    wait_as(WaitOn::Future, |cx| fut.as_mut().poll(cx))
+    wait_as(WaitOn::Future, |cx| poll_in_context(fut.as_mut(), cx))
+}
+
+/// Polls a user future, inside a tokio context with the `tokio` feature.
+#[inline]
+pub(crate) fn poll_in_context<F: Future + ?Sized>(
+    fut: Pin<&mut F>,
+    cx: &mut Context<'_>,
+) -> Poll<F::Output> {
+    #[cfg(feature = "tokio")]
+    {
+        crate::bridge::tokio_context::enter(|| fut.poll(cx))
+    }
+    #[cfg(not(feature = "tokio"))]
+    {
+        fut.poll(cx)
+    }
 }
 
 /// Lets other tasks run: the green thread goes to the back of its worker's

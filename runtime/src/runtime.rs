@@ -64,6 +64,8 @@ pub struct Builder {
     thread_name: Option<String>,
     deadlock_grace: Option<Option<Duration>>,
     dump_on_sigquit: Option<bool>,
+    #[cfg(feature = "tokio")]
+    tokio_handle: Option<tokio::runtime::Handle>,
 }
 
 impl Builder {
@@ -113,15 +115,44 @@ impl Builder {
         self
     }
 
+    /// The tokio runtime whose context green threads and async tasks poll
+    /// futures in (feature `tokio`). Default: the caller's tokio runtime if
+    /// `build` runs inside one, else a one-thread tokio runtime started on
+    /// first use.
+    ///
+    /// ```
+    /// let tokio_rt = tokio::runtime::Runtime::new().unwrap();
+    /// let rt = fibra_runtime::Runtime::builder()
+    ///     .tokio_handle(tokio_rt.handle().clone())
+    ///     .build()
+    ///     .unwrap();
+    /// rt.run(|| fibra_runtime::block_on(tokio::time::sleep(std::time::Duration::from_millis(1))));
+    /// ```
+    #[cfg(feature = "tokio")]
+    pub fn tokio_handle(mut self, handle: tokio::runtime::Handle) -> Builder {
+        self.tokio_handle = Some(handle);
+        self
+    }
+
     /// Starts the worker threads.
     pub fn build(self) -> io::Result<Runtime> {
-        let config = Config::resolve(
+        #[cfg(feature = "tokio")]
+        let tokio_handle = self
+            .tokio_handle
+            .clone()
+            .or_else(|| tokio::runtime::Handle::try_current().ok());
+        #[allow(unused_mut)]
+        let mut config = Config::resolve(
             self.workers,
             self.stack_size,
             self.thread_name,
             self.deadlock_grace,
             self.dump_on_sigquit,
         )?;
+        #[cfg(feature = "tokio")]
+        {
+            config.tokio_handle = tokio_handle;
+        }
         if config.dump_on_sigquit {
             crate::debug::install_sigquit_dump();
         }

@@ -362,7 +362,14 @@ impl Worker {
         let prev = context::set_task(Arc::as_ptr(&task));
         let result = {
             let _enter = task.span.enter();
-            coroutine.resume(())
+            #[cfg(feature = "tokio")]
+            {
+                crate::bridge::tokio_context::enter(|| coroutine.resume(()))
+            }
+            #[cfg(not(feature = "tokio"))]
+            {
+                coroutine.resume(())
+            }
         };
         context::set_task(prev);
         match result {
@@ -395,7 +402,18 @@ impl Worker {
         let prev = context::set_task(Arc::as_ptr(&task));
         let result = {
             let _enter = task.span.enter();
-            catch_unwind(AssertUnwindSafe(|| job.poll(&mut cx)))
+            catch_unwind(AssertUnwindSafe(|| {
+                crate::bridge::coop::with_budget(|| {
+                    #[cfg(feature = "tokio")]
+                    {
+                        crate::bridge::tokio_context::enter(|| job.poll(&mut cx))
+                    }
+                    #[cfg(not(feature = "tokio"))]
+                    {
+                        job.poll(&mut cx)
+                    }
+                })
+            }))
         };
         context::set_task(prev);
         match result {
