@@ -223,6 +223,9 @@ impl<T: Send + 'static> Future for JoinHandle<T> {
         if self.task.state.is_complete() {
             return Poll::Ready(self.take_output());
         }
+        self.task
+            .join_waiting
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         {
             let mut slot = self.task.join_waker.lock();
             match &*slot {
@@ -230,8 +233,10 @@ impl<T: Send + 'static> Future for JoinHandle<T> {
                 _ => *slot = Some(cx.waker().clone()),
             }
         }
-        // Re-check after registering: completion takes the waker under the
-        // same lock after publishing COMPLETE.
+        // Re-check after registering: `finish` publishes COMPLETE, then
+        // (SeqCst) reads `join_waiting` and takes the waker under the lock.
+        // With the fence, either it saw our flag or we see COMPLETE.
+        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
         if self.task.state.is_complete() {
             return Poll::Ready(self.take_output());
         }
