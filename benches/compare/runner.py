@@ -36,12 +36,12 @@ RESULT_RE = re.compile(r"^RESULT (.*)$", re.M)
 #   kind "echo":  a server per runtime, the shared echo_client as the load;
 #   kind "http":  a server per runtime, wrk as the load.
 ROWS = [
-    dict(id="spawn_join", title="spawn + join, 1M tasks",
+    dict(id="spawn_join", title="spawn + join, {n_h} tasks",
          full=dict(n=1_000_000), quick=dict(n=100_000),
          peers=["go", "tokio", "may"],
          metrics={"time": ("lower", {"go": "<= 0.5"})}),
     dict(id="yield", title="yield switch, 2 tasks on 1 worker",
-         full=dict(n=2_000_000), quick=dict(n=500_000), reps_full=5, reps_quick=3,
+         full=dict(n=2_000_000), quick=dict(n=500_000), reps_quick=3,
          peers=["go", "tokio", "may"],
          metrics={"time": ("lower", {"go": "<= 0.3", "may": "<= 0.8"})}),
     dict(id="chan_pingpong", title="unbuffered channel round trip, 1 worker", name="chan_pingpong_1w",
@@ -60,16 +60,16 @@ ROWS = [
          full=dict(n=5_000_000, workers=2), quick=dict(n=1_000_000, workers=2),
          peers=["go", "tokio", "may"], feature="chan",
          metrics={"time": ("lower", {"go": "<= 0.6"})}),
-    dict(id="mutex", title="contended mutex, 16 tasks",
+    dict(id="mutex", title="contended mutex, {tasks} tasks",
          full=dict(n=2_000_000, tasks=16), quick=dict(n=500_000, tasks=16),
          peers=["go", "tokio", "may"], feature="sync",
          metrics={"time": ("lower", {})}),
-    dict(id="sleep", title="sleep(1ms) lateness, 10k sleepers", name="sleep_1ms",
+    dict(id="sleep", title="sleep(1ms) lateness, {tasks_h} sleepers", name="sleep_1ms",
          full=dict(tasks=10_000, rounds=5), quick=dict(tasks=10_000, rounds=2),
          peers=["go", "tokio", "may"], feature="time",
          metrics={"p50_late": ("lower", {}), "p99_late": ("lower", {})}),
-    dict(id="parked_memory", title="memory per parked task, 100k tasks",
-         full=dict(n=100_000), quick=dict(n=100_000), reps_quick=1,
+    dict(id="parked_memory", title="memory per parked task, {n_h} tasks",
+         full=dict(n=100_000), quick=dict(n=100_000), reps_full=2, reps_quick=1,
          peers=["go", "tokio", "may"],
          metrics={"rss": ("lower", {"*": "<= 4813 B"})}),
     dict(id="echo", title="TCP echo, 64 connections", name="tcp_echo", kind="echo",
@@ -80,15 +80,15 @@ ROWS = [
          full=dict(secs=3), quick=dict(secs=1),
          peers=["go", "tokio", "may"], feature="net",
          metrics={"throughput": ("higher", {"tokio": ">= 1.0", "go": ">= 1.75"})}),
-    dict(id="binary_trees", title="binary-trees, sequential", name_fmt="binary_trees_{depth}",
+    dict(id="binary_trees", title="binary-trees depth {depth}, sequential", name_fmt="binary_trees_{depth}",
          full=dict(depth=21), quick=dict(depth=16), reps_full=1, reps_quick=1,
          peers=["go", "rust-box"], feature="gc",
          metrics={"time": ("lower", {"go": "<= 0.8"}), "peak_rss": ("lower", {"go": "<= 1.5"})}),
-    dict(id="gc_latency", title="gc-latency (200k x 1 KiB window, 1M pushes)",
+    dict(id="gc_latency", title="gc-latency ({window_h} x 1 KiB window, {n_h} pushes)",
          full=dict(window=200_000, n=1_000_000), quick=dict(window=200_000, n=1_000_000),
          reps_full=3, reps_quick=1, peers=["go", "rust-box"], feature="gc",
          metrics={"worst_push": ("lower", {"*": "<= 1 ms", "go": "< 1"})}),
-    dict(id="gc_pause", title="GC stop-the-world pauses, 10k parked tasks",
+    dict(id="gc_pause", title="GC pauses, {live_mb} MiB live, {tasks_h} parked tasks",
          full=dict(live_mb=256, tasks=10_000, secs=3), quick=dict(live_mb=64, tasks=10_000, secs=2),
          reps_full=2, reps_quick=1, peers=["go"], feature="gc",
          metrics={"p50": ("lower", {"*": "<= 20 us"}), "p99": ("lower", {"*": "< 50 us"}),
@@ -102,6 +102,19 @@ PEER_LABEL = {
 # missing API (set from --broken).
 BROKEN = set()
 HTTP_LABEL = {"tokio": "hyper (tokio)", "may": "may_minihttp", "go": "Go net/http", "fibra": "fibra"}
+
+
+def human(v):
+    """1000000 -> 1M, 100000 -> 100k."""
+    for div, suffix in ((1_000_000, "M"), (1_000, "k")):
+        if v >= div and v % div == 0:
+            return f"{v // div}{suffix}"
+    return str(v)
+
+
+def row_title(row, params):
+    extra = {f"{k}_h": human(v) for k, v in params.items() if isinstance(v, int)}
+    return row["title"].format(**params, **extra)
 
 
 def row_name(row, params):
@@ -303,7 +316,7 @@ def summarize(row, params, reps, values, status, units):
             target = targets.get(peer) or targets.get("*") or ""
             if target and peer in targets and "*" in targets:
                 target = f"{targets['*']}; ratio {targets[peer]}"
-            lines.append(dict(title=row["title"], name=name, metric=metric, unit=unit,
+            lines.append(dict(title=row_title(row, params), name=name, metric=metric, unit=unit,
                               better=better, fibra=fibra_cell, peer=label, peer_value=peer_cell,
                               ratio=ratio_cell, target=target, reps=reps))
     return lines
@@ -366,7 +379,9 @@ def markdown(info, lines, elapsed):
         f"on {info['date']} in {elapsed:.0f} s.",
         "",
         f"- Machine: {info['cpu']}, {info['cores']} cores, Linux {info['kernel']}, "
-        f"load average at start {info['load']}, vm.max_map_count {info['max_map_count']}",
+        f"load average at start {info['load']}, at end {info['load_end']} (a shared machine "
+        "inflates absolute figures; the interleaved ratios are steadier), "
+        f"vm.max_map_count {info['max_map_count']}",
         f"- fibra {info['fibra']}; {info['rustc']}; {info['go']}; {info['wrk']}",
         f"- Crates: {crates}",
         f"- fibra programs behind a feature that built: {info['features'] or 'none'} "
@@ -434,6 +449,7 @@ def main():
         print(f"  ({time.time() - t0:.0f} s)", flush=True)
         lines += row_lines
     elapsed = time.time() - start
+    info["load_end"] = " ".join(open("/proc/loadavg").read().split()[:3])
     with open(args.out, "w") as f:
         f.write(markdown(info, lines, elapsed))
     print(f"\nwrote {os.path.relpath(args.out, ROOT)} ({elapsed:.0f} s)")
