@@ -19,18 +19,22 @@
 
 #![warn(missing_docs)]
 
+mod blocking;
 mod config;
 mod context;
 mod loom;
+mod monitor;
 mod park;
 mod runtime;
 mod sched;
 
+pub mod net;
 pub mod safepoint;
 pub mod stack;
 pub mod task;
 pub mod time;
 
+pub use blocking::spawn_blocking;
 pub use park::{block_on, in_green_thread, yield_now};
 pub use runtime::{run, spawn, spawn_async, Builder, Runtime};
 pub use sched::metrics::{RuntimeStats, WorkerStats};

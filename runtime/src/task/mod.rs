@@ -265,6 +265,9 @@ impl Task {
             None => tracing::info_span!("task", id = id.0),
         };
         tracing::trace!(task.id = id.0, task.name = name.as_deref(), "spawn");
+        if let Some(n) = &name {
+            crate::monitor::register_name(id.0, n);
+        }
         Arc::new(Task {
             state: State::new_scheduled(),
             id,
@@ -345,6 +348,14 @@ impl Task {
                     "{err} (nobody joined it)"
                 );
             }
+        }
+    }
+}
+
+impl Drop for Task {
+    fn drop(&mut self) {
+        if self.name.is_some() {
+            crate::monitor::forget_name(self.id.0);
         }
     }
 }
