@@ -356,20 +356,52 @@ impl TcpStream {
         TcpStream::connect_addr(*addr, Some(timeout))
     }
 
+    /// The async form of [`connect`](Self::connect), for async tasks and
+    /// other executors (resolution runs on the blocking pool inside a
+    /// runtime).
+    ///
+    /// ```
+    /// use fibra_runtime::net::{TcpListener, TcpStream};
+    /// fibra_runtime::run(|| {
+    ///     let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let addr = l.local_addr().unwrap();
+    ///     let h = fibra_runtime::spawn_async(async move {
+    ///         TcpStream::connect_async(addr).await.map(|s| s.peer_addr().unwrap())
+    ///     });
+    ///     assert_eq!(h.join().unwrap().unwrap(), addr);
+    /// });
+    /// ```
+    pub async fn connect_async<A: ToSocketAddrs + Send + 'static>(addr: A) -> io::Result<TcpStream> {
+        let addrs: Vec<SocketAddr> = if crate::context::current_runtime().is_some() {
+            crate::spawn_blocking(move || addr.to_socket_addrs().map(Iterator::collect))
+                .await
+                .map_err(|e| io::Error::other(e.to_string()))??
+        } else {
+            addr.to_socket_addrs()?.collect()
+        };
+        let mut last = None;
+        for a in addrs {
+            let attempt = async {
+                let stream = TcpStream::from_mio(mio::net::TcpStream::connect(a)?)?;
+                std::future::poll_fn(|cx| stream.io.poll_io(cx, Direction::Write, check_connected))
+                    .await?;
+                Ok::<_, io::Error>(stream)
+            };
+            match attempt.await {
+                Ok(s) => return Ok(s),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "could not resolve to any addresses")
+        }))
+    }
+
     fn connect_addr(addr: SocketAddr, timeout: Option<Duration>) -> io::Result<TcpStream> {
         let stream = TcpStream::from_mio(mio::net::TcpStream::connect(addr)?)?;
-        let connected = stream.io.do_io_timeout(Direction::Write, timeout, |s| {
-            if let Some(err) = s.take_error()? {
-                return Err(err);
-            }
-            match s.peer_addr() {
-                Ok(_) => Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::NotConnected => {
-                    Err(io::ErrorKind::WouldBlock.into())
-                }
-                Err(e) => Err(e),
-            }
-        });
+        let connected = stream
+            .io
+            .do_io_timeout(Direction::Write, timeout, check_connected);
         match connected {
             Ok(()) => Ok(stream),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock && timeout.is_some() => {
@@ -705,6 +737,18 @@ impl TcpStream {
     /// ```
     pub fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         self.io.poll_io(cx, Direction::Write, |mut s| s.write(buf))
+    }
+}
+
+/// After a non-blocking connect: done, failed, or still `WouldBlock`.
+fn check_connected(s: &mio::net::TcpStream) -> io::Result<()> {
+    if let Some(err) = s.take_error()? {
+        return Err(err);
+    }
+    match s.peer_addr() {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotConnected => Err(io::ErrorKind::WouldBlock.into()),
+        Err(e) => Err(e),
     }
 }
 
