@@ -323,3 +323,34 @@ fn a_blocking_read_in_an_async_task_panics_with_a_hint() {
         assert!(msg.contains("async"), "{msg}");
     });
 }
+
+#[test]
+fn a_blocked_reader_and_a_sleeper_do_not_block_a_one_worker_runtime() {
+    let rt = Runtime::builder().workers(1).build().unwrap();
+    rt.run(|| {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut client = TcpStream::connect(addr).unwrap();
+        let (conn, _) = listener.accept().unwrap();
+        let progress = Arc::new(AtomicUsize::new(0));
+        let p = progress.clone();
+        let reader = spawn(move || {
+            let mut conn = conn;
+            let mut buf = [0; 1];
+            conn.read_exact(&mut buf).unwrap();
+            p.load(Ordering::SeqCst)
+        });
+        let p = progress.clone();
+        let sleeper = spawn(move || {
+            fibra_runtime::time::sleep(Duration::from_millis(30));
+            p.load(Ordering::SeqCst)
+        });
+        for _ in 0..50 {
+            progress.fetch_add(1, Ordering::SeqCst);
+            fibra_runtime::yield_now();
+        }
+        assert_eq!(sleeper.join().unwrap(), 50);
+        client.write_all(b"!").unwrap();
+        assert_eq!(reader.join().unwrap(), 50);
+    });
+}
