@@ -47,7 +47,11 @@ fn many_blocking_jobs_run_in_parallel_and_panics_are_reported() {
         let sum: i32 = jobs.into_iter().map(|h| h.join().unwrap()).sum();
         assert_eq!(sum, (0..32).sum());
         // 32 sleeps of 50 ms in sequence would take 1.6 s.
-        assert!(start.elapsed() < Duration::from_millis(1200), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() < Duration::from_millis(1200),
+            "{:?}",
+            start.elapsed()
+        );
         let err = spawn_blocking(|| panic!("boom")).join().unwrap_err();
         assert!(err.is_panic());
         // Fibra calls work inside: the runtime is entered.

@@ -73,12 +73,18 @@ fn accept_backs_off_on_emfile_and_recovers() {
         let mut held = accepted.lock().unwrap();
         let now = held.len();
         assert!(now <= ROOM, "accepted past the descriptor limit");
-        assert!(!server.is_finished() || now + total >= CLIENTS, "the accept loop died");
+        assert!(
+            !server.is_finished() || now + total >= CLIENTS,
+            "the accept loop died"
+        );
         total += now;
         // Free the descriptors: the backed-off accept picks up the rest.
         held.clear();
         rounds += 1;
-        assert!(rounds < 100, "accepting made no progress ({total} of {CLIENTS})");
+        assert!(
+            rounds < 100,
+            "accepting made no progress ({total} of {CLIENTS})"
+        );
     }
     set_nofile(original.rlim_cur, original.rlim_max);
     server.join().unwrap();

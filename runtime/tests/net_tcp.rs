@@ -63,7 +63,10 @@ fn a_thousand_concurrent_connections_echo() {
                 })
             })
             .collect();
-        clients.into_iter().map(|h| h.join().unwrap()).sum::<usize>()
+        clients
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .sum::<usize>()
     });
     assert_eq!(total, CONNS);
 }

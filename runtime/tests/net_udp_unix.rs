@@ -22,7 +22,9 @@ fn udp_round_trips_between_green_threads() {
         });
         let client = UdpSocket::bind("127.0.0.1:0").unwrap();
         client.connect(addr).unwrap();
-        client.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
         for i in 0..500u32 {
             client.send(&i.to_le_bytes()).unwrap();
             let mut buf = [0; 4];
@@ -113,7 +115,10 @@ fn unix_pair_timeouts_and_peer_close() {
     fibra_runtime::run(|| {
         let (a, mut b) = UnixStream::pair().unwrap();
         b.set_read_timeout(Some(Duration::from_millis(10))).unwrap();
-        assert_eq!(b.read(&mut [0; 4]).unwrap_err().kind(), ErrorKind::WouldBlock);
+        assert_eq!(
+            b.read(&mut [0; 4]).unwrap_err().kind(),
+            ErrorKind::WouldBlock
+        );
         let reader = spawn(move || {
             b.set_read_timeout(None).unwrap();
             let mut got = Vec::new();

@@ -371,7 +371,9 @@ impl TcpStream {
     ///     assert_eq!(h.join().unwrap().unwrap(), addr);
     /// });
     /// ```
-    pub async fn connect_async<A: ToSocketAddrs + Send + 'static>(addr: A) -> io::Result<TcpStream> {
+    pub async fn connect_async<A: ToSocketAddrs + Send + 'static>(
+        addr: A,
+    ) -> io::Result<TcpStream> {
         let addrs: Vec<SocketAddr> = if crate::context::current_runtime().is_some() {
             crate::spawn_blocking(move || addr.to_socket_addrs().map(Iterator::collect))
                 .await
@@ -393,7 +395,10 @@ impl TcpStream {
             }
         }
         Err(last.unwrap_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidInput, "could not resolve to any addresses")
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "could not resolve to any addresses",
+            )
         }))
     }
 
