@@ -58,7 +58,8 @@ fn client(addr: SocketAddr, secs: f64) -> f64 {
             start = Some(now);
             trips = 0;
         }
-        poll.poll(&mut events, Some(Duration::from_millis(100))).unwrap();
+        poll.poll(&mut events, Some(Duration::from_millis(100)))
+            .unwrap();
         for ev in events.iter() {
             let i = ev.token().0;
             let s = &mut conns[i];
@@ -92,7 +93,10 @@ fn workers() -> usize {
 }
 
 fn fibra_server() -> (fibra::Runtime, SocketAddr) {
-    let rt = fibra::Runtime::builder().workers(workers()).build().unwrap();
+    let rt = fibra::Runtime::builder()
+        .workers(workers())
+        .build()
+        .unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     rt.spawn(move || {
         let listener = fibra::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -172,7 +176,9 @@ fn go_server() -> Option<(std::process::Child, SocketAddr)> {
         .spawn()
         .ok()?;
     let mut line = String::new();
-    BufReader::new(child.stdout.take()?).read_line(&mut line).ok()?;
+    BufReader::new(child.stdout.take()?)
+        .read_line(&mut line)
+        .ok()?;
     let addr = line.trim().strip_prefix("listening on ")?.parse().ok()?;
     Some((child, addr))
 }
@@ -199,13 +205,21 @@ fn main() {
         rt.shutdown_background();
         r
     };
-    println!("tokio  {:>10.0} round trips/s   fibra/tokio = {:.2}", tokio, fibra / tokio);
+    println!(
+        "tokio  {:>10.0} round trips/s   fibra/tokio = {:.2}",
+        tokio,
+        fibra / tokio
+    );
     match go_server() {
         Some((mut child, addr)) => {
             let go = client(addr, secs);
             let _ = child.kill();
             let _ = child.wait();
-            println!("go     {:>10.0} round trips/s   fibra/go = {:.2}", go, fibra / go);
+            println!(
+                "go     {:>10.0} round trips/s   fibra/go = {:.2}",
+                go,
+                fibra / go
+            );
         }
         None => println!("go     (skipped: `go` not found or the build failed)"),
     }

@@ -68,9 +68,12 @@ fn run(label: &str, sleep_of: fn(usize, u64) -> Duration) {
 
 fn main() {
     println!("{SLEEPERS} sleeping green threads beside one probe, {PROBES} probes each");
-    run("parked", |i, _| Duration::from_millis(500 + (i % 1000) as u64));
+    run("parked", |i, _| {
+        Duration::from_millis(500 + (i % 1000) as u64)
+    });
     run("churning", |i, k| {
-        let x = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ k.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        let x =
+            (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ k.wrapping_mul(0xBF58_476D_1CE4_E5B9);
         Duration::from_millis(1 + (x >> 33) % 100)
     });
 }

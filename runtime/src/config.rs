@@ -17,6 +17,14 @@ pub(crate) struct Config {
     pub(crate) max_blocking_threads: usize,
     /// How long an idle blocking thread lives.
     pub(crate) blocking_keep_alive: std::time::Duration,
+    /// How long everything must stay parked before `run` reports a
+    /// deadlock; `None` turns detection off.
+    pub(crate) deadlock_grace: Option<std::time::Duration>,
+    /// Whether SIGQUIT prints a task dump.
+    pub(crate) dump_on_sigquit: bool,
+    /// The tokio runtime whose context futures are polled in.
+    #[cfg(feature = "tokio")]
+    pub(crate) tokio_handle: Option<tokio::runtime::Handle>,
 }
 
 impl Config {
@@ -29,6 +37,8 @@ impl Config {
         thread_name: Option<String>,
         max_blocking_threads: Option<usize>,
         blocking_keep_alive: Option<std::time::Duration>,
+        deadlock_grace: Option<Option<std::time::Duration>>,
+        dump_on_sigquit: Option<bool>,
     ) -> std::io::Result<Config> {
         let workers =
             match workers.or_else(|| env_usize("FIBRA_WORKERS")) {
@@ -60,6 +70,10 @@ impl Config {
                 None => crate::blocking::DEFAULT_MAX_THREADS,
             },
             blocking_keep_alive: blocking_keep_alive.unwrap_or(crate::blocking::DEFAULT_KEEP_ALIVE),
+            deadlock_grace: deadlock_grace.unwrap_or(Some(std::time::Duration::from_secs(1))),
+            dump_on_sigquit: dump_on_sigquit.unwrap_or(true),
+            #[cfg(feature = "tokio")]
+            tokio_handle: None,
         })
     }
 }

@@ -20,8 +20,10 @@
 #![warn(missing_docs)]
 
 mod blocking;
+mod bridge;
 mod config;
 mod context;
+pub mod debug;
 mod loom;
 mod monitor;
 mod park;
@@ -36,6 +38,12 @@ pub mod time;
 
 pub use blocking::spawn_blocking;
 pub use park::{block_on, in_green_thread, yield_now};
+
+/// Blocking IO adapters.
+#[cfg(feature = "tokio")]
+pub mod io {
+    pub use crate::bridge::SyncIo;
+}
 pub use runtime::{run, spawn, spawn_async, Builder, Runtime};
 pub use sched::metrics::{RuntimeStats, WorkerStats};
 pub use sched::stats;

@@ -3,10 +3,11 @@
 //!
 //! # What a worker publishes
 //!
-//! Each worker's `Remote` holds a [`Running`] record: a switch counter it
-//! bumps whenever it starts running a task, and the running task's id (0
-//! while it runs none). Two relaxed stores per task run; the monitor only
-//! reads numbers, never a task pointer, so it cannot touch a freed task.
+//! Each worker's `Remote` holds a switch counter it bumps whenever it starts
+//! running a task, and the running task's id (0 while it runs none):
+//! relaxed stores per task run. The monitor only reads these numbers; to
+//! name a stalled task it looks its id up in the task registries under
+//! their locks, so it never dereferences a task that may have been freed.
 //!
 //! # What the monitor does, every 5 ms (50 ms once all workers have idled
 //! for a while)
@@ -22,8 +23,7 @@
 //!    10 ms (every worker busy in long tasks), it polls without blocking and
 //!    wakes the ready tasks.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -41,50 +41,18 @@ const IDLE_ROUNDS: u32 = 20;
 /// Poll the network if nobody did for this long.
 const NETPOLL_MS: u64 = 10;
 
-/// What a worker publishes about the task it runs.
-#[derive(Default)]
-pub(crate) struct Running {
-    /// Task runs started by this worker so far.
-    switches: AtomicU64,
-    /// Id of the running task, 0 when none.
-    task: AtomicU64,
-}
-
-impl Running {
-    /// The worker starts running task `id` (its `switch`-th run).
-    #[inline]
-    pub(crate) fn begin(&self, id: u64, switch: u64) {
-        self.switches.store(switch, Relaxed);
-        self.task.store(id, Relaxed);
-    }
-
-    /// The task returned to the worker.
-    #[inline]
-    pub(crate) fn end(&self) {
-        self.task.store(0, Relaxed);
-    }
-}
-
-/// Names of live named tasks, by id: the monitor reports a stalled task
-/// by name without ever dereferencing it. Only named tasks (spawned through
-/// `task::Builder::name`) pay for an entry.
-static NAMES: Mutex<Option<HashMap<u64, Arc<str>>>> = Mutex::new(None);
-
-pub(crate) fn register_name(id: u64, name: &str) {
-    NAMES
-        .lock()
-        .get_or_insert_with(HashMap::new)
-        .insert(id, name.into());
-}
-
-pub(crate) fn forget_name(id: u64) {
-    if let Some(names) = NAMES.lock().as_mut() {
-        names.remove(&id);
-    }
-}
-
-fn name_of(id: u64) -> Option<Arc<str>> {
-    NAMES.lock().as_ref()?.get(&id).cloned()
+/// The name of live task `id`, found in the registries of worker `index`
+/// (started green threads) and of the runtime (async tasks).
+fn name_of(shared: &Shared, index: usize, id: u64) -> Option<String> {
+    let find = |tasks: Vec<Arc<crate::task::Task>>| {
+        tasks
+            .into_iter()
+            .find(|t| t.id.as_u64() == id)
+            .map(|t| t.name.as_deref().map(str::to_owned))
+    };
+    find(shared.remotes[index].started.lock().tasks())
+        .or_else(|| find(shared.async_tasks.lock().tasks()))
+        .flatten()
 }
 
 /// The running monitor of one runtime; stopped by [`Monitor::stop`].
@@ -161,8 +129,8 @@ fn run(shared: Arc<Shared>, stop: Arc<(Mutex<bool>, Condvar)>) {
         let now = Instant::now();
         let mut any_running = false;
         for (index, remote) in shared.remotes.iter().enumerate() {
-            let task = remote.running.task.load(Relaxed);
-            let switches = remote.running.switches.load(Relaxed);
+            let task = remote.running.load(Relaxed);
+            let switches = remote.switches.load(Relaxed);
             let s = &mut seen[index];
             if task == 0 || task != s.task || switches != s.switches {
                 *s = Seen {
@@ -181,7 +149,7 @@ fn run(shared: Arc<Shared>, stop: Arc<(Mutex<bool>, Condvar)>) {
             }
             if !s.reported {
                 s.reported = true;
-                let name = name_of(task);
+                let name = name_of(&shared, index, task);
                 tracing::warn!(
                     task.id = task,
                     task.name = name.as_deref(),

@@ -29,10 +29,13 @@
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
+
+use std::future::Future;
 
 use crate::context;
 use crate::task::{JoinError, JoinHandle, Task};
@@ -58,6 +61,9 @@ struct State {
 
 struct Inner {
     state: Mutex<State>,
+    /// Jobs queued or running (the deadlock detector's "a blocking job may
+    /// still wake someone").
+    jobs: AtomicUsize,
     /// Idle threads wait here.
     cvar: Condvar,
     max_threads: usize,
@@ -81,6 +87,7 @@ impl Pool {
                     shutdown: false,
                     next_id: 0,
                 }),
+                jobs: AtomicUsize::new(0),
                 cvar: Condvar::new(),
                 max_threads: max_threads.max(1),
                 keep_alive,
@@ -97,6 +104,7 @@ impl Pool {
             task.shared.clone().cancel_unstarted(task);
             return;
         }
+        self.inner.jobs.fetch_add(1, Ordering::SeqCst);
         state.queue.push_back(task);
         if state.queue.len() <= state.idle {
             drop(state);
@@ -146,7 +154,13 @@ impl Pool {
         self.inner.cvar.notify_all();
         for task in queued {
             task.shared.clone().cancel_unstarted(task);
+            self.inner.jobs.fetch_sub(1, Ordering::SeqCst);
         }
+    }
+
+    /// Jobs queued or running.
+    pub(crate) fn jobs(&self) -> usize {
+        self.inner.jobs.load(Ordering::SeqCst)
     }
 
     /// Threads alive now (for stats and tests).
@@ -172,6 +186,7 @@ impl Inner {
             if let Some(task) = state.queue.pop_front() {
                 drop(state);
                 run_job(task);
+                self.jobs.fetch_sub(1, Ordering::SeqCst);
                 state = self.state.lock();
                 continue;
             }
@@ -274,7 +289,10 @@ where
     let handle = JoinHandle::<T>::new(task.clone());
     shared.blocking.submit(task.clone());
     let guard = Wait(task);
-    let result = handle.join();
+    let mut handle = handle;
+    let result = crate::park::wait_as(crate::debug::WaitOn::Blocking, |cx| {
+        std::pin::Pin::new(&mut handle).poll(cx)
+    });
     std::mem::forget(guard);
     match result {
         Ok(v) => v,

@@ -9,9 +9,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use std::os::fd::AsRawFd;
+
 use mio::event::Source;
 
 use super::driver::{self, Direction, Driver, ScheduledIo};
+use crate::debug::WaitOn;
 
 /// Settings that std keeps on the socket itself and that therefore are
 /// shared by every clone (`try_clone`) of it.
@@ -58,7 +61,7 @@ pub(crate) fn timed_out(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::WouldBlock, format!("{what} timed out"))
 }
 
-impl<S: Source> PollIo<S> {
+impl<S: Source + AsRawFd> PollIo<S> {
     /// Registers `source` with the current runtime's driver (or the
     /// fallback driver outside a runtime).
     pub(crate) fn new(source: S) -> io::Result<PollIo<S>> {
@@ -114,6 +117,7 @@ impl<S: Source> PollIo<S> {
     /// The blocking form: runs `op` until it does not say `WouldBlock`,
     /// parking until the source is ready in between, for at most the
     /// direction's timeout.
+    #[track_caller]
     pub(crate) fn do_io<R>(
         &self,
         dir: Direction,
@@ -127,6 +131,7 @@ impl<S: Source> PollIo<S> {
     }
 
     /// [`do_io`](Self::do_io) with an explicit timeout.
+    #[track_caller]
     pub(crate) fn do_io_timeout<R>(
         &self,
         dir: Direction,
@@ -147,8 +152,13 @@ impl<S: Source> PollIo<S> {
                 return Err(driver::shutdown_error());
             }
             self.io.clear_readiness(ev);
-            let ready =
-                crate::park::wait_deadline(deadline, |cx| self.io.poll_ready(cx, dir).map(|_| ()));
+            let on = WaitOn::Io {
+                fd: self.source.as_raw_fd() as u64,
+                write: dir == Direction::Write,
+            };
+            let ready = crate::park::wait_deadline_as(on, deadline, |cx| {
+                self.io.poll_ready(cx, dir).map(|_| ())
+            });
             if ready.is_none() {
                 return Err(timed_out(match dir {
                     Direction::Read => "read",
@@ -203,7 +213,7 @@ pub struct Ready<'a> {
     dir: Direction,
 }
 
-impl<S: Source> PollIo<S> {
+impl<S: Source + AsRawFd> PollIo<S> {
     pub(crate) fn ready(&self, dir: Direction) -> Ready<'_> {
         Ready { io: &self.io, dir }
     }

@@ -38,7 +38,8 @@
 //! - In green threads: blocking style, as above.
 //! - In async tasks and other executors: the `readable()`/`writable()`
 //!   readiness futures and `futures_io::AsyncRead`/`AsyncWrite` for
-//!   streams (a blocking call in an async task panics and points here).
+//!   streams (a blocking call in an async task panics and points here);
+//!   with the `tokio` feature, tokio's `AsyncRead`/`AsyncWrite` too.
 //! - On plain OS threads (outside any runtime): the same blocking calls
 //!   block the thread. A socket created outside a runtime is registered
 //!   with a process-wide fallback poller driven by one `fibra-netpoll`
@@ -63,6 +64,8 @@
 pub(crate) mod driver;
 mod io;
 mod tcp;
+#[cfg(feature = "tokio")]
+mod tokio_io;
 mod udp;
 mod unix;
 

@@ -89,6 +89,7 @@ impl TcpListener {
     ///     let (_conn, _peer) = l.accept().unwrap();
     /// });
     /// ```
+    #[track_caller]
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         let mut backoff = AcceptBackoff::new();
         loop {
@@ -331,6 +332,7 @@ impl TcpStream {
     ///     assert_eq!(s.peer_addr().unwrap().port(), port);
     /// });
     /// ```
+    #[track_caller]
     pub fn connect<A: ToSocketAddrs + Send>(addr: A) -> io::Result<TcpStream> {
         each_addr(addr, |a| TcpStream::connect_addr(a, None))
     }
@@ -592,6 +594,7 @@ impl TcpStream {
     ///     assert_eq!(c.peek(&mut buf).unwrap(), 1);
     /// });
     /// ```
+    #[track_caller]
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.io.do_io(Direction::Read, |s| s.peek(buf))
     }
@@ -776,9 +779,11 @@ impl AsFd for TcpStream {
 }
 
 impl Read for &TcpStream {
+    #[track_caller]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.io.do_io(Direction::Read, |mut s| s.read(buf))
     }
+    #[track_caller]
     fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
         self.io
             .do_io(Direction::Read, |mut s| s.read_vectored(bufs))
@@ -786,9 +791,11 @@ impl Read for &TcpStream {
 }
 
 impl Write for &TcpStream {
+    #[track_caller]
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.io.do_io(Direction::Write, |mut s| s.write(buf))
     }
+    #[track_caller]
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         self.io
             .do_io(Direction::Write, |mut s| s.write_vectored(bufs))
@@ -799,18 +806,22 @@ impl Write for &TcpStream {
 }
 
 impl Read for TcpStream {
+    #[track_caller]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         (&*self).read(buf)
     }
+    #[track_caller]
     fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
         (&*self).read_vectored(bufs)
     }
 }
 
 impl Write for TcpStream {
+    #[track_caller]
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         (&*self).write(buf)
     }
+    #[track_caller]
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         (&*self).write_vectored(bufs)
     }

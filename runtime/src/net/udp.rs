@@ -70,6 +70,7 @@ impl UdpSocket {
     ///     assert_eq!(a.send_to(b"x", a.local_addr().unwrap()).unwrap(), 1);
     /// });
     /// ```
+    #[track_caller]
     pub fn send_to<A: ToSocketAddrs + Send>(&self, buf: &[u8], addr: A) -> io::Result<usize> {
         let target = resolve(addr)?.into_iter().next().ok_or_else(|| {
             io::Error::new(io::ErrorKind::InvalidInput, "no addresses to send data to")
@@ -87,6 +88,7 @@ impl UdpSocket {
     ///     assert_eq!(a.recv_from(&mut buf).unwrap().0, 2);
     /// });
     /// ```
+    #[track_caller]
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         self.io.do_io(Direction::Read, |s| s.recv_from(buf))
     }
@@ -102,6 +104,7 @@ impl UdpSocket {
     ///     assert_eq!(a.recv_from(&mut buf).unwrap().0, 2);
     /// });
     /// ```
+    #[track_caller]
     pub fn peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         self.io.do_io(Direction::Read, |s| s.peek_from(buf))
     }
@@ -117,6 +120,7 @@ impl UdpSocket {
     ///     assert_eq!(a.peer_addr().unwrap(), b.local_addr().unwrap());
     /// });
     /// ```
+    #[track_caller]
     pub fn connect<A: ToSocketAddrs + Send>(&self, addr: A) -> io::Result<()> {
         each_addr(addr, |a| self.io.get_ref().connect(a))
     }
@@ -132,6 +136,7 @@ impl UdpSocket {
     ///     assert_eq!(a.recv(&mut buf).unwrap(), 2);
     /// });
     /// ```
+    #[track_caller]
     pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
         self.io.do_io(Direction::Write, |s| s.send(buf))
     }
@@ -146,6 +151,7 @@ impl UdpSocket {
     ///     assert_eq!(a.recv(&mut [0; 8]).unwrap(), 2);
     /// });
     /// ```
+    #[track_caller]
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.io.do_io(Direction::Read, |s| s.recv(buf))
     }
@@ -160,6 +166,7 @@ impl UdpSocket {
     ///     assert_eq!(a.peek(&mut [0; 8]).unwrap(), 2);
     /// });
     /// ```
+    #[track_caller]
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.io.do_io(Direction::Read, |s| s.peek(buf))
     }

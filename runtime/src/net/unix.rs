@@ -83,6 +83,7 @@ impl UnixListener {
     /// });
     /// std::fs::remove_file(&path).unwrap();
     /// ```
+    #[track_caller]
     pub fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
         let mut backoff = AcceptBackoff::new();
         loop {
@@ -243,6 +244,7 @@ impl UnixStream {
     /// });
     /// std::fs::remove_file(&path).unwrap();
     /// ```
+    #[track_caller]
     pub fn connect<P: AsRef<Path>>(path: P) -> io::Result<UnixStream> {
         let stream = UnixStream::from_mio(mio::net::UnixStream::connect(path)?)?;
         stream.io.do_io(Direction::Write, |s| {
@@ -504,9 +506,11 @@ impl AsFd for UnixStream {
 }
 
 impl Read for &UnixStream {
+    #[track_caller]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.io.do_io(Direction::Read, |mut s| s.read(buf))
     }
+    #[track_caller]
     fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
         self.io
             .do_io(Direction::Read, |mut s| s.read_vectored(bufs))
@@ -514,9 +518,11 @@ impl Read for &UnixStream {
 }
 
 impl Write for &UnixStream {
+    #[track_caller]
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.io.do_io(Direction::Write, |mut s| s.write(buf))
     }
+    #[track_caller]
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         self.io
             .do_io(Direction::Write, |mut s| s.write_vectored(bufs))
@@ -527,18 +533,22 @@ impl Write for &UnixStream {
 }
 
 impl Read for UnixStream {
+    #[track_caller]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         (&*self).read(buf)
     }
+    #[track_caller]
     fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
         (&*self).read_vectored(bufs)
     }
 }
 
 impl Write for UnixStream {
+    #[track_caller]
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         (&*self).write(buf)
     }
+    #[track_caller]
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         (&*self).write_vectored(bufs)
     }

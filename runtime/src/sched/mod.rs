@@ -77,8 +77,13 @@ pub(crate) struct Remote {
     pub(crate) parker: Parker,
     /// Counters the worker publishes.
     pub(crate) metrics: metrics::WorkerMetrics,
-    /// The task it runs, for the monitor thread.
-    pub(crate) running: crate::monitor::Running,
+    /// Started green threads pinned to the worker. Only the worker inserts
+    /// and removes; dumps read under the lock.
+    pub(crate) started: parking_lot::Mutex<Registry>,
+    /// Id of the task the worker is running (0: none).
+    pub(crate) running: std::sync::atomic::AtomicU64,
+    /// Task runs the worker has started, for the monitor's stall detector.
+    pub(crate) switches: std::sync::atomic::AtomicU64,
 }
 
 /// State shared by all workers of one runtime.
@@ -98,11 +103,12 @@ pub(crate) struct Shared {
     pub(crate) terminated: AtomicBool,
     /// Async tasks alive (they have no owner worker to cancel them).
     pub(crate) async_tasks: parking_lot::Mutex<Registry>,
-    /// Tasks spawned since start.
-    pub(crate) spawned: AtomicUsize,
-    /// The netpoller.
+    /// Tasks spawned from outside the workers (workers count their own).
+    pub(crate) spawned_remote: AtomicUsize,
+    /// The netpoller (its source count tells the deadlock detector whether
+    /// a socket may still wake someone).
     pub(crate) io: Arc<Driver>,
-    /// Threads for `spawn_blocking`.
+    /// Threads for `spawn_blocking` (and its count of pending jobs).
     pub(crate) blocking: crate::blocking::Pool,
 }
 
@@ -133,7 +139,9 @@ impl Shared {
                             }
                         })),
                         metrics: metrics::WorkerMetrics::default(),
-                        running: Default::default(),
+                        started: parking_lot::Mutex::new(Registry::default()),
+                        running: std::sync::atomic::AtomicU64::new(0),
+                        switches: std::sync::atomic::AtomicU64::new(0),
                     }
                 })
                 .collect(),
@@ -141,7 +149,7 @@ impl Shared {
             shutdown: AtomicBool::new(false),
             terminated: AtomicBool::new(false),
             async_tasks: parking_lot::Mutex::new(Registry::default()),
-            spawned: AtomicUsize::new(0),
+            spawned_remote: AtomicUsize::new(0),
             io,
             blocking,
             config,
@@ -160,7 +168,6 @@ impl Shared {
     {
         let task = Task::new_green(self.clone(), name, stack_size, f);
         let handle = JoinHandle::new(task.clone());
-        self.spawned.fetch_add(1, Ordering::Relaxed);
         self.schedule(task, Reason::Spawn);
         handle
     }
@@ -177,7 +184,6 @@ impl Shared {
         let task = Task::new_async(self.clone(), name, fut);
         let handle = JoinHandle::new(task.clone());
         self.async_tasks.lock().insert(&task);
-        self.spawned.fetch_add(1, Ordering::Relaxed);
         self.schedule(task, Reason::Spawn);
         handle
     }
@@ -186,9 +192,17 @@ impl Shared {
     pub(crate) fn schedule(self: &Arc<Self>, task: Arc<Task>, reason: Reason) {
         crate::context::with_worker(|w| match w {
             Some(w) if std::ptr::eq(Arc::as_ptr(&w.shared), Arc::as_ptr(self)) => {
+                if reason == Reason::Spawn {
+                    self.remotes[w.index].metrics.spawned.add(1);
+                }
                 w.schedule_local(task, reason)
             }
-            _ => self.schedule_remote(task),
+            _ => {
+                if reason == Reason::Spawn {
+                    self.spawned_remote.fetch_add(1, Ordering::Relaxed);
+                }
+                self.schedule_remote(task)
+            }
         })
     }
 
@@ -287,7 +301,12 @@ impl Shared {
                 timers: m.timers.get(),
             });
         }
-        out.tasks_spawned += self.spawned.load(Ordering::Relaxed) as u64;
+        out.tasks_spawned += self.spawned_remote.load(Ordering::Relaxed) as u64
+            + self
+                .remotes
+                .iter()
+                .map(|r| r.metrics.spawned.get())
+                .sum::<u64>();
         out.async_tasks += self.async_tasks.lock().len();
         out.injector += self.injector.len();
         out.sleeping_workers += self.idle.num_sleeping();
@@ -306,6 +325,11 @@ pub(crate) fn register_runtime(shared: &Arc<Shared>) {
     all.push(Arc::downgrade(shared));
 }
 
+/// Every live runtime.
+pub(crate) fn live_runtimes() -> Vec<Arc<Shared>> {
+    RUNTIMES.lock().iter().filter_map(|w| w.upgrade()).collect()
+}
+
 /// Figures of the current runtime, or of every live runtime when called
 /// outside one.
 ///
@@ -321,8 +345,7 @@ pub fn stats() -> metrics::RuntimeStats {
     match crate::context::current_runtime() {
         Some(shared) => shared.collect_stats(&mut out),
         None => {
-            let all: Vec<_> = RUNTIMES.lock().iter().filter_map(|w| w.upgrade()).collect();
-            for shared in all {
+            for shared in live_runtimes() {
                 shared.collect_stats(&mut out);
             }
         }

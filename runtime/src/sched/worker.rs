@@ -13,8 +13,9 @@
 //! registration in `Idle` before the final re-check, and the unregister
 //! after waking, are untouched, so the no-lost-wake-up argument of
 //! `sched::idle` holds as is; the poller dispatches its events only after
-//! unregistering. `run_task` publishes the running task (two relaxed
-//! stores) for the monitor thread's stall detector.
+//! unregistering. `run_task` also publishes a switch counter (one relaxed
+//! store) beside the running task's id, for the monitor thread's stall
+//! detector.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -26,7 +27,6 @@ use std::task::{Context, Poll, Waker};
 use corosensei::{Coroutine, CoroutineResult};
 use crossbeam_deque::{Steal, Worker as Deque};
 
-use super::registry::Registry;
 use super::{steal_one, Reason, Shared};
 use crate::context;
 use crate::safepoint;
@@ -65,8 +65,6 @@ pub(crate) struct Worker {
     deque: Deque<Arc<Task>>,
     /// Stacks for green threads that start here.
     stacks: RefCell<StackPool>,
-    /// Started green threads pinned here, for shutdown.
-    started: RefCell<Registry>,
     /// Timers set by tasks running on this worker.
     timers: RefCell<TimerHeap>,
     /// Scheduler ticks, for the injector interval and queue alternation.
@@ -90,7 +88,6 @@ impl Worker {
             pinned: RefCell::new(VecDeque::new()),
             deque,
             stacks: RefCell::new(StackPool::new(stack_size)),
-            started: RefCell::new(Registry::default()),
             timers: RefCell::new(TimerHeap::default()),
             tick: Cell::new(0),
             spinning: Cell::new(false),
@@ -170,6 +167,7 @@ impl Worker {
             self.shared.io.poll_now();
         }
         if tick.is_multiple_of(INJECTOR_INTERVAL) {
+            crate::debug::refresh_clock();
             if let Some(t) = self.steal_injector() {
                 return Some(t);
             }
@@ -314,9 +312,10 @@ impl Worker {
         let timeout = self.sleep_timeout();
         let metrics = self.metrics();
         metrics.timers.set(self.timers.borrow().len() as u64);
+        metrics.timer_armed.set(timeout.is_some() as u64);
         metrics
             .green_threads
-            .set(self.started.borrow().len() as u64);
+            .set(self.remote().started.lock().len() as u64);
         let mut poller = None;
         if timeout != Some(std::time::Duration::ZERO) {
             metrics.sleeps.add(1);
@@ -328,6 +327,7 @@ impl Worker {
                 None => mutator.idle(|| parker.park(timeout)),
             }
             metrics.idle_ns.add(start.elapsed().as_nanos() as u64);
+            crate::debug::refresh_clock();
         }
         self.spinning.set(self.shared.idle.unregister(self.index));
         if let Some(mut p) = poller {
@@ -346,21 +346,26 @@ impl Worker {
 
     // ----- running -----
 
+    fn remote(&self) -> &super::Remote {
+        &self.shared.remotes[self.index]
+    }
+
     fn metrics(&self) -> &super::metrics::WorkerMetrics {
-        &self.shared.remotes[self.index].metrics
+        &self.remote().metrics
     }
 
     fn run_task(&self, task: Arc<Task>) {
-        self.metrics().tasks_run.add(1);
-        let switch = self.switches.get() + 1;
+        let remote = self.remote();
+        remote.metrics.tasks_run.add(1);
+        let switch = self.switches.get().wrapping_add(1);
         self.switches.set(switch);
-        let running = &self.shared.remotes[self.index].running;
-        running.begin(task.id.as_u64(), switch);
+        remote.switches.store(switch, Ordering::Relaxed);
+        remote.running.store(task.id.as_u64(), Ordering::Relaxed);
         match task.kind {
             Kind::Green => self.run_green(task),
             Kind::Async => self.run_async(task),
         }
-        running.end();
+        remote.running.store(0, Ordering::Relaxed);
     }
 
     fn run_green(&self, task: Arc<Task>) {
@@ -390,13 +395,20 @@ impl Worker {
                 Task::green_entry(ptr, yielder)
             }));
             task.owner.store(self.index, Ordering::Relaxed);
-            self.started.borrow_mut().insert(&task);
+            self.remote().started.lock().insert(&task);
         }
         let coroutine = slot.as_mut().expect("coroutine was just created");
         let prev = context::set_task(Arc::as_ptr(&task));
         let result = {
             let _enter = task.span.enter();
-            coroutine.resume(())
+            #[cfg(feature = "tokio")]
+            {
+                crate::bridge::tokio_context::enter(|| coroutine.resume(()))
+            }
+            #[cfg(not(feature = "tokio"))]
+            {
+                coroutine.resume(())
+            }
         };
         context::set_task(prev);
         match result {
@@ -412,7 +424,7 @@ impl Worker {
             CoroutineResult::Return(()) => {
                 let coroutine = slot.take().expect("finished coroutine");
                 self.stacks.borrow_mut().give(coroutine.into_stack());
-                self.started.borrow_mut().remove(&task);
+                self.remote().started.lock().remove(&task);
                 task.finish();
             }
         }
@@ -429,7 +441,18 @@ impl Worker {
         let prev = context::set_task(Arc::as_ptr(&task));
         let result = {
             let _enter = task.span.enter();
-            catch_unwind(AssertUnwindSafe(|| job.poll(&mut cx)))
+            catch_unwind(AssertUnwindSafe(|| {
+                crate::bridge::coop::with_budget(|| {
+                    #[cfg(feature = "tokio")]
+                    {
+                        crate::bridge::tokio_context::enter(|| job.poll(&mut cx))
+                    }
+                    #[cfg(not(feature = "tokio"))]
+                    {
+                        job.poll(&mut cx)
+                    }
+                })
+            }))
         };
         context::set_task(prev);
         match result {
@@ -457,7 +480,7 @@ impl Worker {
     fn cancel_all(&self) {
         loop {
             let mut progress = false;
-            let started = self.started.borrow_mut().drain();
+            let started = self.remote().started.lock().drain();
             for task in started {
                 progress = true;
                 self.cancel_started(task);
@@ -491,7 +514,7 @@ impl Worker {
         if !task.state.claim_for_cancel() {
             return;
         }
-        self.started.borrow_mut().remove(&task);
+        self.remote().started.lock().remove(&task);
         task.cancelling.set(true);
         // SAFETY: we hold RUNNING and are the owner worker.
         let coroutine = unsafe { (*task.coroutine.get()).take() };
