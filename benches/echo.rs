@@ -184,10 +184,12 @@ fn go_server() -> Option<(std::process::Child, SocketAddr)> {
 }
 
 fn main() {
+    // `cargo test --benches` runs this without `--bench`: a short smoke run.
+    let smoke = !std::env::args().any(|a| a == "--bench");
     let secs: f64 = std::env::args()
         .skip(1)
         .find_map(|a| a.parse().ok())
-        .unwrap_or(5.0);
+        .unwrap_or(if smoke { 0.2 } else { 5.0 });
     println!(
         "echo: {CONNS} connections x {MSG}-byte messages, one-thread mio client, {} server workers, {secs} s each",
         workers()
@@ -210,6 +212,9 @@ fn main() {
         tokio,
         fibra / tokio
     );
+    if smoke {
+        return;
+    }
     match go_server() {
         Some((mut child, addr)) => {
             let go = client(addr, secs);

@@ -18,15 +18,25 @@ use std::time::{Duration, Instant};
 const SLEEPERS: usize = 10_000;
 const PROBES: usize = 2_000;
 
+/// `cargo test --benches` runs this without `--bench`: a short smoke run.
+fn smoke() -> bool {
+    !std::env::args().any(|a| a == "--bench")
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
 fn run(label: &str, sleep_of: fn(usize, u64) -> Duration) {
+    let (sleepers_n, probes_n) = if smoke() {
+        (500, 20)
+    } else {
+        (SLEEPERS, PROBES)
+    };
     let rt = fibra::Runtime::new().unwrap();
     let mut samples = rt.run(|| {
         let stop = Arc::new(AtomicBool::new(false));
-        let sleepers: Vec<_> = (0..SLEEPERS)
+        let sleepers: Vec<_> = (0..sleepers_n)
             .map(|i| {
                 let stop = stop.clone();
                 fibra::spawn(move || {
@@ -41,8 +51,8 @@ fn run(label: &str, sleep_of: fn(usize, u64) -> Duration) {
         // Let them all start and settle.
         fibra::time::sleep(Duration::from_millis(200));
         let probe = fibra::spawn(|| {
-            let mut late = Vec::with_capacity(PROBES);
-            for _ in 0..PROBES {
+            let mut late = Vec::with_capacity(probes_n);
+            for _ in 0..probes_n {
                 let start = Instant::now();
                 fibra::time::sleep(Duration::from_millis(1));
                 late.push(start.elapsed());
