@@ -50,7 +50,7 @@ fn run(label: &str, sleep_of: fn(usize, u64) -> Duration) {
             .collect();
         // Let them all start and settle.
         fibra::time::sleep(Duration::from_millis(200));
-        let probe = fibra::spawn(|| {
+        let probe = fibra::spawn(move || {
             let mut late = Vec::with_capacity(probes_n);
             for _ in 0..probes_n {
                 let start = Instant::now();
