@@ -38,6 +38,8 @@ RESULT_RE = re.compile(r"^RESULT (.*)$", re.M)
 ROWS = [
     dict(id="spawn_join", title="spawn + join, {n_h} tasks",
          full=dict(n=1_000_000), quick=dict(n=100_000),
+         # may maps a stack per spawn, ~30 s for 1M: one run is enough.
+         peer_reps={"may": 1},
          peers=["go", "tokio", "may"],
          metrics={"time": ("lower", {"go": "<= 0.5"})}),
     dict(id="yield", title="yield switch, 2 tasks on 1 worker",
@@ -82,7 +84,8 @@ ROWS = [
          metrics={"throughput": ("higher", {"tokio": ">= 1.0", "go": ">= 1.75"})}),
     dict(id="binary_trees", title="binary-trees depth {depth}, sequential", name_fmt="binary_trees_{depth}",
          full=dict(depth=21), quick=dict(depth=16), reps_full=1, reps_quick=1,
-         peers=["go", "rust-box"], feature="gc",
+         # Go takes 45-120 s at depth 21 here; the Box reference runs in quick mode only.
+         peers=["go"], quick_peers=["rust-box"], feature="gc",
          metrics={"time": ("lower", {"go": "<= 0.8"}), "peak_rss": ("lower", {"go": "<= 1.5"})}),
     dict(id="gc_latency", title="gc-latency ({window_h} x 1 KiB window, {n_h} pushes)",
          full=dict(window=200_000, n=1_000_000), quick=dict(window=200_000, n=1_000_000),
@@ -259,10 +262,14 @@ def fmt(v):
     return f"{v:.2f}"
 
 
+def peers_of(row, mode):
+    return row["peers"] + (row.get("quick_peers", []) if mode == "quick" else [])
+
+
 def measure(row, mode, reps_override):
     params = row[mode]
     reps = reps_override or row.get(f"reps_{mode}", 2 if mode == "quick" else 3)
-    runtimes = ["fibra"] + row["peers"]
+    runtimes = ["fibra"] + peers_of(row, mode)
     values = {rt: {} for rt in runtimes}  # runtime -> metric -> [value per rep or None]
     status = {}
     units = {}
@@ -271,6 +278,8 @@ def measure(row, mode, reps_override):
     for rep in range(reps):
         for rt in runtimes:
             if status.get(rt) in ("missing", "build error"):
+                continue
+            if rep >= row.get("peer_reps", {}).get(rt, reps):
                 continue
             res, err = run_one(row, rt, params)
             if err:
@@ -281,7 +290,7 @@ def measure(row, mode, reps_override):
             for metric, (v, unit) in res.items():
                 units[metric] = unit
                 values[rt].setdefault(metric, []).append(v)
-    return params, reps, values, status, units
+    return params, reps, values, status, units, peers_of(row, mode)
 
 
 def median(vs):
@@ -289,7 +298,7 @@ def median(vs):
     return statistics.median(vs) if vs else None
 
 
-def summarize(row, params, reps, values, status, units):
+def summarize(row, params, reps, values, status, units, peers):
     """Table lines for one row: one per (metric, peer)."""
     lines = []
     name = row_name(row, params)
@@ -303,7 +312,7 @@ def summarize(row, params, reps, values, status, units):
             fibra_cell = f"error ({status.get('fibra', '?')})"
         else:
             fibra_cell = fmt(fibra_med)
-        for peer in row["peers"]:
+        for peer in peers:
             peer_vals = values[peer].get(metric, [])
             peer_med = median(peer_vals)
             label = HTTP_LABEL.get(peer, peer) if row.get("kind") == "http" else PEER_LABEL[peer]
@@ -318,7 +327,8 @@ def summarize(row, params, reps, values, status, units):
                 target = f"{targets['*']}; ratio {targets[peer]}"
             lines.append(dict(title=row_title(row, params), name=name, metric=metric, unit=unit,
                               better=better, fibra=fibra_cell, peer=label, peer_value=peer_cell,
-                              ratio=ratio_cell, target=target, reps=reps))
+                              ratio=ratio_cell, target=target,
+                              reps=len([v for v in peer_vals if v is not None]) or reps))
     return lines
 
 
@@ -441,8 +451,8 @@ def main():
         if only and row["id"] not in only:
             continue
         t0 = time.time()
-        params, reps, values, status, units = measure(row, mode, args.reps)
-        row_lines = summarize(row, params, reps, values, status, units)
+        params, reps, values, status, units, peers = measure(row, mode, args.reps)
+        row_lines = summarize(row, params, reps, values, status, units, peers)
         for ln in row_lines:
             print(f"{ln['name']:<34} {ln['metric']:<11} {ln['fibra']:>10} {ln['peer']:<14} "
                   f"{ln['peer_value']:>12} {ln['ratio']:>10}  {ln['unit']}", flush=True)
