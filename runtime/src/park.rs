@@ -68,6 +68,7 @@ fn park_current(task: &crate::task::Task) {
         return;
     }
     let yielder = task.yielder.get();
+    task.stack.record_suspend();
     // SAFETY: `yielder` was set by the coroutine's entry point and points
     // into the running coroutine's stack, which is the stack we run on.
     unsafe { (*yielder).suspend(Suspend::Park) };
@@ -107,7 +108,10 @@ pub fn block_on<F: Future>(fut: F) -> F::Output {
 /// ```
 pub fn yield_now() {
     let yielder = context::with_task(|t| match t {
-        Some(t) if t.kind == Kind::Green => Some(t.yielder.get()),
+        Some(t) if t.kind == Kind::Green => {
+            t.stack.record_suspend();
+            Some(t.yielder.get())
+        }
         _ => None,
     });
     match yielder {

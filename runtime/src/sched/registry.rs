@@ -51,6 +51,11 @@ impl Registry {
         tasks
     }
 
+    /// Every task in the registry.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Arc<Task>> {
+        self.slots.iter().flatten()
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.len
     }

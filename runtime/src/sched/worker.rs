@@ -58,6 +58,10 @@ pub(crate) struct Worker {
 impl Worker {
     pub(crate) fn new(index: usize, shared: Arc<Shared>, deque: Deque<Arc<Task>>) -> Worker {
         let stack_size = shared.config.stack_size;
+        let wake = {
+            let shared = shared.clone();
+            move || shared.remotes[index].parker.unpark()
+        };
         Worker {
             index,
             shared,
@@ -65,11 +69,13 @@ impl Worker {
             runnext_streak: Cell::new(0),
             pinned: RefCell::new(VecDeque::new()),
             deque,
-            stacks: RefCell::new(StackPool::new(stack_size)),
+            stacks: RefCell::new(StackPool::new(stack_size, wake)),
             started: RefCell::new(Registry::default()),
             tick: Cell::new(0),
             spinning: Cell::new(false),
-            rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9)),
+            rng: Cell::new(
+                0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9),
+            ),
         }
     }
 
@@ -85,6 +91,11 @@ impl Worker {
                 break;
             }
             mutator.poll();
+            if self.stacks.borrow().shrink_requested() {
+                self.stacks
+                    .borrow_mut()
+                    .shrink_all(self.started.borrow().iter());
+            }
             if let Some(task) = self.next_local() {
                 self.run_task(task);
                 continue;
@@ -141,9 +152,14 @@ impl Worker {
         self.runnext_streak.set(0);
         self.drain_inbox();
         let t = if tick & 1 == 0 {
-            self.pinned.borrow_mut().pop_front().or_else(|| self.deque.pop())
+            self.pinned
+                .borrow_mut()
+                .pop_front()
+                .or_else(|| self.deque.pop())
         } else {
-            self.deque.pop().or_else(|| self.pinned.borrow_mut().pop_front())
+            self.deque
+                .pop()
+                .or_else(|| self.pinned.borrow_mut().pop_front())
         };
         t.or_else(|| self.runnext.take())
             .or_else(|| self.steal_injector())
@@ -240,7 +256,7 @@ impl Worker {
             self.spinning.set(self.shared.idle.unregister(self.index));
             return;
         }
-        self.stacks.borrow_mut().trim();
+        self.stacks.borrow_mut().idle();
         mutator.idle(|| self.shared.remotes[self.index].parker.park(None));
         self.spinning.set(self.shared.idle.unregister(self.index));
     }
@@ -274,7 +290,10 @@ impl Worker {
             let stack = match self.stacks.borrow_mut().take(task.stack_size) {
                 Ok(stack) => stack,
                 Err(err) => {
-                    tracing::error!(task.id = task.id.as_u64(), "cannot start green thread: {err}");
+                    tracing::error!(
+                        task.id = task.id.as_u64(),
+                        "cannot start green thread: {err}"
+                    );
                     // SAFETY: we hold RUNNING.
                     let job = unsafe { &mut *task.job.get() };
                     job.fail(JoinError::panic(task.id, Box::new(err.to_string())));
@@ -283,6 +302,7 @@ impl Worker {
                 }
             };
             let ptr = Arc::as_ptr(&task);
+            task.stack.start(&stack);
             *slot = Some(Coroutine::with_stack(stack, move |yielder, ()| {
                 Task::green_entry(ptr, yielder)
             }));
@@ -302,13 +322,16 @@ impl Worker {
                 self.pinned.borrow_mut().push_back(task);
             }
             CoroutineResult::Yield(Suspend::Park) => {
+                self.stacks.borrow_mut().parked(&task);
                 if task.state.park() == ParkAction::Reschedule {
                     self.pinned.borrow_mut().push_back(task);
                 }
             }
             CoroutineResult::Return(()) => {
                 let coroutine = slot.take().expect("finished coroutine");
-                self.stacks.borrow_mut().give(coroutine.into_stack());
+                self.stacks
+                    .borrow_mut()
+                    .give(&task.stack, coroutine.into_stack());
                 self.started.borrow_mut().remove(&task);
                 task.finish();
             }
@@ -404,7 +427,9 @@ impl Worker {
                 );
             }
             if coroutine.done() {
-                self.stacks.borrow_mut().give(coroutine.into_stack());
+                self.stacks
+                    .borrow_mut()
+                    .give(&task.stack, coroutine.into_stack());
             } else {
                 // Cannot happen after a completed forced unwind; keep the
                 // memory rather than free a stack that may hold live frames.
