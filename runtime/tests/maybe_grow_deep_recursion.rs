@@ -42,7 +42,10 @@ fn a_million_frames_in_a_green_thread() {
         (d, stats().segments)
     });
     assert_eq!(d, 1_000_000);
-    assert_eq!(segments_after, 0, "every segment was left on return");
+    assert!(
+        segments_after <= 1,
+        "every segment but the cached one went back: {segments_after}"
+    );
 }
 
 #[test]

@@ -87,11 +87,13 @@ pub(crate) fn normalize_size(size: usize) -> usize {
     round_up_to_page(size.clamp(MIN_STACK_SIZE, MAX_STACK_SIZE))
 }
 
+#[inline]
 fn round_up_to_page(size: usize) -> usize {
     let page = os::page_size();
     (size + page - 1) & !(page - 1)
 }
 
+#[inline]
 fn round_down_to_page(addr: usize) -> usize {
     addr & !(os::page_size() - 1)
 }
@@ -146,16 +148,19 @@ impl Stack {
     }
 
     /// Usable bytes (the guard page excluded).
+    #[inline]
     pub(crate) fn size(&self) -> usize {
         self.len - os::page_size()
     }
 
     /// Lowest usable address (just above the guard page).
+    #[inline]
     pub(crate) fn usable_bottom(&self) -> usize {
         self.bottom + os::page_size()
     }
 
     /// Highest address (exclusive): the initial stack pointer.
+    #[inline]
     pub(crate) fn top(&self) -> usize {
         self.bottom + self.len
     }

@@ -22,18 +22,23 @@ use std::sync::OnceLock;
 /// `madvise` advice installing a guard region (Linux 6.13, not yet in libc).
 const MADV_GUARD_INSTALL: libc::c_int = 102;
 
-/// The system page size, read once.
+/// The system page size, read once (a plain load afterwards: the segment
+/// fast path and the overflow handler call this).
+#[inline]
 pub(crate) fn page_size() -> usize {
-    static PAGE: OnceLock<usize> = OnceLock::new();
-    *PAGE.get_or_init(|| {
-        // SAFETY: sysconf has no memory-safety preconditions.
-        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-        if page <= 0 {
-            4096
-        } else {
-            page as usize
-        }
-    })
+    use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+    static PAGE: AtomicUsize = AtomicUsize::new(0);
+    let page = PAGE.load(Relaxed);
+    if page != 0 {
+        return page;
+    }
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let page = match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+        p if p <= 0 => 4096,
+        p => p as usize,
+    };
+    PAGE.store(page, Relaxed);
+    page
 }
 
 /// How stacks get their guard page.
@@ -211,22 +216,17 @@ pub(crate) unsafe fn release(addr: usize, len: usize) {
     }
 }
 
-/// Whether any of a few words of the page at `page_addr` is non-zero, i.e.
-/// the page was written since it was last released. Costs one load per
-/// word; an untouched page maps the kernel's shared zero page (no memory).
+/// Whether the page at `page_addr` is resident (`mincore` of one page).
+/// Unlike reading it, asking does not map anything.
 ///
 /// # Safety
 ///
-/// `page_addr` must be a page-aligned address in a readable stack mapping
-/// the caller owns, in a part no running code is writing to.
-pub(crate) unsafe fn page_written(page_addr: usize) -> bool {
-    let page = page_size();
-    (0..4).any(|i| {
-        let word = (page_addr + i * page / 4) as *const usize;
-        // SAFETY: the word lies inside the readable page (caller); any bit
-        // pattern is a valid usize and the value is only compared to zero.
-        unsafe { std::ptr::read_volatile(word) != 0 }
-    })
+/// `page_addr` must be a page-aligned address in a mapping the caller owns.
+pub(crate) unsafe fn page_resident(page_addr: usize) -> bool {
+    let mut vec = 0u8;
+    // SAFETY: one page of a mapped range (caller), one result byte.
+    let rc = unsafe { libc::mincore(page_addr as *mut libc::c_void, page_size(), &mut vec) };
+    rc == 0 && vec & 1 != 0
 }
 
 /// Counts the resident pages of the mapped ranges `[start, end)` (sorted by

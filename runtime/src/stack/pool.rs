@@ -78,19 +78,6 @@ impl Counters {
         self.stacks_in_use.load(Relaxed)
     }
 
-    /// A cached segment goes back into use.
-    pub(crate) fn taken_from_cache(&self) {
-        self.stacks_in_use.fetch_add(1, Relaxed);
-    }
-
-    pub(crate) fn segment_taken(&self) {
-        self.segments_in_use.fetch_add(1, Relaxed);
-    }
-
-    pub(crate) fn segment_returned(&self) {
-        self.segments_in_use.fetch_sub(1, Relaxed);
-    }
-
     pub(crate) fn shrunk(&self) {
         self.shrinks.fetch_add(1, Relaxed);
     }
@@ -107,13 +94,13 @@ impl Counters {
 pub struct StackStats {
     /// Stacks and segments currently mapped (in use, pooled or cached).
     pub mapped: usize,
-    /// Stacks and segments holding frames: those of started, unfinished
-    /// green threads and the `maybe_grow` segments in use.
+    /// Stacks and segments out of the pools: those of started, unfinished
+    /// green threads and the `maybe_grow` segments (see `segments`).
     pub in_use: usize,
-    /// Of `in_use`, the `maybe_grow` segments.
+    /// Of `in_use`, the `maybe_grow` segments: those holding frames, and
+    /// the one each task (or OS thread) keeps cached for its next split.
     pub segments: usize,
-    /// Mapped but holding no frames: pooled for reuse, or kept by a task
-    /// as its cached segment.
+    /// Mapped and waiting in a pool for reuse.
     pub pooled: usize,
     /// Address space reserved by all mapped stacks, guard pages included.
     pub bytes_reserved: usize,
@@ -183,14 +170,24 @@ pub(crate) fn take_shared(size: usize) -> io::Result<Stack> {
 
 /// Returns a stack that holds no frames (and is no longer counted in use)
 /// to the shared pool, trimming it; unmaps it when the pool is full.
-pub(crate) fn give_shared(stack: Stack) {
+fn give_shared(stack: Stack) {
     stack.trim_to(POOLED_KEEP);
     SHARED.lock().give(stack);
 }
 
-/// Marks a stack taken with [`take_shared`] as no longer in use.
-pub(crate) fn release_use() {
+/// Takes a `maybe_grow` segment of `size` usable bytes (normalized) from
+/// the shared pool, or maps one.
+pub(crate) fn take_segment(size: usize) -> io::Result<Stack> {
+    let segment = take_shared(size)?;
+    STATS.segments_in_use.fetch_add(1, Relaxed);
+    Ok(segment)
+}
+
+/// Returns a segment that holds no frames to the shared pool.
+pub(crate) fn give_segment(segment: Stack) {
+    STATS.segments_in_use.fetch_sub(1, Relaxed);
     STATS.stacks_in_use.fetch_sub(1, Relaxed);
+    give_shared(segment);
 }
 
 /// The shared overflow pool of trimmed stacks, by size.

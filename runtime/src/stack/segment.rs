@@ -20,7 +20,7 @@
 
 use std::cell::{Cell, RefCell};
 
-use super::pool::{self, STATS};
+use super::pool;
 use super::{approx_sp, os, round_up_to_page, Stack, MIN_STACK_SIZE};
 use crate::context;
 use crate::task::Kind;
@@ -78,6 +78,7 @@ enum Owner<'a> {
 
 /// Runs `f` with the current owner. For a green thread the reference is to
 /// its task, which the worker keeps alive while the task runs.
+#[inline]
 fn with_owner<R>(f: impl FnOnce(Owner<'_>) -> R) -> R {
     let task = context::with_task(|t| match t {
         Some(t) if t.kind == Kind::Green => t as *const crate::task::Task,
@@ -194,6 +195,7 @@ enum SegmentCache<'a> {
 impl SegmentCache<'_> {
     /// Takes the cached segment if it has `size` usable bytes; pools any
     /// other.
+    #[inline]
     fn take(&self, size: usize) -> Option<Stack> {
         let cached = match self {
             SegmentCache::Task(slot) => slot.take(),
@@ -202,25 +204,27 @@ impl SegmentCache<'_> {
         if cached.size() == size {
             Some(cached)
         } else {
-            pool::give_shared(cached);
+            pool::give_segment(cached);
             None
         }
     }
 
     /// Caches a freed segment, pooling the one it replaces.
+    #[inline]
     fn put(&self, segment: Stack) {
         let old = match self {
             SegmentCache::Task(slot) => slot.replace(Some(segment)),
             SegmentCache::Thread => {
                 // During thread exit the cache may be gone: pool it then.
-                match THREAD_CACHE.try_with(|c| c.borrow_mut().replace(segment)) {
+                let mut segment = Some(segment);
+                match THREAD_CACHE.try_with(|c| c.borrow_mut().replace(segment.take().unwrap())) {
                     Ok(old) => old,
-                    Err(_) => return,
+                    Err(_) => segment,
                 }
             }
         };
         if let Some(old) = old {
-            pool::give_shared(old);
+            pool::give_segment(old);
         }
     }
 }
@@ -236,14 +240,12 @@ fn grow<R, F: FnOnce() -> R>(
     f: F,
 ) -> R {
     let size = round_up_to_page(segment_size.clamp(MIN_STACK_SIZE, MAX_SEGMENT_SIZE));
+    // The hot path (a cached segment) touches no shared counter: a cached
+    // segment counts as in use (see `StackStats::segments`).
     let segment = match cache.take(size) {
-        Some(segment) => {
-            STATS.taken_from_cache();
-            segment
-        }
-        None => pool::take_shared(size).unwrap_or_else(|err| panic!("{err}")),
+        Some(segment) => segment,
+        None => pool::take_segment(size).unwrap_or_else(|err| panic!("{err}")),
     };
-    STATS.segment_taken();
     let link = Link {
         prev: bounds.chain.get(),
         limit: bounds.limit.get(),
@@ -281,8 +283,6 @@ impl Drop for OnSegment<'_> {
         self.bounds.limit.set(self.link.limit);
         self.bounds.base.set(self.link.base);
         self.bounds.chain.set(self.link.prev);
-        STATS.segment_returned();
-        pool::release_use();
         if let Some(segment) = self.segment.take() {
             self.cache.put(segment);
         }

@@ -21,11 +21,12 @@
 //! 1. At park time, when the task is known to have gone at least
 //!    [`SHRINK_THRESHOLD`] bytes deeper than what is kept (the lowest stack
 //!    pointer seen at suspensions and at `maybe_grow`/`remaining` calls).
-//! 2. Otherwise the parked task joins its worker's [`ShrinkQueue`]. When the
-//!    worker goes idle (or the queue holds [`PENDING_MAX`] tasks) it probes
-//!    the first page below the kept part of each queued, still suspended
-//!    task: one load, which maps the kernel's zero page if the page was
-//!    never touched. A written page means the task went deep: shrink.
+//! 2. Otherwise, at its 1st, 2nd, 4th, 8th... park since its last shrink,
+//!    the parked task joins its worker's [`ShrinkQueue`]. When the worker
+//!    goes idle (or the queue holds [`PENDING_MAX`] tasks) it probes the
+//!    first page below the kept part of each queued task with `mincore`
+//!    (which maps nothing). A resident page means the task went deep:
+//!    shrink.
 //! 3. [`shrink_stacks`] (called by the collector at the end of a cycle, as
 //!    Go shrinks stacks during GC) makes every worker, at its next tick,
 //!    shrink every suspended task that ran since its last shrink.
@@ -109,7 +110,7 @@ impl TaskStack {
         self.bounds.limit.set(0);
         self.bounds.base.set(0);
         if let Some(segment) = self.cached.take() {
-            pool::give_shared(segment);
+            pool::give_segment(segment);
         }
     }
 
@@ -149,8 +150,10 @@ impl TaskStack {
         low + SHRINK_THRESHOLD <= self.floor()
     }
 
-    /// Whether the first page below the kept part was written since it was
-    /// last released.
+    /// Whether the first page below the kept part is resident. The pages a
+    /// stack commits are contiguous below its top (frames and stack probes
+    /// touch every page on the way down, and releases cut whole ranges
+    /// below a point), so if that page is not resident, nothing below is.
     fn probe_deep(&self) -> bool {
         let page = os::page_size();
         let floor = self.floor();
@@ -158,9 +161,8 @@ impl TaskStack {
             return false;
         }
         // SAFETY: the page lies in the usable part of the current stack or
-        // segment, below the kept part; the task is suspended (caller), so
-        // nothing writes it.
-        unsafe { os::page_written(floor - page) }
+        // segment, which the task owns and keeps mapped.
+        unsafe { os::page_resident(floor - page) }
     }
 
     /// Releases the pages below the kept part of every stack of the chain,
@@ -201,7 +203,7 @@ impl TaskStack {
             link = l.prev;
         }
         if let Some(segment) = self.cached.take() {
-            pool::give_shared(segment);
+            pool::give_segment(segment);
         }
         STATS.shrunk();
         self.parks.set(0);
@@ -275,7 +277,9 @@ impl ShrinkQueue {
             ts.shrink(true);
             return;
         }
-        if !ts.queued.replace(true) {
+        // Probe at the 1st, 2nd, 4th, 8th... park since the last shrink: a
+        // task that parks often costs a probe only now and then.
+        if ts.parks.get().is_power_of_two() && !ts.queued.replace(true) {
             self.pending.push(task.clone());
             if self.pending.len() >= PENDING_MAX {
                 self.drain();
