@@ -67,7 +67,18 @@ thread_local! {
     /// green thread. No destructor: the overflow handler reads it.
     pub(crate) static THREAD_BOUNDS: StackBounds = const { StackBounds::new() };
     /// The OS thread's cached segment.
-    static THREAD_CACHE: RefCell<Option<Stack>> = const { RefCell::new(None) };
+    static THREAD_CACHE: ThreadCache = const { ThreadCache(RefCell::new(None)) };
+}
+
+/// An OS thread's cached segment; pooled when the thread exits.
+struct ThreadCache(RefCell<Option<Stack>>);
+
+impl Drop for ThreadCache {
+    fn drop(&mut self) {
+        if let Some(segment) = self.0.get_mut().take() {
+            pool::give_segment(segment);
+        }
+    }
 }
 
 /// Who is asking: a green thread (its stack bookkeeping) or the OS thread.
@@ -199,7 +210,7 @@ impl SegmentCache<'_> {
     fn take(&self, size: usize) -> Option<Stack> {
         let cached = match self {
             SegmentCache::Task(slot) => slot.take(),
-            SegmentCache::Thread => THREAD_CACHE.with(|c| c.borrow_mut().take()),
+            SegmentCache::Thread => THREAD_CACHE.with(|c| c.0.borrow_mut().take()),
         }?;
         if cached.size() == size {
             Some(cached)
@@ -217,7 +228,7 @@ impl SegmentCache<'_> {
             SegmentCache::Thread => {
                 // During thread exit the cache may be gone: pool it then.
                 let mut segment = Some(segment);
-                match THREAD_CACHE.try_with(|c| c.borrow_mut().replace(segment.take().unwrap())) {
+                match THREAD_CACHE.try_with(|c| c.0.borrow_mut().replace(segment.take().unwrap())) {
                     Ok(old) => old,
                     Err(_) => segment,
                 }
