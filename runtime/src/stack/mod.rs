@@ -103,11 +103,26 @@ fn round_down_to_page(addr: usize) -> usize {
 /// before it is unmapped, so every entry is mapped while the lock is held.
 static MAPPINGS: Mutex<BTreeMap<usize, usize>> = Mutex::new(BTreeMap::new());
 
-/// Resident bytes of all mapped stacks (`mincore` over merged ranges).
+/// Above this many stacks, [`committed_bytes`] samples.
+const COMMITTED_SAMPLE: usize = 16 * 1024;
+
+/// Resident bytes of all mapped stacks: `mincore` over merged ranges of
+/// adjacent stacks when there are at most [`COMMITTED_SAMPLE`] of them;
+/// beyond that, over every k-th run of 64 stacks in address order (k
+/// chosen so that about `COMMITTED_SAMPLE` are examined, in few calls since
+/// neighbours merge), scaled by reserved bytes.
 fn committed_bytes() -> usize {
+    const RUN: usize = 64;
     let maps = MAPPINGS.lock();
+    let stride = maps.len().div_ceil(COMMITTED_SAMPLE).max(1);
     let mut ranges: Vec<(usize, usize)> = Vec::new();
-    for (&bottom, &len) in maps.iter() {
+    let (mut sampled, mut total) = (0usize, 0usize);
+    for (i, (&bottom, &len)) in maps.iter().enumerate() {
+        total += len;
+        if (i / RUN) % stride != 0 {
+            continue;
+        }
+        sampled += len;
         match ranges.last_mut() {
             Some(last) if last.1 == bottom => last.1 += len,
             _ => ranges.push((bottom, bottom + len)),
@@ -117,7 +132,12 @@ fn committed_bytes() -> usize {
     // SAFETY: every range is made of registered stacks, which stay mapped
     // while `maps` is locked (see MAPPINGS).
     let pages = unsafe { os::resident_pages(&ranges, &mut buf) };
-    pages * os::page_size()
+    let resident = pages * os::page_size();
+    if sampled == total || sampled == 0 {
+        resident
+    } else {
+        (resident as u128 * total as u128 / sampled as u128) as usize
+    }
 }
 
 /// A guarded, lazily committed stack for one green thread (or one
