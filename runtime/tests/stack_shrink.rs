@@ -221,3 +221,45 @@ fn parked_tasks_that_stayed_shallow_keep_their_pages() {
         h.join().unwrap();
     }
 }
+
+#[test]
+fn shrinking_a_task_parked_on_a_segment_keeps_every_live_frame() {
+    let _serial = serial();
+    // Unoptimised builds copy the big closure several times on the way in.
+    let rt = fibra_runtime::Runtime::builder()
+        .workers(1)
+        .stack_size(1024 * 1024)
+        .build()
+        .unwrap();
+    let gate = Gate::default();
+    let parked = Arc::new(AtomicBool::new(false));
+    let shrinks = stats().shrinks;
+    let h = {
+        let (gate, parked) = (gate.clone(), parked.clone());
+        rt.spawn(move || {
+            let outer = black_box([0xA5u8; 8192]);
+            // A large closure and a large result: both sit in the switching
+            // frames on the task's stack while it parks on the segment.
+            let captured = black_box([0x5Au8; 16384]);
+            let result: [u8; 12288] =
+                fibra_runtime::stack::maybe_grow(usize::MAX, 512 * 1024, move || {
+                    touch_deep(160 * 1024, true);
+                    parked.store(true, Ordering::SeqCst);
+                    // Parks known to have gone deep: shrunk at park time, the
+                    // segment and the stack below the switching frames.
+                    fibra_runtime::block_on(gate);
+                    assert!(captured.iter().all(|&b| b == 0x5A), "the closure survived");
+                    [0x3Cu8; 12288]
+                });
+            assert!(
+                outer.iter().all(|&b| b == 0xA5),
+                "the caller's frame survived"
+            );
+            assert!(result.iter().all(|&b| b == 0x3C), "the result came back");
+        })
+    };
+    wait_until("the task parked", || parked.load(Ordering::SeqCst));
+    wait_until("the task was shrunk", || stats().shrinks > shrinks);
+    gate.open();
+    h.join().unwrap();
+}

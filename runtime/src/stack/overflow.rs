@@ -24,7 +24,7 @@
 use std::sync::{Once, OnceLock};
 
 use super::os;
-use super::segment::THREAD_BOUNDS;
+use super::segment::{StackBounds, THREAD_BOUNDS};
 use crate::context;
 use crate::task::Kind;
 
@@ -158,28 +158,47 @@ fn classify<R>(addr: usize, f: impl FnOnce(Option<Overflow<'_>>) -> R) -> R {
     context::with_task(|task| {
         if let Some(task) = task.filter(|t| t.kind == Kind::Green) {
             let b = &task.stack.bounds;
-            let limit = b.limit.get();
-            if in_guard(addr, limit) {
-                return f(Some(Overflow::Green {
-                    id: task.id.as_u64(),
-                    name: task.name.as_deref(),
-                    size: b.base.get().saturating_sub(limit),
-                    segment: !b.chain.get().is_null(),
-                }));
-            }
-            return f(None);
+            return f(find_guard(addr, b).map(|(size, segment)| Overflow::Green {
+                id: task.id.as_u64(),
+                name: task.name.as_deref(),
+                size,
+                segment,
+            }));
         }
         THREAD_BOUNDS.with(|b| {
-            let limit = b.limit.get();
-            if !b.chain.get().is_null() && in_guard(addr, limit) {
-                f(Some(Overflow::ThreadSegment {
-                    size: b.base.get().saturating_sub(limit),
-                }))
+            let hit = if b.chain.get().is_null() {
+                None
             } else {
-                f(None)
-            }
+                find_guard(addr, b)
+            };
+            f(hit.map(|(size, _)| Overflow::ThreadSegment { size }))
         })
     })
+}
+
+/// Whether `addr` hits the guard page of the current stack or segment, or
+/// of one of the stacks left behind (a switch publishes the segment's
+/// bounds just before it moves there, so the switching frames may still
+/// overflow the old stack). Returns that stack's size and whether it is a
+/// segment.
+fn find_guard(addr: usize, bounds: &StackBounds) -> Option<(usize, bool)> {
+    let (mut limit, mut base) = (bounds.limit.get(), bounds.base.get());
+    let mut link = bounds.chain.get();
+    // A chain longer than this would be a corrupted one: stop.
+    for _ in 0..1 << 20 {
+        if in_guard(addr, limit) {
+            return Some((base.saturating_sub(limit), !link.is_null()));
+        }
+        if link.is_null() {
+            return None;
+        }
+        // SAFETY: links live in frames of the stacks this thread or task
+        // left for a segment; those frames stay until the segment returns,
+        // which unlinks them first.
+        let l = unsafe { &*link };
+        (limit, base, link) = (l.limit, l.base, l.prev);
+    }
+    None
 }
 
 /// The signal handler. Async-signal-safe: it reads thread-locals without

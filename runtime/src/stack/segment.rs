@@ -58,8 +58,11 @@ pub(crate) struct Link {
     /// Bounds of the left stack.
     pub(crate) limit: usize,
     pub(crate) base: usize,
-    /// Stack pointer on the left stack at the switch.
-    pub(crate) sp: usize,
+    /// Lowest address on the left stack that may hold live data while
+    /// code runs on the segment: below the switching frames, which hold the
+    /// closure and the result slot (see `grow`). The shrinker releases
+    /// only below it.
+    pub(crate) live_floor: usize,
 }
 
 thread_local! {
@@ -178,17 +181,11 @@ pub fn maybe_grow<R, F: FnOnce() -> R>(red_zone: usize, segment_size: usize, f: 
             if sp.saturating_sub(ts.bounds.limit.get()) >= red_zone {
                 return f();
             }
-            grow(
-                &ts.bounds,
-                &SegmentCache::Task(&ts.cached),
-                sp,
-                segment_size,
-                f,
-            )
+            grow(&ts.bounds, &SegmentCache::Task(&ts.cached), segment_size, f)
         }
         Owner::Thread => THREAD_BOUNDS.with(|b| match thread_limit(b) {
             Some(limit) if sp.saturating_sub(limit) < red_zone => {
-                grow(b, &SegmentCache::Thread, sp, segment_size, f)
+                grow(b, &SegmentCache::Thread, segment_size, f)
             }
             _ => f(),
         }),
@@ -246,7 +243,6 @@ impl SegmentCache<'_> {
 fn grow<R, F: FnOnce() -> R>(
     bounds: &StackBounds,
     cache: &SegmentCache<'_>,
-    sp: usize,
     segment_size: usize,
     f: F,
 ) -> R {
@@ -257,11 +253,16 @@ fn grow<R, F: FnOnce() -> R>(
         Some(segment) => segment,
         None => pool::take_segment(size).unwrap_or_else(|err| panic!("{err}")),
     };
+    // Below this frame, `corosensei::on_stack` keeps the closure and the
+    // result slot (a copy or two of each in unoptimised builds) and the
+    // switch saves registers: all live while `f` runs on the segment.
+    let switch_frames = super::shrink::SAFETY_MARGIN
+        + 4 * (std::mem::size_of::<F>() + std::mem::size_of::<R>() + 64);
     let link = Link {
         prev: bounds.chain.get(),
         limit: bounds.limit.get(),
         base: bounds.base.get(),
-        sp,
+        live_floor: approx_sp().saturating_sub(switch_frames),
     };
     let mut on_segment = OnSegment {
         bounds,

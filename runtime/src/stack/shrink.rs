@@ -14,7 +14,7 @@
 //! it doubles when a task needs shrinking again within [`HOT_PARKS`] parks
 //! of the last shrink, and halves after [`COLD_PARKS`] quiet parks. On a
 //! task suspended inside `maybe_grow` segments, every stack of the chain is
-//! shrunk below the point where the task left it.
+//! shrunk below the frames that switched away from it (`Link::live_floor`).
 //!
 //! # When
 //!
@@ -198,7 +198,7 @@ impl TaskStack {
             // SAFETY: links live in frames of the suspended task's stacks,
             // which stay in place until the task resumes.
             let l = unsafe { &*link };
-            floor = round_down_to_page(l.sp.saturating_sub(SAFETY_MARGIN));
+            floor = round_down_to_page(l.live_floor);
             limit = l.limit;
             link = l.prev;
         }
