@@ -80,6 +80,10 @@ pub(crate) struct Worker {
 impl Worker {
     pub(crate) fn new(index: usize, shared: Arc<Shared>, deque: Deque<Arc<Task>>) -> Worker {
         let stack_size = shared.config.stack_size;
+        let wake = {
+            let shared = shared.clone();
+            move || shared.remotes[index].parker.unpark()
+        };
         Worker {
             index,
             shared,
@@ -87,7 +91,7 @@ impl Worker {
             runnext_streak: Cell::new(0),
             pinned: RefCell::new(VecDeque::new()),
             deque,
-            stacks: RefCell::new(StackPool::new(stack_size)),
+            stacks: RefCell::new(StackPool::new(stack_size, wake)),
             timers: RefCell::new(TimerHeap::default()),
             tick: Cell::new(0),
             spinning: Cell::new(false),
@@ -110,6 +114,11 @@ impl Worker {
                 break;
             }
             mutator.poll();
+            if self.stacks.borrow().shrink_requested() {
+                self.stacks
+                    .borrow_mut()
+                    .shrink_all(self.remote().started.lock().iter());
+            }
             if let Some(task) = self.next_local() {
                 self.run_task(task);
                 continue;
@@ -308,7 +317,7 @@ impl Worker {
             self.spinning.set(self.shared.idle.unregister(self.index));
             return;
         }
-        self.stacks.borrow_mut().trim();
+        self.stacks.borrow_mut().idle();
         let timeout = self.sleep_timeout();
         let metrics = self.metrics();
         metrics.timers.set(self.timers.borrow().len() as u64);
@@ -391,6 +400,7 @@ impl Worker {
                 }
             };
             let ptr = Arc::as_ptr(&task);
+            task.stack.start(&stack);
             *slot = Some(Coroutine::with_stack(stack, move |yielder, ()| {
                 Task::green_entry(ptr, yielder)
             }));
@@ -417,13 +427,16 @@ impl Worker {
                 self.pinned.borrow_mut().push_back(task);
             }
             CoroutineResult::Yield(Suspend::Park) => {
+                self.stacks.borrow_mut().parked(&task);
                 if task.state.park() == ParkAction::Reschedule {
                     self.pinned.borrow_mut().push_back(task);
                 }
             }
             CoroutineResult::Return(()) => {
                 let coroutine = slot.take().expect("finished coroutine");
-                self.stacks.borrow_mut().give(coroutine.into_stack());
+                self.stacks
+                    .borrow_mut()
+                    .give(&task.stack, coroutine.into_stack());
                 self.remote().started.lock().remove(&task);
                 task.finish();
             }
@@ -530,7 +543,9 @@ impl Worker {
                 );
             }
             if coroutine.done() {
-                self.stacks.borrow_mut().give(coroutine.into_stack());
+                self.stacks
+                    .borrow_mut()
+                    .give(&task.stack, coroutine.into_stack());
             } else {
                 // Cannot happen after a completed forced unwind; keep the
                 // memory rather than free a stack that may hold live frames.
