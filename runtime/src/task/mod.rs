@@ -23,6 +23,7 @@ use std::any::Any;
 use std::cell::{Cell, UnsafeCell};
 use std::fmt;
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -112,12 +113,40 @@ pub(crate) trait Job: Send {
     fn call(&mut self);
     /// Async tasks: polls the future; stores `Ok(value)` when ready.
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()>;
-    /// Drops the closure or future (if still there) and stores `Err(err)`.
+    /// Stores `Err(err)` and drops the closure or future (if still there),
+    /// containing a panic of its destructor (see [`drop_contained`]).
     fn fail(&mut self, err: JoinError);
     /// `&mut Option<Result<T, JoinError>>`, for the join handle.
     fn output(&mut self) -> &mut dyn Any;
     /// The stored error, if the task failed.
     fn error(&self) -> Option<&JoinError>;
+}
+
+/// Drops part of a task (its closure, future or unjoined output) where a
+/// panicking destructor must not escape: into a worker's loop, the
+/// shutdown path, or whichever thread drops a detached task last. Such a
+/// panic is logged and its payload discarded (forgotten, should dropping
+/// the payload panic as well).
+pub(crate) fn drop_contained<V>(value: V, id: TaskId, what: &str) {
+    let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(value)))
+    else {
+        return;
+    };
+    let message = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(non-string payload)")
+        .to_owned();
+    tracing::error!(
+        task.id = id.0,
+        "a destructor panicked while dropping the task's {what}: {message}"
+    );
+    if let Err(again) =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(payload)))
+    {
+        std::mem::forget(again);
+    }
 }
 
 struct GreenJob<F, T> {
@@ -138,8 +167,9 @@ where
         unreachable!("a green thread is resumed, not polled")
     }
     fn fail(&mut self, err: JoinError) {
-        self.f = None;
+        let (id, body) = (err.id(), self.f.take());
         self.out = Some(Err(err));
+        drop_contained(body, id, "closure");
     }
     fn output(&mut self) -> &mut dyn Any {
         &mut self.out
@@ -180,8 +210,9 @@ where
         }
     }
     fn fail(&mut self, err: JoinError) {
-        self.fut = None;
+        let (id, body) = (err.id(), self.fut.take());
         self.out = Some(Err(err));
+        drop_contained(body, id, "future");
     }
     fn output(&mut self) -> &mut dyn Any {
         &mut self.out
@@ -216,8 +247,11 @@ pub(crate) struct Task {
     /// Set (SeqCst) by a join handle before it stores a waker, so `finish`
     /// takes the lock only when someone may be waiting.
     pub(crate) join_waiting: std::sync::atomic::AtomicBool,
-    /// Closure or future, and the output slot.
-    pub(crate) job: UnsafeCell<Box<dyn Job>>,
+    /// Closure or future, and the output slot. Dropped by `Drop for Task`
+    /// through [`drop_contained`]: the last reference to a detached task
+    /// may go away on a worker, whose loop a panicking destructor of the
+    /// output must not unwind.
+    pub(crate) job: UnsafeCell<ManuallyDrop<Box<dyn Job>>>,
     /// The coroutine of a started green thread (owner worker only).
     pub(crate) coroutine: UnsafeCell<Option<GreenCoroutine>>,
     /// The coroutine's yielder while it is started (owner worker only).
@@ -303,7 +337,7 @@ impl Task {
             join: AtomicU8::new(JOIN_ATTACHED),
             join_waker: parking_lot::Mutex::new(None),
             join_waiting: std::sync::atomic::AtomicBool::new(false),
-            job: UnsafeCell::new(job),
+            job: UnsafeCell::new(ManuallyDrop::new(job)),
             coroutine: UnsafeCell::new(None),
             yielder: Cell::new(std::ptr::null()),
             cancelling: Cell::new(false),
@@ -381,6 +415,15 @@ impl Task {
                 );
             }
         }
+    }
+}
+
+impl Drop for Task {
+    fn drop(&mut self) {
+        // SAFETY: the task is being dropped, so nothing else holds the job;
+        // it is taken exactly once, here.
+        let job = unsafe { ManuallyDrop::take(self.job.get_mut()) };
+        drop_contained(job, self.id, "output");
     }
 }
 
