@@ -94,14 +94,56 @@ impl Mutator {
     }
 }
 
+/// A SeqCst cell of the handshake. The handshake's steps below are written
+/// against these traits so that the loom model (at the end of this file)
+/// runs them on loom's atomics: the modelled code is the code that ships.
+trait StateCell {
+    fn get(&self) -> u8;
+    fn set(&self, v: u8);
+}
+
+/// The `REQUESTED` flag, as the handshake reads it.
+trait RequestFlag {
+    fn is_set(&self) -> bool;
+}
+
+impl StateCell for AtomicU8 {
+    fn get(&self) -> u8 {
+        self.load(SeqCst)
+    }
+    fn set(&self, v: u8) {
+        self.store(v, SeqCst)
+    }
+}
+
+impl RequestFlag for AtomicBool {
+    fn is_set(&self) -> bool {
+        self.load(SeqCst)
+    }
+}
+
+/// Mutator side of the handshake: leaves `IDLE` for `RUNNING` unless a stop
+/// is requested, in which case it is `IDLE` again on return (`false`) and
+/// must wait for the restart before trying again.
+fn try_run(state: &impl StateCell, requested: &impl RequestFlag) -> bool {
+    state.set(RUNNING);
+    if !requested.is_set() {
+        return true;
+    }
+    state.set(IDLE);
+    false
+}
+
+/// Stopper side, once `REQUESTED` is set: whether this mutator is out of
+/// the way (idle or stopped) - and, by `try_run`'s order, stays out until
+/// the restart.
+fn out_of_the_way(state: &impl StateCell) -> bool {
+    state.get() != RUNNING
+}
+
 impl MutatorState {
     fn leave_idle(&self) {
-        loop {
-            self.state.store(RUNNING, SeqCst);
-            if !REQUESTED.load(SeqCst) {
-                return;
-            }
-            self.state.store(IDLE, SeqCst);
+        while !try_run(&self.state, &REQUESTED) {
             wait_for_restart();
         }
     }
@@ -210,7 +252,7 @@ pub fn stop_the_world() -> WorldStopped {
     let mutators: Vec<Arc<MutatorState>> = MUTATORS.lock().clone();
     for m in &mutators {
         let mut spins = 0u32;
-        while m.state.load(SeqCst) == RUNNING {
+        while !out_of_the_way(&m.state) {
             spins += 1;
             if spins < 64 {
                 std::hint::spin_loop();
@@ -230,4 +272,83 @@ pub fn stop_the_world() -> WorldStopped {
 /// Number of registered worker threads (mutators) in the process.
 pub fn mutators() -> usize {
     MUTATORS.lock().len()
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use loom::sync::atomic::{AtomicBool as LoomBool, AtomicU8 as LoomU8};
+    use loom::sync::Arc;
+
+    impl StateCell for LoomU8 {
+        fn get(&self) -> u8 {
+            self.load(SeqCst)
+        }
+        fn set(&self, v: u8) {
+            self.store(v, SeqCst)
+        }
+    }
+
+    impl RequestFlag for LoomBool {
+        fn is_set(&self) -> bool {
+            self.load(SeqCst)
+        }
+    }
+
+    struct World {
+        requested: LoomBool,
+        state: LoomU8,
+        /// Set by the stopper while it believes the world is stopped.
+        stopped: LoomBool,
+        /// Set by the mutator while it runs a task.
+        in_task: LoomBool,
+    }
+
+    /// A worker leaving idle races a stopper: the stopper never believes
+    /// the world stopped while the worker runs a task, and the worker
+    /// never starts a task while the world is stopped.
+    #[test]
+    fn no_task_runs_while_the_world_is_stopped() {
+        loom::model(|| {
+            let w = Arc::new(World {
+                requested: LoomBool::new(false),
+                state: LoomU8::new(IDLE),
+                stopped: LoomBool::new(false),
+                in_task: LoomBool::new(false),
+            });
+            let m = w.clone();
+            let mutator = loom::thread::spawn(move || {
+                // Leave idle (waiting out a stop), run one task, poll the
+                // safepoint, go idle.
+                while !try_run(&m.state, &m.requested) {
+                    while m.requested.load(SeqCst) {
+                        loom::thread::yield_now();
+                    }
+                }
+                assert!(!m.stopped.load(SeqCst), "a task started in a stopped world");
+                m.in_task.store(true, SeqCst);
+                m.in_task.store(false, SeqCst);
+                if m.requested.load(SeqCst) {
+                    m.state.set(STOPPED);
+                    while m.requested.load(SeqCst) {
+                        loom::thread::yield_now();
+                    }
+                    while !try_run(&m.state, &m.requested) {
+                        loom::thread::yield_now();
+                    }
+                }
+                m.state.set(IDLE);
+            });
+            // The stopper.
+            w.requested.store(true, SeqCst);
+            while !out_of_the_way(&w.state) {
+                loom::thread::yield_now();
+            }
+            w.stopped.store(true, SeqCst);
+            assert!(!w.in_task.load(SeqCst), "the world stopped during a task");
+            w.stopped.store(false, SeqCst);
+            w.requested.store(false, SeqCst);
+            mutator.join().unwrap();
+        });
+    }
 }

@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# Soak test (not CI): runs fibra's network examples under sustained load,
+# samples their RSS over time, and fails on any error or on RSS growth over
+# 10% after warm-up.
+#
+#   benches/soak.sh                  # 10 minutes per server
+#   benches/soak.sh --duration 3600  # an hour
+#   benches/soak.sh --smoke          # 20 seconds per server
+#
+# Servers, each when its example exists:
+#   http: examples/http.rs under wrk (non-2xx responses and socket errors
+#         count as errors)
+#   kv:   examples/kv.rs under redis-benchmark (SET/GET; any error line
+#         counts)
+#   echo: examples/echo.rs under an echo client in this script (every reply
+#         checked byte for byte; a mismatch or a dropped connection counts)
+# GC churn: the server is started with FIBRA_GC_CHURN=1 (examples that use
+# the GC heap allocate garbage per request when set); pause percentiles are
+# reported when the server prints a line starting `gc pauses:` on exit.
+#
+# Output: a table of RSS samples (seconds, KiB), the error count per load
+# generator, and PASS/FAIL. Warm-up is the first 20% of the run; growth is
+# the last sample against the median of the samples just after warm-up.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+duration=600
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --smoke) duration=20 ;;
+    --duration) duration=$2; shift ;;
+    *) echo "usage: $0 [--smoke] [--duration SECONDS]" >&2; exit 2 ;;
+  esac
+  shift
+done
+interval=$(( duration >= 100 ? duration / 50 : 1 ))
+out=$(mktemp -d /tmp/fibra-soak.XXXXXX)
+status=0
+
+cargo build -q --release --examples
+
+# start_server NAME: starts target/release/examples/NAME on a free port,
+# sets $pid and $addr.
+start_server() {
+  FIBRA_GC_CHURN=1 "target/release/examples/$1" 127.0.0.1:0 >"$out/$1.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 100); do
+    addr=$(grep -o 'listening on [0-9.:]*' "$out/$1.log" | awk '{print $3}' || true)
+    [ -n "$addr" ] && return 0
+    sleep 0.1
+  done
+  echo "soak: $1 did not start" >&2
+  cat "$out/$1.log" >&2
+  return 1
+}
+
+# sample_rss PID FILE: appends "seconds kib" every $interval s while PID lives.
+sample_rss() {
+  local start=$SECONDS
+  while kill -0 "$1" 2>/dev/null; do
+    awk -v t=$((SECONDS - start)) '/^VmRSS/ {print t, $2}' "/proc/$1/status" >>"$2" 2>/dev/null || true
+    sleep "$interval"
+  done
+}
+
+# judge NAME ERRORS RSSFILE: prints the verdict, sets status on failure.
+judge() {
+  local name=$1 errors=$2 rss=$3
+  echo "== $name: RSS samples (s KiB) =="
+  column -c 120 "$rss" 2>/dev/null || cat "$rss"
+  local warm=$((duration / 5))
+  local verdict
+  verdict=$(awk -v warm="$warm" '
+    $1 >= warm { after[n++] = $2 }
+    END {
+      if (n < 2) { print "too-few-samples 0 0"; exit }
+      k = (n < 5 ? n : 5)
+      # median of the first k samples after warm-up
+      for (i = 0; i < k; i++) s[i] = after[i]
+      for (i = 0; i < k; i++) for (j = i + 1; j < k; j++) if (s[j] < s[i]) { t = s[i]; s[i] = s[j]; s[j] = t }
+      base = s[int(k / 2)]; last = after[n - 1]
+      printf "%s %d %d\n", (last > base * 1.10 ? "grew" : "ok"), base, last
+    }' "$rss")
+  read -r word base last <<<"$verdict"
+  local growth=0
+  [ "$base" -gt 0 ] && growth=$(( (last - base) * 100 / base ))
+  echo "$name: errors=$errors rss_after_warmup=${base}KiB rss_end=${last}KiB growth=${growth}%"
+  grep -h '^gc pauses:' "$out/$name.log" || echo "$name: no GC pause report"
+  if [ "$errors" != 0 ] || [ "$word" != ok ]; then
+    echo "$name: FAIL ($word)"
+    status=1
+  else
+    echo "$name: PASS"
+  fi
+}
+
+stop_server() {
+  kill -INT "$pid" 2>/dev/null || true
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+if [ -f examples/http.rs ] && command -v wrk >/dev/null; then
+  start_server http
+  sample_rss "$pid" "$out/http.rss" &
+  wrk -t2 -c128 -d"${duration}s" --latency "http://$addr/" >"$out/wrk.txt" 2>&1 || true
+  cat "$out/wrk.txt"
+  errors=$(awk '/Socket errors/ {gsub(/[^0-9 ]/, " "); s = 0; for (i = 1; i <= NF; i++) s += $i; print s}
+                /Non-2xx/ {print $NF}' "$out/wrk.txt" | paste -sd+ | bc 2>/dev/null || echo 0)
+  stop_server
+  judge http "${errors:-0}" "$out/http.rss"
+fi
+
+if [ -f examples/kv.rs ] && command -v redis-benchmark >/dev/null; then
+  start_server kv
+  sample_rss "$pid" "$out/kv.rss" &
+  port=${addr##*:}
+  end=$((SECONDS + duration)); errors=0
+  while [ $SECONDS -lt $end ]; do
+    redis-benchmark -p "$port" -c 64 -n 100000 -t set,get -q >"$out/rb.txt" 2>&1 || errors=$((errors + 1))
+    errors=$((errors + $(grep -ci 'error' "$out/rb.txt" || true)))
+  done
+  stop_server
+  judge kv "$errors" "$out/kv.rss"
+fi
+
+if [ -f examples/echo.rs ]; then
+  start_server echo
+  sample_rss "$pid" "$out/echo.rss" &
+  errors=$(python3 - "$addr" "$duration" <<'PY'
+import random, socket, sys, threading, time
+host, port = sys.argv[1].rsplit(":", 1)
+deadline = time.time() + float(sys.argv[2])
+errors = 0
+lock = threading.Lock()
+def client(seed):
+    global errors
+    rng = random.Random(seed)
+    while time.time() < deadline:
+        try:
+            with socket.create_connection((host, int(port)), timeout=10) as s:
+                # A connection lives for a random number of round trips, so
+                # connections churn (new green threads, stacks, sockets).
+                for _ in range(rng.randint(1, 200)):
+                    msg = rng.randbytes(rng.randint(1, 32 * 1024))
+                    s.sendall(msg)
+                    got = bytearray()
+                    while len(got) < len(msg):
+                        chunk = s.recv(65536)
+                        if not chunk:
+                            raise ConnectionError("closed early")
+                        got += chunk
+                    if bytes(got) != msg:
+                        raise ValueError("echo mismatch")
+        except Exception as e:
+            with lock:
+                errors += 1
+                if errors <= 5:
+                    print(f"echo client error: {e!r}", file=sys.stderr)
+threads = [threading.Thread(target=client, args=(i,)) for i in range(32)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(errors)
+PY
+)
+  stop_server
+  judge echo "$errors" "$out/echo.rss"
+fi
+
+echo "soak: logs and samples in $out"
+[ $status = 0 ] && echo "soak: PASS" || echo "soak: FAIL"
+exit $status
