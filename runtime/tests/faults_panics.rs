@@ -107,17 +107,21 @@ fn panicking_drops_during_shutdown_cancellation_do_not_stop_the_others() {
     let handles = rt.run(move || {
         let mut handles = Vec::new();
         for i in 0..200 {
-            let d = d.clone();
+            // The guards are made here and moved in, so they are dropped
+            // whether or not the task started before shutdown.
+            let c = CountOnDrop(d.clone());
             if i % 2 == 0 {
+                let p = PanicOnDrop(d.clone());
                 handles.push(spawn(move || {
-                    let _c = CountOnDrop(d.clone());
-                    let _p = PanicOnDrop(d);
+                    let _c = c;
+                    let _p = p;
                     fibra_runtime::time::sleep(Duration::from_secs(3600));
                 }));
             } else {
+                let p = PanickyPending(d.clone());
                 handles.push(fibra_runtime::spawn_async(async move {
-                    let _c = CountOnDrop(d.clone());
-                    PanickyPending(d).await;
+                    let _c = c;
+                    p.await;
                 }));
             }
         }
