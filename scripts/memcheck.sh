@@ -46,6 +46,7 @@ smoke=(
   "faults_net"
   "faults_blocking"
   "faults_shutdown"
+  "faults_leaks"
 )
 full=(
   spawn_join shutdown
@@ -53,7 +54,7 @@ full=(
   net_tcp net_udp_unix net_accept_emfile stack_pool
   stack_shrink maybe_grow_deep_recursion task_panics pinning async_interop
   "blocking spawn_blocking_does_not_block many_blocking_jobs idle_blocking_threads"
-  faults_panics faults_net faults_blocking faults_shutdown
+  faults_panics faults_net faults_blocking faults_shutdown faults_leaks
 )
 
 # Valgrind serialises threads; fewer parked tasks keep the 100k-task

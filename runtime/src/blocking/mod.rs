@@ -293,7 +293,11 @@ where
     let result = crate::park::wait_as(crate::debug::WaitOn::Blocking, |cx| {
         std::pin::Pin::new(&mut handle).poll(cx)
     });
-    std::mem::forget(guard);
+    // The job has completed (the handle was ready), so this returns at
+    // once; dropping, not forgetting, the guard releases its task
+    // reference (forgetting it leaked the task, and through it the
+    // runtime's `Shared` with its poller descriptors).
+    drop(guard);
     match result {
         Ok(v) => v,
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
