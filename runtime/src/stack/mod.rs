@@ -313,10 +313,36 @@ impl StackPool {
     }
 }
 
-/// The address of a local in the caller's frame: the stack pointer, give or
-/// take the caller's frame size.
+/// The current stack pointer, read from the register where the platform
+/// allows (x86_64, aarch64); elsewhere the address of a local in the
+/// caller's frame (the stack pointer give or take that frame's size).
+///
+/// The register matters under AddressSanitizer: it may place locals whose
+/// address is taken on a heap-allocated "fake stack", and a stack pointer
+/// taken from such a local made `shrink` release pages holding live frames.
 #[inline(always)]
 pub(crate) fn approx_sp() -> usize {
-    let marker = 0u8;
-    std::hint::black_box(&marker) as *const u8 as usize
+    #[cfg(target_arch = "x86_64")]
+    {
+        let sp: usize;
+        // SAFETY: reads a register; touches no memory.
+        unsafe {
+            std::arch::asm!("mov {}, rsp", out(reg) sp, options(nomem, nostack, preserves_flags))
+        };
+        sp
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        let sp: usize;
+        // SAFETY: reads a register; touches no memory.
+        unsafe {
+            std::arch::asm!("mov {}, sp", out(reg) sp, options(nomem, nostack, preserves_flags))
+        };
+        sp
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        let marker = 0u8;
+        std::hint::black_box(&marker) as *const u8 as usize
+    }
 }
