@@ -41,7 +41,8 @@ smoke=(
   "timers sleep_lasts_at_least_its_duration sleep_future"
   "net_tcp half_close a_peer_reset a_reader_and_a_writer async_tasks_use_readiness"
   "stack_pool"
-  "maybe_grow_deep_recursion"
+  "maybe_grow_deep_recursion remaining_tracks a_task_parks a_panic_on_a_segment cancelling_a_task_parked a_split_in"
+  "stack_shrink"
   "faults_panics"
   "faults_net"
   "faults_blocking"
@@ -59,7 +60,7 @@ full=(
 
 # Valgrind serialises threads; fewer parked tasks keep the 100k-task
 # shutdown test to seconds (the full run uses 10,000).
-if [ "$mode" = full ]; then export FIBRA_FAULT_TASKS=10000; else export FIBRA_FAULT_TASKS=2000; fi
+if [ "$mode" = full ]; then export FIBRA_FAULT_TASKS=10000; else export FIBRA_FAULT_TASKS=1000; fi
 
 run_list() {
   local -n list=$1
