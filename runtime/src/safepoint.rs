@@ -13,7 +13,8 @@
 //! at every safepoint (each scheduler tick, i.e. at every task switch, and
 //! wherever the GC's allocator or barrier calls [`poll`]); seeing it set, it
 //! moves to `STOPPED` and waits until the world restarts. A worker leaving
-//! `IDLE` stores `RUNNING` and then re-reads `REQUESTED` (both SeqCst): if a
+//! `IDLE` stores `RUNNING` and then re-reads `REQUESTED` (both SeqCst, with a
+//! SeqCst fence between, as between the stopper's store and its reads): if a
 //! stop is in progress it steps back to `IDLE` and waits. By the SeqCst
 //! total order, either the stopper sees it `RUNNING` (and waits for its next
 //! poll) or it sees the request (and stays out) - so when
@@ -22,12 +23,17 @@
 //! Stopping touches each worker once: O(workers), never O(tasks) or O(heap).
 //! Plain OS threads are not stopped; the collector must cover them with its
 //! barriers.
+//!
+//! The handshake's steps (`try_run`, `request_stop`, `out_of_the_way`) are
+//! checked by a loom model at the end of this file.
 
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
+
+use crate::loom::fence;
 
 const RUNNING: u8 = 0;
 const IDLE: u8 = 1;
@@ -102,9 +108,10 @@ trait StateCell {
     fn set(&self, v: u8);
 }
 
-/// The `REQUESTED` flag, as the handshake reads it.
+/// The `REQUESTED` flag, as the handshake reads and raises it.
 trait RequestFlag {
     fn is_set(&self) -> bool;
+    fn raise(&self);
 }
 
 impl StateCell for AtomicU8 {
@@ -120,18 +127,34 @@ impl RequestFlag for AtomicBool {
     fn is_set(&self) -> bool {
         self.load(SeqCst)
     }
+    fn raise(&self) {
+        self.store(true, SeqCst)
+    }
 }
 
 /// Mutator side of the handshake: leaves `IDLE` for `RUNNING` unless a stop
 /// is requested, in which case it is `IDLE` again on return (`false`) and
 /// must wait for the restart before trying again.
+///
+/// Each side stores its own cell, then reads the other's (a store-load
+/// pair on two locations): the `SeqCst` fences make it order even where
+/// SeqCst accesses alone are modelled more weakly (loom), at the cost of
+/// one fence per wake-up of an idle worker.
 fn try_run(state: &impl StateCell, requested: &impl RequestFlag) -> bool {
     state.set(RUNNING);
+    fence(SeqCst);
     if !requested.is_set() {
         return true;
     }
     state.set(IDLE);
     false
+}
+
+/// Stopper side: raises `REQUESTED`; then it waits until every mutator is
+/// [`out_of_the_way`].
+fn request_stop(requested: &impl RequestFlag) {
+    requested.raise();
+    fence(SeqCst);
 }
 
 /// Stopper side, once `REQUESTED` is set: whether this mutator is out of
@@ -248,7 +271,7 @@ pub fn stop_the_world() -> WorldStopped {
     }
     let serial = STOPPER.lock();
     let started = Instant::now();
-    REQUESTED.store(true, SeqCst);
+    request_stop(&REQUESTED);
     let mutators: Vec<Arc<MutatorState>> = MUTATORS.lock().clone();
     for m in &mutators {
         let mut spins = 0u32;
@@ -292,6 +315,9 @@ mod loom_tests {
     impl RequestFlag for LoomBool {
         fn is_set(&self) -> bool {
             self.load(SeqCst)
+        }
+        fn raise(&self) {
+            self.store(true, SeqCst)
         }
     }
 
@@ -340,7 +366,7 @@ mod loom_tests {
                 m.state.set(IDLE);
             });
             // The stopper.
-            w.requested.store(true, SeqCst);
+            request_stop(&w.requested);
             while !out_of_the_way(&w.state) {
                 loom::thread::yield_now();
             }
