@@ -26,6 +26,7 @@ mod park;
 mod runtime;
 mod sched;
 
+pub mod chan;
 pub mod safepoint;
 pub mod stack;
 pub mod task;
