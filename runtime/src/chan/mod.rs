@@ -138,10 +138,17 @@ impl<T> Sender<T> {
     /// ```
     #[track_caller]
     pub fn send(&self, value: T) -> Result<(), SendError<T>> {
-        let value = match self.chan.try_send(value, std::ptr::null()) {
-            Ok(()) => return Ok(()),
-            Err(TrySendError::Disconnected(v)) => return Err(SendError(v)),
-            Err(TrySendError::Full(v)) => v,
+        // Buffered channels usually complete without waiting: try before
+        // setting up a wait. (An unbuffered send mostly waits, and the wait's
+        // first poll tries anyway.)
+        let value = if self.chan.cap > 0 {
+            match self.chan.try_send(value, std::ptr::null()) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Disconnected(v)) => return Err(SendError(v)),
+                Err(TrySendError::Full(v)) => v,
+            }
+        } else {
+            value
         };
         let mut g = SendGuard {
             chan: &self.chan,
@@ -321,10 +328,12 @@ impl<T> Receiver<T> {
     /// ```
     #[track_caller]
     pub fn recv(&self) -> Result<T, RecvError> {
-        match self.chan.try_recv(std::ptr::null()) {
-            Ok(v) => return Ok(v),
-            Err(TryRecvError::Disconnected) => return Err(RecvError),
-            Err(TryRecvError::Empty) => {}
+        if self.chan.cap > 0 {
+            match self.chan.try_recv(std::ptr::null()) {
+                Ok(v) => return Ok(v),
+                Err(TryRecvError::Disconnected) => return Err(RecvError),
+                Err(TryRecvError::Empty) => {}
+            }
         }
         let mut g = RecvGuard {
             chan: &self.chan,

@@ -287,7 +287,12 @@ impl<T> WaitQueue<T> {
                 i += 1;
                 continue;
             }
-            let e = self.entries.remove(i).expect("index is in bounds");
+            let e = if i == 0 {
+                self.entries.pop_front()
+            } else {
+                self.entries.remove(i)
+            };
+            let e = e.expect("index is in bounds");
             if e.token().try_claim(e.arm) {
                 return Some(e);
             }
