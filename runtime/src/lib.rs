@@ -29,6 +29,7 @@ mod sched;
 pub mod chan;
 pub mod safepoint;
 pub mod stack;
+pub mod sync;
 pub mod task;
 pub mod time;
 

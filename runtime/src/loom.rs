@@ -56,6 +56,7 @@ mod std_cell {
             UnsafeCell(std::cell::UnsafeCell::new(v))
         }
         #[inline(always)]
+        #[allow(dead_code)] // used by tests and loom models
         pub(crate) fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
             f(self.0.get())
         }

@@ -325,6 +325,7 @@ impl<T> WaitQueue<T> {
         self.entries.drain(..).filter(|e| e.token().try_claim(e.arm))
     }
 
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
