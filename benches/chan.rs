@@ -94,12 +94,14 @@ fn benches(c: &mut Criterion) {
         c.bench_function(&format!("chan_pingpong_roundtrip/workers={workers}"), |b| {
             b.iter_custom(|iters| ping_pong(&rt, iters))
         });
-        c.bench_function(&format!("chan_buffered_1024_per_msg/workers={workers}"), |b| {
-            b.iter_custom(|iters| buffered(&rt, iters))
-        });
-        c.bench_function(&format!("chan_select2_buffered_per_msg/workers={workers}"), |b| {
-            b.iter_custom(|iters| select_recv(&rt, iters))
-        });
+        c.bench_function(
+            &format!("chan_buffered_1024_per_msg/workers={workers}"),
+            |b| b.iter_custom(|iters| buffered(&rt, iters)),
+        );
+        c.bench_function(
+            &format!("chan_select2_buffered_per_msg/workers={workers}"),
+            |b| b.iter_custom(|iters| select_recv(&rt, iters)),
+        );
     }
 }
 

@@ -1,7 +1,13 @@
 fn main() {
-    let workers: usize = std::env::args().nth(1).map(|s| s.parse().unwrap()).unwrap_or(1);
+    let workers: usize = std::env::args()
+        .nth(1)
+        .map(|s| s.parse().unwrap())
+        .unwrap_or(1);
     let rt = fibra::Runtime::builder().workers(workers).build().unwrap();
-    let n: u64 = std::env::args().nth(2).map(|s| s.parse().unwrap()).unwrap_or(2_000_000);
+    let n: u64 = std::env::args()
+        .nth(2)
+        .map(|s| s.parse().unwrap())
+        .unwrap_or(2_000_000);
     let t = rt.run(move || {
         let (ping_tx, ping_rx) = fibra::chan::channel::<u64>(0);
         let (pong_tx, pong_rx) = fibra::chan::channel::<u64>(0);
@@ -22,4 +28,3 @@ fn main() {
     });
     println!("{:.1} ns/round trip", t.as_nanos() as f64 / n as f64);
 }
-

@@ -15,6 +15,7 @@
 //! Futures, channels, IO and timers therefore share one wake path.
 
 use std::future::Future;
+#[cfg_attr(loom, allow(unused_imports))]
 use std::pin::{pin, Pin};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
@@ -23,6 +24,7 @@ use std::time::Instant;
 use crate::context;
 use crate::sched::parker::{Parker, ThreadWaker};
 use crate::task::{Kind, Suspend};
+#[cfg_attr(loom, allow(unused_imports))]
 use crate::time::Sleep;
 
 thread_local! {
@@ -34,6 +36,7 @@ thread_local! {
 /// the OS thread. `poll` must register the context's waker whenever it
 /// returns `Pending`.
 #[track_caller]
+#[cfg(not(loom))]
 pub(crate) fn wait<R>(mut poll: impl FnMut(&mut Context<'_>) -> Poll<R>) -> R {
     match context::current_task() {
         Some(task) if task.kind == Kind::Green => {
@@ -68,6 +71,7 @@ pub(crate) fn wait<R>(mut poll: impl FnMut(&mut Context<'_>) -> Poll<R>) -> R {
 /// A green thread arms a timer on its worker; a plain thread parks with a
 /// timeout. `poll` is always tried once, even if the deadline has passed.
 #[track_caller]
+#[cfg(not(loom))]
 pub(crate) fn wait_deadline<R>(
     deadline: Option<Instant>,
     mut poll: impl FnMut(&mut Context<'_>) -> Poll<R>,
@@ -105,6 +109,47 @@ pub(crate) fn wait_deadline<R>(
             tw.parker.park(Some(deadline - now));
         }
     })
+}
+
+/// Under loom, blocking calls run on loom's model threads: `wait` blocks
+/// with loom's executor, and a deadline counts as already passed after the
+/// first poll (which models a timeout racing the operation).
+#[cfg(loom)]
+pub(crate) fn wait<R>(mut poll: impl FnMut(&mut Context<'_>) -> Poll<R>) -> R {
+    struct LoomWaker(loom::sync::Notify);
+    impl std::task::Wake for LoomWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.notify();
+        }
+    }
+    let lw = Arc::new(LoomWaker(loom::sync::Notify::new()));
+    let waker = Waker::from(lw.clone());
+    let mut cx = Context::from_waker(&waker);
+    loop {
+        if let Poll::Ready(v) = poll(&mut cx) {
+            return v;
+        }
+        lw.0.wait();
+    }
+}
+
+#[cfg(loom)]
+pub(crate) fn wait_deadline<R>(
+    deadline: Option<Instant>,
+    mut poll: impl FnMut(&mut Context<'_>) -> Poll<R>,
+) -> Option<R> {
+    if deadline.is_none() {
+        return Some(wait(poll));
+    }
+    struct Noop;
+    impl std::task::Wake for Noop {
+        fn wake(self: Arc<Self>) {}
+    }
+    let waker = Waker::from(Arc::new(Noop));
+    match poll(&mut Context::from_waker(&waker)) {
+        Poll::Ready(v) => Some(v),
+        Poll::Pending => None,
+    }
 }
 
 /// Suspends the running green thread until its next wake (or returns at

@@ -21,24 +21,28 @@ impl Wake for CountingWaker {
 #[test]
 fn async_tasks_talk_to_green_threads() {
     for workers in [1, 2] {
-        Runtime::builder().workers(workers).build().unwrap().run(|| {
-            let (tx, rx) = channel::<u32>(0);
-            let (back_tx, back_rx) = channel::<u32>(0);
-            let a = fibra_runtime::spawn_async(async move {
-                let mut sum = 0;
-                while let Ok(v) = rx.recv_async().await {
-                    sum += v;
-                    back_tx.send_async(v + 1).await.unwrap();
+        Runtime::builder()
+            .workers(workers)
+            .build()
+            .unwrap()
+            .run(|| {
+                let (tx, rx) = channel::<u32>(0);
+                let (back_tx, back_rx) = channel::<u32>(0);
+                let a = fibra_runtime::spawn_async(async move {
+                    let mut sum = 0;
+                    while let Ok(v) = rx.recv_async().await {
+                        sum += v;
+                        back_tx.send_async(v + 1).await.unwrap();
+                    }
+                    sum
+                });
+                for i in 0..1000 {
+                    tx.send(i).unwrap();
+                    assert_eq!(back_rx.recv(), Ok(i + 1));
                 }
-                sum
+                drop(tx);
+                assert_eq!(a.join().unwrap(), (0..1000).sum::<u32>());
             });
-            for i in 0..1000 {
-                tx.send(i).unwrap();
-                assert_eq!(back_rx.recv(), Ok(i + 1));
-            }
-            drop(tx);
-            assert_eq!(a.join().unwrap(), (0..1000).sum::<u32>());
-        });
     }
 }
 
@@ -81,7 +85,10 @@ fn pending_recv_future_is_woken_and_completes() {
     // A second poll with another waker replaces the first.
     let w2 = Arc::new(CountingWaker(Default::default()));
     let waker2 = Waker::from(w2.clone());
-    assert!(fut.as_mut().poll(&mut Context::from_waker(&waker2)).is_pending());
+    assert!(fut
+        .as_mut()
+        .poll(&mut Context::from_waker(&waker2))
+        .is_pending());
     tx.try_send(4).unwrap(); // hands over to the parked future
     assert_eq!(w.0.load(std::sync::atomic::Ordering::SeqCst), 0);
     assert_eq!(w2.0.load(std::sync::atomic::Ordering::SeqCst), 1);
@@ -122,6 +129,9 @@ fn blocking_recv_in_async_task_panics_with_a_clear_message() {
     let err = rt.block_on(h).unwrap_err();
     assert!(err.is_panic());
     let msg = err.into_panic();
-    let msg = msg.downcast_ref::<String>().map(String::as_str).or(msg.downcast_ref::<&str>().copied());
+    let msg = msg
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or(msg.downcast_ref::<&str>().copied());
     assert!(msg.unwrap().contains("_async"), "{msg:?}");
 }

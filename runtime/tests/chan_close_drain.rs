@@ -41,7 +41,11 @@ fn dropping_all_receivers_fails_senders_and_drops_buffer() {
     tx.send(token.clone()).unwrap();
     assert_eq!(std::sync::Arc::strong_count(&token), 2);
     drop(rx);
-    assert_eq!(std::sync::Arc::strong_count(&token), 1, "buffered values are dropped");
+    assert_eq!(
+        std::sync::Arc::strong_count(&token),
+        1,
+        "buffered values are dropped"
+    );
     assert!(tx.send(token.clone()).is_err());
 }
 

@@ -9,7 +9,10 @@ use fibra_runtime::chan::channel;
 use fibra_runtime::Runtime;
 
 fn scale() -> u64 {
-    std::env::var("FIBRA_STRESS_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1)
+    std::env::var("FIBRA_STRESS_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1)
 }
 
 fn run_case(workers: usize, cap: usize, producers: u64, consumers: usize, os_producers: u64) {
@@ -70,7 +73,11 @@ fn run_case(workers: usize, cap: usize, producers: u64, consumers: usize, os_pro
         t.join().unwrap();
     }
     for (v, c) in seen.iter().enumerate() {
-        assert_eq!(c.load(Ordering::Relaxed), 1, "value {v} (workers {workers}, cap {cap})");
+        assert_eq!(
+            c.load(Ordering::Relaxed),
+            1,
+            "value {v} (workers {workers}, cap {cap})"
+        );
     }
 }
 

@@ -9,7 +9,9 @@ use fibra_runtime::chan::{channel, TryRecvError, TrySendError};
 use fibra_runtime::Runtime;
 
 fn runtimes() -> impl Iterator<Item = Runtime> {
-    [1, 2].into_iter().map(|w| Runtime::builder().workers(w).build().unwrap())
+    [1, 2]
+        .into_iter()
+        .map(|w| Runtime::builder().workers(w).build().unwrap())
 }
 
 #[test]
@@ -24,7 +26,10 @@ fn send_waits_for_a_receiver() {
                 s.store(true, Ordering::SeqCst);
             });
             fibra_runtime::time::sleep(Duration::from_millis(20));
-            assert!(!sent.load(Ordering::SeqCst), "send completed without a receiver");
+            assert!(
+                !sent.load(Ordering::SeqCst),
+                "send completed without a receiver"
+            );
             assert_eq!(rx.recv(), Ok(7));
             h.join().unwrap();
             assert!(sent.load(Ordering::SeqCst));
@@ -125,7 +130,9 @@ fn os_thread_senders_meet_green_receivers() {
             t.join().unwrap();
         }
         assert_eq!(got.load(Ordering::Relaxed), 2000);
-        let expect: usize = (0..4).map(|t| (0..500).map(|i| t * 1000 + i).sum::<usize>()).sum();
+        let expect: usize = (0..4)
+            .map(|t| (0..500).map(|i| t * 1000 + i).sum::<usize>())
+            .sum();
         assert_eq!(sum, expect);
     }
 }

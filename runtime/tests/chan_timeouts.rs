@@ -4,56 +4,76 @@
 
 use std::time::{Duration, Instant};
 
-use fibra_runtime::chan::{channel, RecvTimeoutError, SendTimeoutError, TrySendError, TryRecvError};
+use fibra_runtime::chan::{
+    channel, RecvTimeoutError, SendTimeoutError, TryRecvError, TrySendError,
+};
 use fibra_runtime::Runtime;
 
 #[test]
 fn recv_timeout_expires_and_leaves_no_waiter() {
     for workers in [1, 2] {
-        Runtime::builder().workers(workers).build().unwrap().run(|| {
-            let (tx, rx) = channel::<u32>(0);
-            let start = Instant::now();
-            assert_eq!(rx.recv_timeout(Duration::from_millis(20)), Err(RecvTimeoutError::Timeout));
-            assert!(start.elapsed() >= Duration::from_millis(20));
-            assert_eq!(tx.try_send(1), Err(TrySendError::Full(1)));
-        });
+        Runtime::builder()
+            .workers(workers)
+            .build()
+            .unwrap()
+            .run(|| {
+                let (tx, rx) = channel::<u32>(0);
+                let start = Instant::now();
+                assert_eq!(
+                    rx.recv_timeout(Duration::from_millis(20)),
+                    Err(RecvTimeoutError::Timeout)
+                );
+                assert!(start.elapsed() >= Duration::from_millis(20));
+                assert_eq!(tx.try_send(1), Err(TrySendError::Full(1)));
+            });
     }
     let (tx, rx) = channel::<u32>(0);
-    assert_eq!(rx.recv_timeout(Duration::from_millis(5)), Err(RecvTimeoutError::Timeout));
+    assert_eq!(
+        rx.recv_timeout(Duration::from_millis(5)),
+        Err(RecvTimeoutError::Timeout)
+    );
     assert_eq!(tx.try_send(1), Err(TrySendError::Full(1)));
 }
 
 #[test]
 fn send_timeout_expires_and_gives_the_value_back() {
     for workers in [1, 2] {
-        Runtime::builder().workers(workers).build().unwrap().run(|| {
-            let (tx, rx) = channel::<String>(0);
-            let r = tx.send_timeout("v".to_string(), Duration::from_millis(10));
-            assert_eq!(r, Err(SendTimeoutError::Timeout("v".to_string())));
-            assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
-        });
+        Runtime::builder()
+            .workers(workers)
+            .build()
+            .unwrap()
+            .run(|| {
+                let (tx, rx) = channel::<String>(0);
+                let r = tx.send_timeout("v".to_string(), Duration::from_millis(10));
+                assert_eq!(r, Err(SendTimeoutError::Timeout("v".to_string())));
+                assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+            });
     }
 }
 
 #[test]
 fn timeouts_succeed_when_a_partner_arrives() {
     for workers in [1, 2] {
-        Runtime::builder().workers(workers).build().unwrap().run(|| {
-            let (tx, rx) = channel::<u32>(0);
-            let h = fibra_runtime::spawn(move || {
-                fibra_runtime::time::sleep(Duration::from_millis(5));
-                tx.send(3).unwrap();
-                tx
+        Runtime::builder()
+            .workers(workers)
+            .build()
+            .unwrap()
+            .run(|| {
+                let (tx, rx) = channel::<u32>(0);
+                let h = fibra_runtime::spawn(move || {
+                    fibra_runtime::time::sleep(Duration::from_millis(5));
+                    tx.send(3).unwrap();
+                    tx
+                });
+                assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok(3));
+                let tx = h.join().unwrap();
+                let h = fibra_runtime::spawn(move || {
+                    fibra_runtime::time::sleep(Duration::from_millis(5));
+                    rx.recv().unwrap()
+                });
+                assert_eq!(tx.send_timeout(4, Duration::from_secs(10)), Ok(()));
+                assert_eq!(h.join().unwrap(), 4);
             });
-            assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok(3));
-            let tx = h.join().unwrap();
-            let h = fibra_runtime::spawn(move || {
-                fibra_runtime::time::sleep(Duration::from_millis(5));
-                rx.recv().unwrap()
-            });
-            assert_eq!(tx.send_timeout(4, Duration::from_secs(10)), Ok(()));
-            assert_eq!(h.join().unwrap(), 4);
-        });
     }
 }
 
@@ -61,10 +81,16 @@ fn timeouts_succeed_when_a_partner_arrives() {
 fn timeouts_report_closed_channels() {
     let (tx, rx) = channel::<u32>(0);
     drop(tx);
-    assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Err(RecvTimeoutError::Disconnected));
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(5)),
+        Err(RecvTimeoutError::Disconnected)
+    );
     let (tx, rx) = channel::<u32>(0);
     drop(rx);
-    assert_eq!(tx.send_timeout(1, Duration::from_secs(5)), Err(SendTimeoutError::Disconnected(1)));
+    assert_eq!(
+        tx.send_timeout(1, Duration::from_secs(5)),
+        Err(SendTimeoutError::Disconnected(1))
+    );
 }
 
 #[test]

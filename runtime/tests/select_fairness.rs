@@ -59,16 +59,20 @@ fn ready_arm_beats_default() {
 #[test]
 fn default_timeout_waits_then_gives_up() {
     for workers in [1, 2] {
-        Runtime::builder().workers(workers).build().unwrap().run(|| {
-            let (_tx, rx) = channel::<u8>(0);
-            let start = Instant::now();
-            let r = select! {
-                recv(rx) -> _ => false,
-                default(Duration::from_millis(30)) => true,
-            };
-            assert!(r);
-            assert!(start.elapsed() >= Duration::from_millis(30));
-        });
+        Runtime::builder()
+            .workers(workers)
+            .build()
+            .unwrap()
+            .run(|| {
+                let (_tx, rx) = channel::<u8>(0);
+                let start = Instant::now();
+                let r = select! {
+                    recv(rx) -> _ => false,
+                    default(Duration::from_millis(30)) => true,
+                };
+                assert!(r);
+                assert!(start.elapsed() >= Duration::from_millis(30));
+            });
     }
     // And from a plain OS thread.
     let (_tx, rx) = channel::<u8>(0);
@@ -115,29 +119,33 @@ fn closed_channels_make_arms_ready() {
 #[test]
 fn blocking_select_parks_until_one_arm_completes() {
     for workers in [1, 2] {
-        Runtime::builder().workers(workers).build().unwrap().run(|| {
-            let (tx1, rx1) = channel::<u32>(0);
-            let (tx2, rx2) = channel::<u32>(0);
-            let (out_tx, out_rx) = channel::<u32>(0);
-            let h = fibra_runtime::spawn(move || {
-                let mut got = Vec::new();
-                for _ in 0..3 {
-                    select! {
-                        recv(rx1) -> v => got.push(v.unwrap()),
-                        recv(rx2) -> v => got.push(v.unwrap() + 100),
-                        send(out_tx, 7) -> r => { r.unwrap(); got.push(1000) }
+        Runtime::builder()
+            .workers(workers)
+            .build()
+            .unwrap()
+            .run(|| {
+                let (tx1, rx1) = channel::<u32>(0);
+                let (tx2, rx2) = channel::<u32>(0);
+                let (out_tx, out_rx) = channel::<u32>(0);
+                let h = fibra_runtime::spawn(move || {
+                    let mut got = Vec::new();
+                    for _ in 0..3 {
+                        select! {
+                            recv(rx1) -> v => got.push(v.unwrap()),
+                            recv(rx2) -> v => got.push(v.unwrap() + 100),
+                            send(out_tx, 7) -> r => { r.unwrap(); got.push(1000) }
+                        }
                     }
-                }
-                got
+                    got
+                });
+                fibra_runtime::time::sleep(Duration::from_millis(5));
+                tx2.send(1).unwrap();
+                fibra_runtime::time::sleep(Duration::from_millis(5));
+                assert_eq!(out_rx.recv(), Ok(7));
+                fibra_runtime::time::sleep(Duration::from_millis(5));
+                tx1.send(2).unwrap();
+                assert_eq!(h.join().unwrap(), [101, 1000, 2]);
             });
-            fibra_runtime::time::sleep(Duration::from_millis(5));
-            tx2.send(1).unwrap();
-            fibra_runtime::time::sleep(Duration::from_millis(5));
-            assert_eq!(out_rx.recv(), Ok(7));
-            fibra_runtime::time::sleep(Duration::from_millis(5));
-            tx1.send(2).unwrap();
-            assert_eq!(h.join().unwrap(), [101, 1000, 2]);
-        });
     }
 }
 

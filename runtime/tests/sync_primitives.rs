@@ -9,7 +9,9 @@ use fibra_runtime::sync::{Condvar, Mutex, RwLock, Semaphore, WaitGroup};
 use fibra_runtime::Runtime;
 
 fn runtimes() -> impl Iterator<Item = Runtime> {
-    [1, 2].into_iter().map(|w| Runtime::builder().workers(w).build().unwrap())
+    [1, 2]
+        .into_iter()
+        .map(|w| Runtime::builder().workers(w).build().unwrap())
 }
 
 #[test]
@@ -45,7 +47,10 @@ fn rwlock_readers_share_writers_exclude() {
             let g = lock.read().unwrap();
             assert_eq!(g.0, 1000);
             assert_eq!(g.0, g.1);
-            assert!(max_readers.load(Ordering::SeqCst) > 1, "readers never overlapped");
+            assert!(
+                max_readers.load(Ordering::SeqCst) > 1,
+                "readers never overlapped"
+            );
         });
     }
 }
@@ -60,7 +65,10 @@ fn rwlock_queued_writer_blocks_new_readers() {
             fibra_runtime::spawn(move || *lock.write().unwrap() = 1)
         };
         fibra_runtime::time::sleep(Duration::from_millis(5));
-        assert!(lock.try_read().is_err(), "a queued writer must block new readers");
+        assert!(
+            lock.try_read().is_err(),
+            "a queued writer must block new readers"
+        );
         drop(r);
         w.join().unwrap();
         assert_eq!(*lock.read().unwrap(), 1);
@@ -166,7 +174,9 @@ fn condvar_notify_all_wakes_everyone() {
 fn condvar_timeout_reports_and_leaves_no_waiter() {
     Runtime::builder().workers(1).build().unwrap().run(|| {
         let (m, cv) = (Mutex::new(()), Condvar::new());
-        let (g, r) = cv.wait_timeout(m.lock().unwrap(), Duration::from_millis(5)).unwrap();
+        let (g, r) = cv
+            .wait_timeout(m.lock().unwrap(), Duration::from_millis(5))
+            .unwrap();
         assert!(r.timed_out());
         drop(g);
         cv.notify_one(); // nobody is queued any more: a no-op

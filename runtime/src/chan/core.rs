@@ -127,9 +127,19 @@ impl<T> Chan<T> {
         inner.closed = true;
         let mut wakers = Vec::new();
         // SAFETY: each entry was claimed by `drain_claimed` under the lock.
-        wakers.extend(inner.recvq.drain_claimed().filter_map(|e| unsafe { e.close() }));
+        wakers.extend(
+            inner
+                .recvq
+                .drain_claimed()
+                .filter_map(|e| unsafe { e.close() }),
+        );
         // SAFETY: as above; a sender keeps its value in its slot.
-        wakers.extend(inner.sendq.drain_claimed().filter_map(|e| unsafe { e.close() }));
+        wakers.extend(
+            inner
+                .sendq
+                .drain_claimed()
+                .filter_map(|e| unsafe { e.close() }),
+        );
         drop(inner);
         tracing::trace!(waiters = wakers.len(), "channel closed");
         for w in wakers {
@@ -236,7 +246,10 @@ impl<T> Inner<T> {
     }
 
     #[inline]
-    pub(crate) fn try_recv(&mut self, me: *const Token) -> Result<(T, Option<Waker>), TryRecvError> {
+    pub(crate) fn try_recv(
+        &mut self,
+        me: *const Token,
+    ) -> Result<(T, Option<Waker>), TryRecvError> {
         if let Some(v) = self.buf.pop_front() {
             let mut waker = None;
             if let Some(s) = self.sendq.claim(me) {
@@ -364,7 +377,11 @@ impl<T> Chan<T> {
     ///
     /// # Safety
     /// As for `poll_send`, with [`cancel_recv`](Self::cancel_recv).
-    pub(crate) unsafe fn poll_recv(&self, w: &mut Waiter<T>, waker: &Waker) -> std::task::Poll<Polled<T>> {
+    pub(crate) unsafe fn poll_recv(
+        &self,
+        w: &mut Waiter<T>,
+        waker: &Waker,
+    ) -> std::task::Poll<Polled<T>> {
         use std::task::Poll;
         if w.registered {
             return match self.registered_outcome(&w.token, waker) {

@@ -265,7 +265,9 @@ impl fmt::Display for RecvTimeoutError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RecvTimeoutError::Timeout => f.write_str("timed out receiving on a channel"),
-            RecvTimeoutError::Disconnected => f.write_str("receiving on a closed and empty channel"),
+            RecvTimeoutError::Disconnected => {
+                f.write_str("receiving on a closed and empty channel")
+            }
         }
     }
 }

@@ -42,7 +42,9 @@ mod loom_tests;
 pub(crate) mod select;
 mod waiter;
 
-pub use error::{RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError};
+pub use error::{
+    RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
+};
 pub use future::{RecvFuture, SendFuture};
 
 #[doc(hidden)]
@@ -200,7 +202,9 @@ impl<T> Sender<T> {
             w: Waiter::new(Some(value)),
         };
         // SAFETY: as in `send`.
-        let r = park::wait_deadline(Some(deadline), |cx| unsafe { g.chan.poll_send(&mut g.w, cx.waker()) });
+        let r = park::wait_deadline(Some(deadline), |cx| unsafe {
+            g.chan.poll_send(&mut g.w, cx.waker())
+        });
         match r {
             Some(Ok(())) => Ok(()),
             Some(Err(v)) => Err(SendTimeoutError::Disconnected(v)),
@@ -387,7 +391,9 @@ impl<T> Receiver<T> {
             w: Waiter::new(None),
         };
         // SAFETY: as in `recv`.
-        let r = park::wait_deadline(Some(deadline), |cx| unsafe { g.chan.poll_recv(&mut g.w, cx.waker()) });
+        let r = park::wait_deadline(Some(deadline), |cx| unsafe {
+            g.chan.poll_recv(&mut g.w, cx.waker())
+        });
         let r = match r {
             Some(r) => r,
             None => match g.chan.cancel_recv(&mut g.w) {
@@ -513,7 +519,9 @@ impl<T> Receiver<T> {
 impl<T> Clone for Sender<T> {
     fn clone(&self) -> Self {
         Chan::<T>::acquire(&self.chan.senders);
-        Sender { chan: self.chan.clone() }
+        Sender {
+            chan: self.chan.clone(),
+        }
     }
 }
 
@@ -528,7 +536,9 @@ impl<T> Drop for Sender<T> {
 impl<T> Clone for Receiver<T> {
     fn clone(&self) -> Self {
         Chan::<T>::acquire(&self.chan.receivers);
-        Receiver { chan: self.chan.clone() }
+        Receiver {
+            chan: self.chan.clone(),
+        }
     }
 }
 

@@ -314,7 +314,10 @@ enum Parked {
 #[track_caller]
 pub fn select(ops: &[&dyn Operation], mode: Mode) -> usize {
     let n = ops.len();
-    assert!(n <= MAX_ARMS, "fibra: select! supports at most {MAX_ARMS} arms");
+    assert!(
+        n <= MAX_ARMS,
+        "fibra: select! supports at most {MAX_ARMS} arms"
+    );
     let mut order_buf = [0u8; MAX_ARMS];
     let order = &mut order_buf[..n];
     for (i, o) in order.iter_mut().enumerate() {
@@ -350,7 +353,12 @@ pub fn select(ops: &[&dyn Operation], mode: Mode) -> usize {
 }
 
 /// Steps 2 to 4.
-fn park_on(ops: &[&dyn Operation], order: &[u8], token: &Token, deadline: Option<Instant>) -> Parked {
+fn park_on(
+    ops: &[&dyn Operation],
+    order: &[u8],
+    token: &Token,
+    deadline: Option<Instant>,
+) -> Parked {
     let mut reg = Registration {
         ops,
         order,

@@ -215,11 +215,7 @@ impl<T> Entry<T> {
     /// `token` and `slot` must stay valid until the entry has been removed
     /// from every queue (the owner's unregistration does that).
     pub(crate) unsafe fn new(token: &Token, arm: usize, slot: &UnsafeCell<Option<T>>) -> Entry<T> {
-        Entry {
-            token,
-            arm,
-            slot,
-        }
+        Entry { token, arm, slot }
     }
 
     fn token(&self) -> &Token {
@@ -322,7 +318,9 @@ impl<T> WaitQueue<T> {
     /// Claims every claimable entry (for closing the channel); stale ones
     /// are dropped.
     pub(crate) fn drain_claimed(&mut self) -> impl Iterator<Item = Entry<T>> + '_ {
-        self.entries.drain(..).filter(|e| e.token().try_claim(e.arm))
+        self.entries
+            .drain(..)
+            .filter(|e| e.token().try_claim(e.arm))
     }
 
     #[cfg(test)]
@@ -344,8 +342,20 @@ mod tests {
         assert!(t.outcome().is_none(), "claimed is not yet done");
         // SAFETY: we claimed it; no lock needed in a single-threaded test.
         unsafe { t.complete(false) };
-        assert_eq!(t.outcome(), Some(Outcome { arm: 3, closed: false }));
-        assert_eq!(t.abort(), Err(Outcome { arm: 3, closed: false }));
+        assert_eq!(
+            t.outcome(),
+            Some(Outcome {
+                arm: 3,
+                closed: false
+            })
+        );
+        assert_eq!(
+            t.abort(),
+            Err(Outcome {
+                arm: 3,
+                closed: false
+            })
+        );
     }
 
     #[test]
@@ -373,7 +383,13 @@ mod tests {
         let e = q.claim(&me).expect("the live entry");
         // SAFETY: claimed above.
         assert!(unsafe { e.deliver(7) }.is_none());
-        assert_eq!(live.outcome(), Some(Outcome { arm: 1, closed: false }));
+        assert_eq!(
+            live.outcome(),
+            Some(Outcome {
+                arm: 1,
+                closed: false
+            })
+        );
         slots[2].with(|p| assert_eq!(unsafe { *p }, Some(7)));
         assert_eq!(q.len(), 1, "own entry stays, stale one is gone");
         q.remove(&me, 0);

@@ -136,10 +136,12 @@ impl Condvar {
     /// ```
     #[track_caller]
     pub fn wait<'g, T: ?Sized>(&self, guard: MutexGuard<'g, T>) -> LockResult<MutexGuard<'g, T>> {
-        self.wait_deadline(guard, None).map(|(g, _)| g).map_err(|e| {
-            let (g, _) = e.into_inner();
-            std::sync::PoisonError::new(g)
-        })
+        self.wait_deadline(guard, None)
+            .map(|(g, _)| g)
+            .map_err(|e| {
+                let (g, _) = e.into_inner();
+                std::sync::PoisonError::new(g)
+            })
     }
 
     /// Waits until `condition` is false, re-checking after each wake-up.

@@ -43,6 +43,7 @@ use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+#[cfg(not(loom))]
 use crossbeam_utils::Backoff;
 
 use super::waiter::{self, Parkable, WaitFuture, WaitQueue, Waiter, GRANTED, WAITING, WOKEN};
@@ -53,6 +54,7 @@ const LOCKED: usize = 1;
 const PARKED: usize = 2;
 
 /// A waiter that has waited this long is handed the lock directly.
+#[cfg_attr(loom, allow(dead_code))]
 const STARVATION_THRESHOLD: Duration = Duration::from_millis(1);
 
 /// Rounds of exponential spinning before parking (about 127 pauses).
@@ -162,7 +164,11 @@ impl<T: ?Sized> Mutex<T> {
     /// ```
     #[track_caller]
     pub fn lock(&self) -> LockResult<MutexGuard<'_, T>> {
-        if self.state.compare_exchange(0, LOCKED, Acquire, Relaxed).is_err() {
+        if self
+            .state
+            .compare_exchange(0, LOCKED, Acquire, Relaxed)
+            .is_err()
+        {
             self.lock_slow();
         }
         self.guard()
@@ -255,7 +261,10 @@ impl<T: ?Sized> Mutex<T> {
     fn try_acquire(&self) -> bool {
         let mut s = self.state.load(Relaxed);
         while s & LOCKED == 0 {
-            match self.state.compare_exchange_weak(s, s | LOCKED, Acquire, Relaxed) {
+            match self
+                .state
+                .compare_exchange_weak(s, s | LOCKED, Acquire, Relaxed)
+            {
                 Ok(_) => return true,
                 Err(actual) => s = actual,
             }
@@ -284,7 +293,11 @@ impl<T: ?Sized> Mutex<T> {
     /// Unlocks (the guard's drop).
     #[inline]
     fn unlock(&self) {
-        if self.state.compare_exchange(LOCKED, 0, Release, Relaxed).is_err() {
+        if self
+            .state
+            .compare_exchange(LOCKED, 0, Release, Relaxed)
+            .is_err()
+        {
             self.unlock_slow();
         }
     }
@@ -303,7 +316,7 @@ impl<T: ?Sized> Mutex<T> {
             Some(w) => {
                 let parked = if q.is_empty() { 0 } else { PARKED };
                 // SAFETY: `w` was just popped under the lock, so it is valid.
-                let starving = unsafe { (*w).since.elapsed() } >= STARVATION_THRESHOLD;
+                let starving = is_starving(unsafe { &*w });
                 if starving {
                     self.state.store(LOCKED | parked, Release);
                     // SAFETY: popped under the lock.
@@ -320,6 +333,23 @@ impl<T: ?Sized> Mutex<T> {
             w.wake();
         }
     }
+}
+
+/// Whether a waiter has waited long enough to be handed the lock.
+#[cfg(not(loom))]
+fn is_starving(w: &Waiter) -> bool {
+    w.since.elapsed() >= STARVATION_THRESHOLD
+}
+
+// loom needs deterministic models: the mode is chosen by the model.
+#[cfg(loom)]
+thread_local! {
+    pub(crate) static LOOM_HANDOFF: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+#[cfg(loom)]
+fn is_starving(_: &Waiter) -> bool {
+    LOOM_HANDOFF.with(|h| h.get())
 }
 
 impl<T: ?Sized> Parkable for Mutex<T> {
@@ -355,13 +385,19 @@ impl<T: ?Sized> Parkable for Mutex<T> {
         let mut s = self.state.load(Relaxed);
         loop {
             if s & LOCKED == 0 {
-                match self.state.compare_exchange_weak(s, s | LOCKED, Acquire, Relaxed) {
+                match self
+                    .state
+                    .compare_exchange_weak(s, s | LOCKED, Acquire, Relaxed)
+                {
                     Ok(_) => return Poll::Ready(()),
                     Err(actual) => s = actual,
                 }
                 continue;
             }
-            match self.state.compare_exchange_weak(s, s | PARKED, Relaxed, Relaxed) {
+            match self
+                .state
+                .compare_exchange_weak(s, s | PARKED, Relaxed, Relaxed)
+            {
                 Ok(_) => break,
                 Err(actual) => s = actual,
             }
@@ -476,7 +512,8 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for Mutex<T> {
             Err(TryLockError::Poisoned(e)) => d.field("data", &&*e.into_inner()),
             Err(TryLockError::WouldBlock) => d.field("data", &format_args!("<locked>")),
         };
-        d.field("poisoned", &self.is_poisoned()).finish_non_exhaustive()
+        d.field("poisoned", &self.is_poisoned())
+            .finish_non_exhaustive()
     }
 }
 

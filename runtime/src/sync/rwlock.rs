@@ -431,7 +431,8 @@ impl<T: ?Sized + std::fmt::Debug> std::fmt::Debug for RwLock<T> {
             Err(TryLockError::Poisoned(e)) => d.field("data", &&*e.into_inner()),
             Err(TryLockError::WouldBlock) => d.field("data", &format_args!("<locked>")),
         };
-        d.field("poisoned", &self.is_poisoned()).finish_non_exhaustive()
+        d.field("poisoned", &self.is_poisoned())
+            .finish_non_exhaustive()
     }
 }
 

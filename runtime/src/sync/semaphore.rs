@@ -163,7 +163,10 @@ impl Semaphore {
     /// ```
     pub fn add_permits(&self, n: usize) {
         let mut st = crate::loom::lock(&self.state);
-        st.permits = st.permits.checked_add(n).expect("fibra: semaphore permit count overflow");
+        st.permits = st
+            .permits
+            .checked_add(n)
+            .expect("fibra: semaphore permit count overflow");
         let wakers = st.grant();
         drop(st);
         waiter::wake_all(wakers);

@@ -177,7 +177,12 @@ pub(crate) trait Parkable {
     /// # Safety
     /// `w` must stay in place while queued, and [`abandon`](Self::abandon)
     /// must be called if the caller stops waiting while `queued` is set.
-    unsafe fn poll_wait(&self, w: &Waiter, queued: &mut bool, cx: &mut Context<'_>) -> Poll<Self::Output>;
+    unsafe fn poll_wait(
+        &self,
+        w: &Waiter,
+        queued: &mut bool,
+        cx: &mut Context<'_>,
+    ) -> Poll<Self::Output>;
 
     /// Stops waiting: removes `w` from the queue, or passes on whatever a
     /// releaser already handed to it.
@@ -187,7 +192,11 @@ pub(crate) trait Parkable {
 /// Waits for `p` (parks a green thread, blocks an OS thread) until
 /// `deadline`; `None` if it passed.
 #[track_caller]
-pub(crate) fn block<P: Parkable + ?Sized>(p: &P, arg: usize, deadline: Option<Instant>) -> Option<P::Output> {
+pub(crate) fn block<P: Parkable + ?Sized>(
+    p: &P,
+    arg: usize,
+    deadline: Option<Instant>,
+) -> Option<P::Output> {
     let mut g = Abandon {
         p,
         w: Waiter::new(arg),
@@ -195,7 +204,9 @@ pub(crate) fn block<P: Parkable + ?Sized>(p: &P, arg: usize, deadline: Option<In
     };
     // SAFETY: `g.w` stays in place until `g` drops, and dropping `g`
     // abandons a wait left queued (timeout or unwinding).
-    crate::park::wait_deadline(deadline, |cx| unsafe { g.p.poll_wait(&g.w, &mut g.queued, cx) })
+    crate::park::wait_deadline(deadline, |cx| unsafe {
+        g.p.poll_wait(&g.w, &mut g.queued, cx)
+    })
 }
 
 /// Abandons a queued wait when dropped.

@@ -166,6 +166,8 @@ impl Parkable for WaitGroup {
 
 impl std::fmt::Debug for WaitGroup {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WaitGroup").field("count", &self.count()).finish()
+        f.debug_struct("WaitGroup")
+            .field("count", &self.count())
+            .finish()
     }
 }
