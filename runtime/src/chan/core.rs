@@ -333,23 +333,21 @@ impl<T> Chan<T> {
             };
         }
         let mut inner = self.lock();
-        {
-            let v = w.take_slot().expect("a send has a value");
-            match inner.try_send(v, self.cap, std::ptr::null()) {
-                Ok(waker) => {
-                    drop(inner);
-                    wake(waker);
-                    return Poll::Ready(Ok(()));
-                }
-                Err(TrySendError::Disconnected(v)) => return Poll::Ready(Err(v)),
-                Err(TrySendError::Full(v)) => {
-                    // SAFETY: not registered yet: the slot is ours.
-                    w.slot.with_mut(|p| unsafe { *p = Some(v) });
-                    w.token.set_waker(waker);
-                    Chan::register_send(&mut inner, &w.token, 0, &w.slot);
-                    w.registered = true;
-                    Poll::Pending
-                }
+        let v = w.take_slot().expect("a send has a value");
+        match inner.try_send(v, self.cap, std::ptr::null()) {
+            Ok(waker) => {
+                drop(inner);
+                wake(waker);
+                Poll::Ready(Ok(()))
+            }
+            Err(TrySendError::Disconnected(v)) => Poll::Ready(Err(v)),
+            Err(TrySendError::Full(v)) => {
+                // SAFETY: not registered yet: the slot is ours.
+                w.slot.with_mut(|p| unsafe { *p = Some(v) });
+                w.token.set_waker(waker);
+                Chan::register_send(&mut inner, &w.token, 0, &w.slot);
+                w.registered = true;
+                Poll::Pending
             }
         }
     }
@@ -393,20 +391,18 @@ impl<T> Chan<T> {
             };
         }
         let mut inner = self.lock();
-        {
-            match inner.try_recv(std::ptr::null()) {
-                Ok((v, waker)) => {
-                    drop(inner);
-                    wake(waker);
-                    return Poll::Ready(Polled::Done(v));
-                }
-                Err(TryRecvError::Disconnected) => return Poll::Ready(Polled::Closed),
-                Err(TryRecvError::Empty) => {
-                    w.token.set_waker(waker);
-                    Chan::register_recv(&mut inner, &w.token, 0, &w.slot);
-                    w.registered = true;
-                    Poll::Pending
-                }
+        match inner.try_recv(std::ptr::null()) {
+            Ok((v, waker)) => {
+                drop(inner);
+                wake(waker);
+                Poll::Ready(Polled::Done(v))
+            }
+            Err(TryRecvError::Disconnected) => Poll::Ready(Polled::Closed),
+            Err(TryRecvError::Empty) => {
+                w.token.set_waker(waker);
+                Chan::register_recv(&mut inner, &w.token, 0, &w.slot);
+                w.registered = true;
+                Poll::Pending
             }
         }
     }

@@ -278,7 +278,7 @@ impl<T: ?Sized> Mutex<T> {
         // Spin a little (as Go does) when the holder may be running on
         // another worker and about to release; with one worker it cannot be.
         #[cfg(not(loom))]
-        if crate::context::with_worker(|w| w.map_or(true, |w| w.shared.remotes.len() > 1)) {
+        if crate::context::with_worker(|w| !matches!(w, Some(w) if w.shared.remotes.len() <= 1)) {
             let backoff = Backoff::new();
             for _ in 0..SPINS {
                 backoff.spin();
