@@ -27,4 +27,24 @@ fn main() {
         t
     });
     println!("{:.1} ns/round trip", t.as_nanos() as f64 / n as f64);
+    let y = yield_probe(&rt, n);
+    println!("{y:.1} ns per yield pair (two switches), same runtime");
+}
+
+#[allow(dead_code)]
+fn yield_probe(rt: &fibra::Runtime, n: u64) -> f64 {
+    rt.run(move || {
+        let other = fibra::spawn(move || {
+            for _ in 0..n {
+                fibra::yield_now();
+            }
+        });
+        let start = std::time::Instant::now();
+        for _ in 0..n {
+            fibra::yield_now();
+        }
+        let t = start.elapsed();
+        other.join().unwrap();
+        t.as_nanos() as f64 / n as f64
+    })
 }

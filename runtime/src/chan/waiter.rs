@@ -229,6 +229,7 @@ impl<T> Entry<T> {
     /// # Safety
     /// The caller claimed the token and holds the lock of the queue the
     /// entry came from.
+    #[inline]
     pub(crate) unsafe fn deliver(self, v: T) -> Option<Waker> {
         // SAFETY: between claim and DONE the claimer owns the slot.
         (*self.slot).with_mut(|p| unsafe { *p = Some(v) });
@@ -239,6 +240,7 @@ impl<T> Entry<T> {
     ///
     /// # Safety
     /// As for [`deliver`](Self::deliver).
+    #[inline]
     pub(crate) unsafe fn take(self) -> (T, Option<Waker>) {
         // SAFETY: between claim and DONE the claimer owns the slot; a
         // registered sender's slot holds its value.
@@ -268,6 +270,7 @@ impl<T> WaitQueue<T> {
         }
     }
 
+    #[inline]
     pub(crate) fn push(&mut self, entry: Entry<T>) {
         self.entries.push_back(entry);
     }
@@ -277,6 +280,19 @@ impl<T> WaitQueue<T> {
     /// met on the way are dropped.
     #[inline]
     pub(crate) fn claim(&mut self, me: *const Token) -> Option<Entry<T>> {
+        // The common case: the first entry is another operation's.
+        if let Some(e) = self.entries.front() {
+            if !std::ptr::eq(e.token, me) && e.token().try_claim(e.arm) {
+                return self.entries.pop_front();
+            }
+        } else {
+            return None;
+        }
+        self.claim_slow(me)
+    }
+
+    #[cold]
+    fn claim_slow(&mut self, me: *const Token) -> Option<Entry<T>> {
         let mut i = 0;
         while i < self.entries.len() {
             if std::ptr::eq(self.entries[i].token, me) {
