@@ -22,21 +22,33 @@
 // loom's executor), so the real parking paths are dead code there.
 #![cfg_attr(loom, allow(dead_code))]
 
+mod blocking;
+mod bridge;
 mod config;
 mod context;
+pub mod debug;
 mod loom;
+mod monitor;
 mod park;
 mod runtime;
 mod sched;
 
 pub mod chan;
+pub mod net;
 pub mod safepoint;
 pub mod stack;
 pub mod sync;
 pub mod task;
 pub mod time;
 
+pub use blocking::spawn_blocking;
 pub use park::{block_on, in_green_thread, yield_now};
+
+/// Blocking IO adapters.
+#[cfg(feature = "tokio")]
+pub mod io {
+    pub use crate::bridge::SyncIo;
+}
 pub use runtime::{run, spawn, spawn_async, Builder, Runtime};
 pub use sched::metrics::{RuntimeStats, WorkerStats};
 pub use sched::stats;

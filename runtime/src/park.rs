@@ -21,7 +21,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
+use std::sync::atomic::Ordering;
+
 use crate::context;
+use crate::debug::{WaitOn, BLOCKED_THREADS};
 use crate::sched::parker::{Parker, ThreadWaker};
 use crate::task::{Kind, Suspend};
 #[cfg_attr(loom, allow(unused_imports))]
@@ -34,17 +37,36 @@ thread_local! {
 
 /// Blocks until `poll` returns `Ready`: parks the green thread, or blocks
 /// the OS thread. `poll` must register the context's waker whenever it
-/// returns `Pending`.
+/// returns `Pending`. The wait is recorded as waiting on a future; prefer
+/// [`wait_as`].
+#[track_caller]
+#[allow(dead_code)]
+pub(crate) fn wait<R>(poll: impl FnMut(&mut Context<'_>) -> Poll<R>) -> R {
+    wait_as(WaitOn::Future, poll)
+}
+
+/// [`wait`], recording what the task waits on and the caller's location
+/// for dumps and the deadlock report. Blocking APIs are `#[track_caller]`
+/// so the location is the user's call site.
 #[track_caller]
 #[cfg(not(loom))]
-pub(crate) fn wait<R>(mut poll: impl FnMut(&mut Context<'_>) -> Poll<R>) -> R {
+pub(crate) fn wait_as<R>(on: WaitOn, mut poll: impl FnMut(&mut Context<'_>) -> Poll<R>) -> R {
     match context::current_task() {
         Some(task) if task.kind == Kind::Green => {
             let waker = Waker::from(task.clone());
             let mut cx = Context::from_waker(&waker);
+            let site = std::panic::Location::caller();
+            let mut recorded = false;
             loop {
                 if let Poll::Ready(v) = poll(&mut cx) {
+                    if recorded {
+                        task.wait.clear();
+                    }
                     return v;
+                }
+                if !recorded {
+                    task.wait.set(on, site);
+                    recorded = true;
                 }
                 park_current(&task);
             }
@@ -60,10 +82,17 @@ pub(crate) fn wait<R>(mut poll: impl FnMut(&mut Context<'_>) -> Poll<R>) -> R {
                 if let Poll::Ready(v) = poll(&mut cx) {
                     return v;
                 }
-                tw.parker.park(None);
+                park_thread(&tw.parker, None);
             }
         }),
     }
+}
+
+/// Parks a plain OS thread, counted for the deadlock detector.
+fn park_thread(parker: &Parker, timeout: Option<std::time::Duration>) {
+    BLOCKED_THREADS.fetch_add(1, Ordering::SeqCst);
+    parker.park(timeout);
+    BLOCKED_THREADS.fetch_sub(1, Ordering::SeqCst);
 }
 
 /// Like [`wait`], but gives up at `deadline` and returns `None`.
@@ -71,17 +100,28 @@ pub(crate) fn wait<R>(mut poll: impl FnMut(&mut Context<'_>) -> Poll<R>) -> R {
 /// A green thread arms a timer on its worker; a plain thread parks with a
 /// timeout. `poll` is always tried once, even if the deadline has passed.
 #[track_caller]
-#[cfg(not(loom))]
+#[allow(dead_code)]
 pub(crate) fn wait_deadline<R>(
+    deadline: Option<Instant>,
+    poll: impl FnMut(&mut Context<'_>) -> Poll<R>,
+) -> Option<R> {
+    wait_deadline_as(WaitOn::Future, deadline, poll)
+}
+
+/// [`wait_deadline`], recording what the task waits on (see [`wait_as`]).
+#[track_caller]
+#[cfg(not(loom))]
+pub(crate) fn wait_deadline_as<R>(
+    on: WaitOn,
     deadline: Option<Instant>,
     mut poll: impl FnMut(&mut Context<'_>) -> Poll<R>,
 ) -> Option<R> {
     let Some(deadline) = deadline else {
-        return Some(wait(poll));
+        return Some(wait_as(on, poll));
     };
     if in_green_thread() {
         let mut sleep = Sleep::until(deadline);
-        return wait(|cx| {
+        return wait_as(on, |cx| {
             if let Poll::Ready(v) = poll(cx) {
                 return Poll::Ready(Some(v));
             }
@@ -92,8 +132,8 @@ pub(crate) fn wait_deadline<R>(
         });
     }
     if context::with_task(|t| t.is_some()) {
-        // An async task: `wait` explains the misuse.
-        return Some(wait(poll));
+        // An async task: `wait_as` explains the misuse.
+        return Some(wait_as(on, poll));
     }
     THREAD_WAKER.with(|tw| {
         let waker = Waker::from(tw.clone());
@@ -106,7 +146,7 @@ pub(crate) fn wait_deadline<R>(
             if now >= deadline {
                 return None;
             }
-            tw.parker.park(Some(deadline - now));
+            park_thread(&tw.parker, Some(deadline - now));
         }
     })
 }
@@ -115,7 +155,7 @@ pub(crate) fn wait_deadline<R>(
 /// with loom's executor, and a deadline counts as already passed after the
 /// first poll (which models a timeout racing the operation).
 #[cfg(loom)]
-pub(crate) fn wait<R>(mut poll: impl FnMut(&mut Context<'_>) -> Poll<R>) -> R {
+pub(crate) fn wait_as<R>(_on: WaitOn, mut poll: impl FnMut(&mut Context<'_>) -> Poll<R>) -> R {
     struct LoomWaker(loom::sync::Notify);
     impl std::task::Wake for LoomWaker {
         fn wake(self: Arc<Self>) {
@@ -134,12 +174,13 @@ pub(crate) fn wait<R>(mut poll: impl FnMut(&mut Context<'_>) -> Poll<R>) -> R {
 }
 
 #[cfg(loom)]
-pub(crate) fn wait_deadline<R>(
+pub(crate) fn wait_deadline_as<R>(
+    on: WaitOn,
     deadline: Option<Instant>,
     mut poll: impl FnMut(&mut Context<'_>) -> Poll<R>,
 ) -> Option<R> {
     if deadline.is_none() {
-        return Some(wait(poll));
+        return Some(wait_as(on, poll));
     }
     struct Noop;
     impl std::task::Wake for Noop {
@@ -154,11 +195,14 @@ pub(crate) fn wait_deadline<R>(
 
 /// Suspends the running green thread until its next wake (or returns at
 /// once if a wake already arrived).
-fn park_current(task: &crate::task::Task) {
+fn park_current(task: &Arc<crate::task::Task>) {
     if task.state.take_notification() {
         return;
     }
+    task.wait.stamp();
+    crate::debug::record_backtrace(task);
     let yielder = task.yielder.get();
+    task.stack.record_suspend();
     // SAFETY: `yielder` was set by the coroutine's entry point and points
     // into the running coroutine's stack, which is the stack we run on.
     unsafe { (*yielder).suspend(Suspend::Park) };
@@ -181,7 +225,23 @@ fn park_current(task: &crate::task::Task) {
 #[track_caller]
 pub fn block_on<F: Future>(fut: F) -> F::Output {
     let mut fut = pin!(fut);
-    wait(|cx| fut.as_mut().poll(cx))
+    wait_as(WaitOn::Future, |cx| poll_in_context(fut.as_mut(), cx))
+}
+
+/// Polls a user future, inside a tokio context with the `tokio` feature.
+#[inline]
+pub(crate) fn poll_in_context<F: Future + ?Sized>(
+    fut: Pin<&mut F>,
+    cx: &mut Context<'_>,
+) -> Poll<F::Output> {
+    #[cfg(feature = "tokio")]
+    {
+        crate::bridge::tokio_context::enter(|| fut.poll(cx))
+    }
+    #[cfg(not(feature = "tokio"))]
+    {
+        fut.poll(cx)
+    }
 }
 
 /// Lets other tasks run: the green thread goes to the back of its worker's
@@ -198,7 +258,10 @@ pub fn block_on<F: Future>(fut: F) -> F::Output {
 /// ```
 pub fn yield_now() {
     let yielder = context::with_task(|t| match t {
-        Some(t) if t.kind == Kind::Green => Some(t.yielder.get()),
+        Some(t) if t.kind == Kind::Green => {
+            t.stack.record_suspend();
+            Some(t.yielder.get())
+        }
         _ => None,
     });
     match yielder {

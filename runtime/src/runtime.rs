@@ -13,7 +13,11 @@
 //! 3. the dropping thread joins the workers, then cancels what is left in
 //!    the injector and the async tasks that were idle (no worker owned
 //!    them) and marks the runtime terminated, so a late wake or spawn is
-//!    cancelled at once instead of queued.
+//!    cancelled at once instead of queued;
+//! 4. it cancels the blocking-pool jobs that have not started (running
+//!    ones finish on their own threads) and shuts the netpoller down:
+//!    sockets registered with it fail from then on, and plain threads
+//!    waiting on one are woken to see the error.
 //!
 //! Every join handle then resolves: a value, a panic, or a cancellation.
 //! A task that never returns to the scheduler (a loop that makes no fibra
@@ -22,6 +26,7 @@
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crossbeam_deque::Worker as Deque;
 
@@ -44,6 +49,8 @@ use crate::task::JoinHandle;
 pub struct Runtime {
     shared: Arc<Shared>,
     threads: Vec<std::thread::JoinHandle<()>>,
+    /// The stall detector and fallback netpoll (stopped first on drop).
+    monitor: Option<crate::monitor::Monitor>,
 }
 
 /// Configures and builds a [`Runtime`].
@@ -61,6 +68,12 @@ pub struct Builder {
     workers: Option<usize>,
     stack_size: Option<usize>,
     thread_name: Option<String>,
+    max_blocking_threads: Option<usize>,
+    thread_keep_alive: Option<std::time::Duration>,
+    deadlock_grace: Option<Option<Duration>>,
+    dump_on_sigquit: Option<bool>,
+    #[cfg(feature = "tokio")]
+    tokio_handle: Option<tokio::runtime::Handle>,
 }
 
 impl Builder {
@@ -84,16 +97,113 @@ impl Builder {
         self
     }
 
+    /// Most threads the blocking pool ([`spawn_blocking`](crate::spawn_blocking),
+    /// hostname resolution) may run at once; further jobs queue. Default:
+    /// `FIBRA_MAX_BLOCKING_THREADS`, else 512.
+    ///
+    /// ```
+    /// let rt = fibra_runtime::Runtime::builder().max_blocking_threads(4).build().unwrap();
+    /// # drop(rt);
+    /// ```
+    pub fn max_blocking_threads(mut self, n: usize) -> Builder {
+        self.max_blocking_threads = Some(n);
+        self
+    }
+
+    /// How long an idle blocking-pool thread waits for a job before it
+    /// exits (default 10 s).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let rt = fibra_runtime::Runtime::builder()
+    ///     .thread_keep_alive(Duration::from_secs(1))
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(rt);
+    /// ```
+    pub fn thread_keep_alive(mut self, keep_alive: std::time::Duration) -> Builder {
+        self.thread_keep_alive = Some(keep_alive);
+        self
+    }
+
+    /// How long every green thread must stay parked on fibra primitives,
+    /// with nothing else pending, before [`Runtime::run`] reports "all green
+    /// threads are asleep - deadlock!" (default 1 s; `None` turns the check
+    /// off). See [`debug`](crate::debug) for what it cannot see.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let rt = fibra_runtime::Runtime::builder()
+    ///     .deadlock_grace(Some(Duration::from_secs(5)))
+    ///     .build()
+    ///     .unwrap();
+    /// let patient = fibra_runtime::Runtime::builder().deadlock_grace(None).build().unwrap();
+    /// ```
+    pub fn deadlock_grace(mut self, grace: Option<Duration>) -> Builder {
+        self.deadlock_grace = Some(grace);
+        self
+    }
+
+    /// Whether SIGQUIT (Ctrl-\) writes a dump of every task to stderr
+    /// while the program keeps running (default: yes). The handler is
+    /// installed once per process, by the first runtime that asks.
+    pub fn dump_on_sigquit(mut self, on: bool) -> Builder {
+        self.dump_on_sigquit = Some(on);
+        self
+    }
+
+    /// The tokio runtime whose context green threads and async tasks poll
+    /// futures in (feature `tokio`). Default: the caller's tokio runtime if
+    /// `build` runs inside one, else a one-thread tokio runtime started on
+    /// first use.
+    ///
+    /// ```
+    /// let tokio_rt = tokio::runtime::Runtime::new().unwrap();
+    /// let rt = fibra_runtime::Runtime::builder()
+    ///     .tokio_handle(tokio_rt.handle().clone())
+    ///     .build()
+    ///     .unwrap();
+    /// rt.run(|| fibra_runtime::block_on(tokio::time::sleep(std::time::Duration::from_millis(1))));
+    /// ```
+    #[cfg(feature = "tokio")]
+    pub fn tokio_handle(mut self, handle: tokio::runtime::Handle) -> Builder {
+        self.tokio_handle = Some(handle);
+        self
+    }
+
     /// Starts the worker threads.
     pub fn build(self) -> io::Result<Runtime> {
-        let config = Config::resolve(self.workers, self.stack_size, self.thread_name)?;
+        #[cfg(feature = "tokio")]
+        let tokio_handle = self
+            .tokio_handle
+            .clone()
+            .or_else(|| tokio::runtime::Handle::try_current().ok());
+        #[allow(unused_mut)]
+        let mut config = Config::resolve(
+            self.workers,
+            self.stack_size,
+            self.thread_name,
+            self.max_blocking_threads,
+            self.thread_keep_alive,
+            self.deadlock_grace,
+            self.dump_on_sigquit,
+        )?;
+        #[cfg(feature = "tokio")]
+        {
+            config.tokio_handle = tokio_handle;
+        }
+        if config.dump_on_sigquit {
+            crate::debug::install_sigquit_dump();
+        }
         let deques: Vec<Deque<_>> = (0..config.workers).map(|_| Deque::new_fifo()).collect();
         let stealers = deques.iter().map(|d| d.stealer()).collect();
-        let shared = Arc::new(Shared::new(config, stealers));
+        let io = Arc::new(crate::net::driver::Driver::new()?);
+        let shared = Arc::new(Shared::new(config, stealers, io));
         crate::sched::register_runtime(&shared);
         let mut rt = Runtime {
             shared: shared.clone(),
             threads: Vec::with_capacity(deques.len()),
+            monitor: None,
         };
         for (index, deque) in deques.into_iter().enumerate() {
             let shared = shared.clone();
@@ -103,6 +213,7 @@ impl Builder {
                 .spawn(move || Worker::new(index, shared, deque).run())?;
             rt.threads.push(thread);
         }
+        rt.monitor = Some(crate::monitor::Monitor::start(shared)?);
         tracing::debug!(workers = rt.threads.len(), "runtime started");
         Ok(rt)
     }
@@ -178,11 +289,56 @@ impl Runtime {
         // `&self` keeps it alive.
         let body: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(body) };
         let handle = self.shared.spawn_green(Some("main".into()), 0, body);
-        match handle.join() {
+        match self.wait_main(handle) {
             Ok(()) => out.expect("main green thread stored its value"),
             Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
             Err(err) => panic!("fibra: the main green thread did not finish: {err}"),
         }
+    }
+
+    /// Waits for the main green thread, checking for a deadlock once per
+    /// grace period (see [`debug`](crate::debug)).
+    fn wait_main(&self, mut handle: JoinHandle<()>) -> Result<(), crate::JoinError> {
+        let Some(grace) = self.shared.config.deadlock_grace else {
+            return handle.join();
+        };
+        let tw = Arc::new(crate::sched::parker::ThreadWaker {
+            parker: crate::sched::parker::Parker::new(),
+        });
+        let waker = std::task::Waker::from(tw.clone());
+        let mut cx = std::task::Context::from_waker(&waker);
+        loop {
+            let before = crate::debug::activity(&self.shared);
+            let deadline = std::time::Instant::now() + grace;
+            loop {
+                if let std::task::Poll::Ready(r) = std::pin::Pin::new(&mut handle).poll(&mut cx) {
+                    return r;
+                }
+                let now = std::time::Instant::now();
+                if now >= deadline {
+                    break;
+                }
+                tw.parker.park(Some(deadline - now));
+            }
+            if crate::debug::is_deadlocked(&self.shared, before) {
+                let mut dump = String::new();
+                crate::debug::dump_runtime(&self.shared, &mut dump);
+                panic!("all green threads are asleep - deadlock!\n\n{dump}");
+            }
+        }
+    }
+
+    /// A text dump of every live task of this runtime (see
+    /// [`debug::dump`](crate::debug::dump)).
+    ///
+    /// ```
+    /// let rt = fibra_runtime::Runtime::new().unwrap();
+    /// assert!(rt.dump().contains("workers"));
+    /// ```
+    pub fn dump(&self) -> String {
+        let mut out = String::new();
+        crate::debug::dump_runtime(&self.shared, &mut out);
+        out
     }
 
     /// Runs a future to completion on the calling thread, with this runtime
@@ -218,6 +374,22 @@ impl Runtime {
         self.shared.spawn_green(None, 0, f)
     }
 
+    /// Runs `f` on this runtime's blocking pool, from any thread (see
+    /// [`spawn_blocking`](crate::spawn_blocking)).
+    ///
+    /// ```
+    /// let rt = fibra_runtime::Runtime::new().unwrap();
+    /// let h = rt.spawn_blocking(|| std::fs::metadata("/").is_ok());
+    /// assert!(h.join().unwrap());
+    /// ```
+    pub fn spawn_blocking<F, T>(&self, f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        crate::blocking::spawn_on(&self.shared, f)
+    }
+
     /// Spawns an async task from any thread.
     ///
     /// ```
@@ -242,6 +414,9 @@ impl Drop for Runtime {
             !on_own_worker,
             "fibra: a Runtime was dropped from one of its own green threads; drop it from outside"
         );
+        if let Some(mut monitor) = self.monitor.take() {
+            monitor.stop();
+        }
         self.shared.begin_shutdown();
         for thread in self.threads.drain(..) {
             if thread.join().is_err() {
@@ -249,6 +424,8 @@ impl Drop for Runtime {
             }
         }
         self.shared.finish_shutdown();
+        self.shared.blocking.shutdown();
+        self.shared.io.shutdown();
         tracing::debug!("runtime stopped");
     }
 }

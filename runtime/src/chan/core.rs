@@ -88,6 +88,27 @@ impl<T> Chan<T> {
         }
     }
 
+    /// What a task parked in `send` on this channel waits on (dumps).
+    pub(crate) fn waiting_to_send(&self) -> crate::debug::WaitOn {
+        crate::debug::WaitOn::ChanSend {
+            chan: self.id(),
+            cap: self.cap as u64,
+        }
+    }
+
+    /// What a task parked in `recv` on this channel waits on (dumps).
+    pub(crate) fn waiting_to_recv(&self) -> crate::debug::WaitOn {
+        crate::debug::WaitOn::ChanRecv {
+            chan: self.id(),
+            cap: self.cap as u64,
+        }
+    }
+
+    /// The channel's identity in dumps: its address.
+    fn id(&self) -> u64 {
+        self as *const Chan<T> as usize as u64
+    }
+
     #[inline]
     pub(crate) fn lock(&self) -> Guard<'_, T> {
         crate::loom::lock(&self.inner)

@@ -158,7 +158,10 @@ impl<T> Sender<T> {
         };
         // SAFETY: `g.w` stays in place until `g` drops, and the guard's drop
         // cancels a registration left behind.
-        park::wait(|cx| unsafe { g.chan.poll_send(&mut g.w, cx.waker()) }).map_err(SendError)
+        park::wait_as(self.chan.waiting_to_send(), |cx| unsafe {
+            g.chan.poll_send(&mut g.w, cx.waker())
+        })
+        .map_err(SendError)
     }
 
     /// Sends without waiting.
@@ -202,7 +205,7 @@ impl<T> Sender<T> {
             w: Waiter::new(Some(value)),
         };
         // SAFETY: as in `send`.
-        let r = park::wait_deadline(Some(deadline), |cx| unsafe {
+        let r = park::wait_deadline_as(self.chan.waiting_to_send(), Some(deadline), |cx| unsafe {
             g.chan.poll_send(&mut g.w, cx.waker())
         });
         match r {
@@ -345,7 +348,9 @@ impl<T> Receiver<T> {
         };
         // SAFETY: `g.w` stays in place until `g` drops, and the guard's drop
         // cancels a registration left behind.
-        match park::wait(|cx| unsafe { g.chan.poll_recv(&mut g.w, cx.waker()) }) {
+        match park::wait_as(self.chan.waiting_to_recv(), |cx| unsafe {
+            g.chan.poll_recv(&mut g.w, cx.waker())
+        }) {
             Polled::Done(v) => Ok(v),
             Polled::Closed => Err(RecvError),
         }
@@ -391,7 +396,7 @@ impl<T> Receiver<T> {
             w: Waiter::new(None),
         };
         // SAFETY: as in `recv`.
-        let r = park::wait_deadline(Some(deadline), |cx| unsafe {
+        let r = park::wait_deadline_as(self.chan.waiting_to_recv(), Some(deadline), |cx| unsafe {
             g.chan.poll_recv(&mut g.w, cx.waker())
         });
         let r = match r {

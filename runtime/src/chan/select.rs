@@ -367,7 +367,10 @@ fn park_on(
         skip: None,
     };
     let mut started = false;
-    let polled = park::wait_deadline(deadline, |cx| {
+    let on = crate::debug::WaitOn::Select {
+        arms: ops.len() as u64,
+    };
+    let polled = park::wait_deadline_as(on, deadline, |cx| {
         if !started {
             started = true;
             // SAFETY: no entry of the token is queued yet.

@@ -9,6 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 pub(crate) struct WorkerMetrics {
     /// Tasks resumed or polled.
     pub(crate) tasks_run: Counter,
+    /// Tasks spawned by tasks running on this worker.
+    pub(crate) spawned: Counter,
     /// Successful steals from peers or the injector.
     pub(crate) steals: Counter,
     /// Times the worker went to sleep.
@@ -17,8 +19,10 @@ pub(crate) struct WorkerMetrics {
     pub(crate) idle_ns: Counter,
     /// Started green threads pinned to the worker (gauge).
     pub(crate) green_threads: Counter,
-    /// Armed timers in the worker's heap, cancelled ones included (gauge).
+    /// Timers in the worker's heap, cancelled ones included (gauge).
     pub(crate) timers: Counter,
+    /// 1 if a live timer was armed when the worker last slept, else 0.
+    pub(crate) timer_armed: Counter,
 }
 
 /// A single-writer counter.
@@ -60,7 +64,7 @@ pub struct WorkerStats {
     pub local_queue: usize,
     /// Pinned wake-ups from other threads not yet taken.
     pub inbox: usize,
-    /// Armed timers on this worker.
+    /// Timers in this worker's heap (cancelled ones are dropped lazily).
     pub timers: u64,
 }
 
@@ -91,6 +95,10 @@ pub struct RuntimeStats {
     pub injector: usize,
     /// Workers asleep right now.
     pub sleeping_workers: usize,
+    /// Threads of the blocking pool(s), busy or idle.
+    pub blocking_threads: usize,
+    /// Sockets registered with the netpoller(s).
+    pub sockets: usize,
     /// Process-wide green-thread stacks.
     pub stacks: crate::stack::StackStats,
 }

@@ -23,8 +23,11 @@
 //!
 //! runnext (at most 16 in a row) → inbox → pinned queue / local deque
 //! (alternating) → the injector every 61 ticks so it cannot starve → when
-//! all are empty, *spin*: steal half of a random victim's deque, the
-//! injector, the inbox, a few rounds → *sleep* by the [`idle`] protocol.
+//! all are empty, fire due timers and poll the netpoller without blocking
+//! → *spin*: steal half of a random victim's deque, the injector, the
+//! inbox, a few rounds → *sleep* by the [`idle`] protocol, blocking in the
+//! netpoller if no other worker does (see `net::driver`). A busy worker
+//! also polls the netpoller without blocking every 61 ticks.
 //!
 //! # Pinning
 //!
@@ -47,6 +50,7 @@ use std::sync::Arc;
 use crossbeam_deque::{Injector, Stealer};
 
 use crate::config::Config;
+use crate::net::driver::Driver;
 use crate::task::{JoinError, JoinHandle, Task};
 use idle::Idle;
 use parker::Parker;
@@ -73,6 +77,13 @@ pub(crate) struct Remote {
     pub(crate) parker: Parker,
     /// Counters the worker publishes.
     pub(crate) metrics: metrics::WorkerMetrics,
+    /// Started green threads pinned to the worker. Only the worker inserts
+    /// and removes; dumps read under the lock.
+    pub(crate) started: parking_lot::Mutex<Registry>,
+    /// Id of the task the worker is running (0: none).
+    pub(crate) running: std::sync::atomic::AtomicU64,
+    /// Task runs the worker has started, for the monitor's stall detector.
+    pub(crate) switches: std::sync::atomic::AtomicU64,
 }
 
 /// State shared by all workers of one runtime.
@@ -92,30 +103,56 @@ pub(crate) struct Shared {
     pub(crate) terminated: AtomicBool,
     /// Async tasks alive (they have no owner worker to cancel them).
     pub(crate) async_tasks: parking_lot::Mutex<Registry>,
-    /// Tasks spawned since start.
-    pub(crate) spawned: AtomicUsize,
+    /// Tasks spawned from outside the workers (workers count their own).
+    pub(crate) spawned_remote: AtomicUsize,
+    /// The netpoller (its source count tells the deadlock detector whether
+    /// a socket may still wake someone).
+    pub(crate) io: Arc<Driver>,
+    /// Threads for `spawn_blocking` (and its count of pending jobs).
+    pub(crate) blocking: crate::blocking::Pool,
 }
 
 impl Shared {
-    pub(crate) fn new(config: Config, stealers: Vec<Stealer<Arc<Task>>>) -> Shared {
+    pub(crate) fn new(
+        config: Config,
+        stealers: Vec<Stealer<Arc<Task>>>,
+        io: Arc<Driver>,
+    ) -> Shared {
         let workers = stealers.len();
+        let blocking = crate::blocking::Pool::new(
+            config.max_blocking_threads,
+            config.blocking_keep_alive,
+            format!("{}-blocking", config.thread_name),
+        );
         Shared {
-            config,
             injector: Injector::new(),
             remotes: stealers
                 .into_iter()
-                .map(|stealer| Remote {
-                    stealer,
-                    inbox: Injector::new(),
-                    parker: Parker::new(),
-                    metrics: metrics::WorkerMetrics::default(),
+                .map(|stealer| {
+                    let waker = io.waker();
+                    Remote {
+                        stealer,
+                        inbox: Injector::new(),
+                        parker: Parker::with_interrupt(Arc::new(move || {
+                            if let Err(err) = waker.wake() {
+                                tracing::error!("fibra: cannot wake the netpoller: {err}");
+                            }
+                        })),
+                        metrics: metrics::WorkerMetrics::default(),
+                        started: parking_lot::Mutex::new(Registry::default()),
+                        running: std::sync::atomic::AtomicU64::new(0),
+                        switches: std::sync::atomic::AtomicU64::new(0),
+                    }
                 })
                 .collect(),
             idle: Idle::new(workers),
             shutdown: AtomicBool::new(false),
             terminated: AtomicBool::new(false),
             async_tasks: parking_lot::Mutex::new(Registry::default()),
-            spawned: AtomicUsize::new(0),
+            spawned_remote: AtomicUsize::new(0),
+            io,
+            blocking,
+            config,
         }
     }
 
@@ -131,7 +168,6 @@ impl Shared {
     {
         let task = Task::new_green(self.clone(), name, stack_size, f);
         let handle = JoinHandle::new(task.clone());
-        self.spawned.fetch_add(1, Ordering::Relaxed);
         self.schedule(task, Reason::Spawn);
         handle
     }
@@ -148,7 +184,6 @@ impl Shared {
         let task = Task::new_async(self.clone(), name, fut);
         let handle = JoinHandle::new(task.clone());
         self.async_tasks.lock().insert(&task);
-        self.spawned.fetch_add(1, Ordering::Relaxed);
         self.schedule(task, Reason::Spawn);
         handle
     }
@@ -157,9 +192,17 @@ impl Shared {
     pub(crate) fn schedule(self: &Arc<Self>, task: Arc<Task>, reason: Reason) {
         crate::context::with_worker(|w| match w {
             Some(w) if std::ptr::eq(Arc::as_ptr(&w.shared), Arc::as_ptr(self)) => {
+                if reason == Reason::Spawn {
+                    self.remotes[w.index].metrics.spawned.add(1);
+                }
                 w.schedule_local(task, reason)
             }
-            _ => self.schedule_remote(task),
+            _ => {
+                if reason == Reason::Spawn {
+                    self.spawned_remote.fetch_add(1, Ordering::Relaxed);
+                }
+                self.schedule_remote(task)
+            }
         })
     }
 
@@ -258,10 +301,17 @@ impl Shared {
                 timers: m.timers.get(),
             });
         }
-        out.tasks_spawned += self.spawned.load(Ordering::Relaxed) as u64;
+        out.tasks_spawned += self.spawned_remote.load(Ordering::Relaxed) as u64
+            + self
+                .remotes
+                .iter()
+                .map(|r| r.metrics.spawned.get())
+                .sum::<u64>();
         out.async_tasks += self.async_tasks.lock().len();
         out.injector += self.injector.len();
         out.sleeping_workers += self.idle.num_sleeping();
+        out.blocking_threads += self.blocking.threads();
+        out.sockets += self.io.sources();
     }
 }
 
@@ -273,6 +323,11 @@ pub(crate) fn register_runtime(shared: &Arc<Shared>) {
     let mut all = RUNTIMES.lock();
     all.retain(|w| w.strong_count() > 0);
     all.push(Arc::downgrade(shared));
+}
+
+/// Every live runtime.
+pub(crate) fn live_runtimes() -> Vec<Arc<Shared>> {
+    RUNTIMES.lock().iter().filter_map(|w| w.upgrade()).collect()
 }
 
 /// Figures of the current runtime, or of every live runtime when called
@@ -290,8 +345,7 @@ pub fn stats() -> metrics::RuntimeStats {
     match crate::context::current_runtime() {
         Some(shared) => shared.collect_stats(&mut out),
         None => {
-            let all: Vec<_> = RUNTIMES.lock().iter().filter_map(|w| w.upgrade()).collect();
-            for shared in all {
+            for shared in live_runtimes() {
                 shared.collect_stats(&mut out);
             }
         }

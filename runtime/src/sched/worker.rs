@@ -1,5 +1,21 @@
 //! One worker: its queues, its loop, and how it runs, parks and cancels
 //! tasks. See the module docs of `sched` for the protocol.
+//!
+//! # Netpoller and monitor hooks
+//!
+//! Three places touch the netpoller (`net::driver`), following Go's
+//! `findrunnable`: every 61 ticks a busy worker polls it without blocking
+//! (so readiness is collected while all workers are busy); a worker out of
+//! local work polls it without blocking before it steals; and a worker
+//! going to sleep that wins the poller's try-lock parks *in* the poll
+//! (`Parker::park_polling`, bounded by its next timer) instead of on its
+//! condition variable. Only the parking call changes in `sleep`: the
+//! registration in `Idle` before the final re-check, and the unregister
+//! after waking, are untouched, so the no-lost-wake-up argument of
+//! `sched::idle` holds as is; the poller dispatches its events only after
+//! unregistering. `run_task` also publishes a switch counter (one relaxed
+//! store) beside the running task's id, for the monitor thread's stall
+//! detector.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -11,7 +27,6 @@ use std::task::{Context, Poll, Waker};
 use corosensei::{Coroutine, CoroutineResult};
 use crossbeam_deque::{Steal, Worker as Deque};
 
-use super::registry::Registry;
 use super::{steal_one, Reason, Shared};
 use crate::context;
 use crate::safepoint;
@@ -30,6 +45,8 @@ const SPIN_ROUNDS: usize = 4;
 const INBOX_BATCH: usize = 32;
 /// Check the timer heap every this many ticks while busy.
 const TIMER_INTERVAL: u32 = 16;
+/// Poll the netpoller (without blocking) every this many ticks while busy.
+const NETPOLL_INTERVAL: u32 = 61;
 
 /// A worker thread's own state. Lives on the worker thread's stack; tasks
 /// reach it through `context::with_worker`.
@@ -48,8 +65,6 @@ pub(crate) struct Worker {
     deque: Deque<Arc<Task>>,
     /// Stacks for green threads that start here.
     stacks: RefCell<StackPool>,
-    /// Started green threads pinned here, for shutdown.
-    started: RefCell<Registry>,
     /// Timers set by tasks running on this worker.
     timers: RefCell<TimerHeap>,
     /// Scheduler ticks, for the injector interval and queue alternation.
@@ -58,11 +73,17 @@ pub(crate) struct Worker {
     spinning: Cell<bool>,
     /// xorshift state for victim selection.
     rng: Cell<u64>,
+    /// Task runs so far (published to the monitor).
+    switches: Cell<u64>,
 }
 
 impl Worker {
     pub(crate) fn new(index: usize, shared: Arc<Shared>, deque: Deque<Arc<Task>>) -> Worker {
         let stack_size = shared.config.stack_size;
+        let wake = {
+            let shared = shared.clone();
+            move || shared.remotes[index].parker.unpark()
+        };
         Worker {
             index,
             shared,
@@ -70,14 +91,14 @@ impl Worker {
             runnext_streak: Cell::new(0),
             pinned: RefCell::new(VecDeque::new()),
             deque,
-            stacks: RefCell::new(StackPool::new(stack_size)),
-            started: RefCell::new(Registry::default()),
+            stacks: RefCell::new(StackPool::new(stack_size, wake)),
             timers: RefCell::new(TimerHeap::default()),
             tick: Cell::new(0),
             spinning: Cell::new(false),
             rng: Cell::new(
                 0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9),
             ),
+            switches: Cell::new(0),
         }
     }
 
@@ -93,11 +114,19 @@ impl Worker {
                 break;
             }
             mutator.poll();
+            if self.stacks.borrow().shrink_requested() {
+                self.stacks
+                    .borrow_mut()
+                    .shrink_all(self.remote().started.lock().iter());
+            }
             if let Some(task) = self.next_local() {
                 self.run_task(task);
                 continue;
             }
             if self.fire_timers() > 0 {
+                continue;
+            }
+            if self.shared.io.poll_now() > 0 {
                 continue;
             }
             if let Some(task) = self.search() {
@@ -143,7 +172,11 @@ impl Worker {
         if tick.is_multiple_of(TIMER_INTERVAL) && !self.timers.borrow().is_empty() {
             self.fire_timers();
         }
+        if tick.is_multiple_of(NETPOLL_INTERVAL) {
+            self.shared.io.poll_now();
+        }
         if tick.is_multiple_of(INJECTOR_INTERVAL) {
+            crate::debug::refresh_clock();
             if let Some(t) = self.steal_injector() {
                 return Some(t);
             }
@@ -284,20 +317,31 @@ impl Worker {
             self.spinning.set(self.shared.idle.unregister(self.index));
             return;
         }
-        self.stacks.borrow_mut().trim();
+        self.stacks.borrow_mut().idle();
         let timeout = self.sleep_timeout();
         let metrics = self.metrics();
         metrics.timers.set(self.timers.borrow().len() as u64);
+        metrics.timer_armed.set(timeout.is_some() as u64);
         metrics
             .green_threads
-            .set(self.started.borrow().len() as u64);
+            .set(self.remote().started.lock().len() as u64);
+        let mut poller = None;
         if timeout != Some(std::time::Duration::ZERO) {
             metrics.sleeps.add(1);
             let start = std::time::Instant::now();
-            mutator.idle(|| self.shared.remotes[self.index].parker.park(timeout));
+            let parker = &self.shared.remotes[self.index].parker;
+            poller = self.shared.io.try_poller();
+            match &mut poller {
+                Some(p) => mutator.idle(|| parker.park_polling(timeout, |t| p.poll(t))),
+                None => mutator.idle(|| parker.park(timeout)),
+            }
             metrics.idle_ns.add(start.elapsed().as_nanos() as u64);
+            crate::debug::refresh_clock();
         }
         self.spinning.set(self.shared.idle.unregister(self.index));
+        if let Some(mut p) = poller {
+            p.dispatch();
+        }
     }
 
     fn next_random(&self) -> u64 {
@@ -311,16 +355,26 @@ impl Worker {
 
     // ----- running -----
 
+    fn remote(&self) -> &super::Remote {
+        &self.shared.remotes[self.index]
+    }
+
     fn metrics(&self) -> &super::metrics::WorkerMetrics {
-        &self.shared.remotes[self.index].metrics
+        &self.remote().metrics
     }
 
     fn run_task(&self, task: Arc<Task>) {
-        self.metrics().tasks_run.add(1);
+        let remote = self.remote();
+        remote.metrics.tasks_run.add(1);
+        let switch = self.switches.get().wrapping_add(1);
+        self.switches.set(switch);
+        remote.switches.store(switch, Ordering::Relaxed);
+        remote.running.store(task.id.as_u64(), Ordering::Relaxed);
         match task.kind {
             Kind::Green => self.run_green(task),
             Kind::Async => self.run_async(task),
         }
+        remote.running.store(0, Ordering::Relaxed);
     }
 
     fn run_green(&self, task: Arc<Task>) {
@@ -346,17 +400,25 @@ impl Worker {
                 }
             };
             let ptr = Arc::as_ptr(&task);
+            task.stack.start(&stack);
             *slot = Some(Coroutine::with_stack(stack, move |yielder, ()| {
                 Task::green_entry(ptr, yielder)
             }));
             task.owner.store(self.index, Ordering::Relaxed);
-            self.started.borrow_mut().insert(&task);
+            self.remote().started.lock().insert(&task);
         }
         let coroutine = slot.as_mut().expect("coroutine was just created");
         let prev = context::set_task(Arc::as_ptr(&task));
         let result = {
             let _enter = task.span.enter();
-            coroutine.resume(())
+            #[cfg(feature = "tokio")]
+            {
+                crate::bridge::tokio_context::enter(|| coroutine.resume(()))
+            }
+            #[cfg(not(feature = "tokio"))]
+            {
+                coroutine.resume(())
+            }
         };
         context::set_task(prev);
         match result {
@@ -365,14 +427,17 @@ impl Worker {
                 self.pinned.borrow_mut().push_back(task);
             }
             CoroutineResult::Yield(Suspend::Park) => {
+                self.stacks.borrow_mut().parked(&task);
                 if task.state.park() == ParkAction::Reschedule {
                     self.pinned.borrow_mut().push_back(task);
                 }
             }
             CoroutineResult::Return(()) => {
                 let coroutine = slot.take().expect("finished coroutine");
-                self.stacks.borrow_mut().give(coroutine.into_stack());
-                self.started.borrow_mut().remove(&task);
+                self.stacks
+                    .borrow_mut()
+                    .give(&task.stack, coroutine.into_stack());
+                self.remote().started.lock().remove(&task);
                 task.finish();
             }
         }
@@ -389,7 +454,18 @@ impl Worker {
         let prev = context::set_task(Arc::as_ptr(&task));
         let result = {
             let _enter = task.span.enter();
-            catch_unwind(AssertUnwindSafe(|| job.poll(&mut cx)))
+            catch_unwind(AssertUnwindSafe(|| {
+                crate::bridge::coop::with_budget(|| {
+                    #[cfg(feature = "tokio")]
+                    {
+                        crate::bridge::tokio_context::enter(|| job.poll(&mut cx))
+                    }
+                    #[cfg(not(feature = "tokio"))]
+                    {
+                        job.poll(&mut cx)
+                    }
+                })
+            }))
         };
         context::set_task(prev);
         match result {
@@ -417,7 +493,7 @@ impl Worker {
     fn cancel_all(&self) {
         loop {
             let mut progress = false;
-            let started = self.started.borrow_mut().drain();
+            let started = self.remote().started.lock().drain();
             for task in started {
                 progress = true;
                 self.cancel_started(task);
@@ -451,7 +527,7 @@ impl Worker {
         if !task.state.claim_for_cancel() {
             return;
         }
-        self.started.borrow_mut().remove(&task);
+        self.remote().started.lock().remove(&task);
         task.cancelling.set(true);
         // SAFETY: we hold RUNNING and are the owner worker.
         let coroutine = unsafe { (*task.coroutine.get()).take() };
@@ -467,7 +543,9 @@ impl Worker {
                 );
             }
             if coroutine.done() {
-                self.stacks.borrow_mut().give(coroutine.into_stack());
+                self.stacks
+                    .borrow_mut()
+                    .give(&task.stack, coroutine.into_stack());
             } else {
                 // Cannot happen after a completed forced unwind; keep the
                 // memory rather than free a stack that may hold live frames.

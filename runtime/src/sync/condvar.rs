@@ -193,7 +193,7 @@ impl Condvar {
             cv: self,
             guard: std::cell::Cell::new(Some(guard)),
         };
-        let notified = waiter::block(&wait, 0, deadline).is_some();
+        let notified = waiter::block(crate::debug::SyncKind::Condvar, &wait, 0, deadline).is_some();
         // If the wait never queued (impossible: the first poll queues), the
         // guard would still be here; otherwise relock.
         let relocked = match wait.guard.take() {

@@ -287,7 +287,7 @@ impl<T: ?Sized> Mutex<T> {
                 }
             }
         }
-        waiter::block(self, 0, None);
+        waiter::block(crate::debug::SyncKind::Mutex, self, 0, None);
     }
 
     /// Unlocks (the guard's drop).

@@ -146,7 +146,7 @@ impl<T: ?Sized> RwLock<T> {
     #[track_caller]
     pub fn read(&self) -> LockResult<RwLockReadGuard<'_, T>> {
         if !self.try_take(READ) {
-            waiter::block(self, READ, None);
+            waiter::block(crate::debug::SyncKind::RwLock, self, READ, None);
         }
         self.read_guard()
     }
@@ -161,7 +161,7 @@ impl<T: ?Sized> RwLock<T> {
     #[track_caller]
     pub fn write(&self) -> LockResult<RwLockWriteGuard<'_, T>> {
         if !self.try_take(WRITE) {
-            waiter::block(self, WRITE, None);
+            waiter::block(crate::debug::SyncKind::RwLock, self, WRITE, None);
         }
         self.write_guard()
     }

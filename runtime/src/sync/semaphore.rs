@@ -95,7 +95,7 @@ impl Semaphore {
     #[track_caller]
     pub fn acquire_many(&self, n: usize) -> SemaphorePermit<'_> {
         if !self.try_take(n) {
-            waiter::block(self, n, None);
+            waiter::block(crate::debug::SyncKind::Semaphore, self, n, None);
         }
         SemaphorePermit { sem: self, n }
     }
@@ -112,7 +112,12 @@ impl Semaphore {
         if self.try_take(1) {
             return Some(SemaphorePermit { sem: self, n: 1 });
         }
-        waiter::block(self, 1, Instant::now().checked_add(dur))?;
+        waiter::block(
+            crate::debug::SyncKind::Semaphore,
+            self,
+            1,
+            Instant::now().checked_add(dur),
+        )?;
         Some(SemaphorePermit { sem: self, n: 1 })
     }
 

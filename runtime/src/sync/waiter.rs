@@ -193,6 +193,7 @@ pub(crate) trait Parkable {
 /// `deadline`; `None` if it passed.
 #[track_caller]
 pub(crate) fn block<P: Parkable + ?Sized>(
+    what: crate::debug::SyncKind,
     p: &P,
     arg: usize,
     deadline: Option<Instant>,
@@ -204,7 +205,8 @@ pub(crate) fn block<P: Parkable + ?Sized>(
     };
     // SAFETY: `g.w` stays in place until `g` drops, and dropping `g`
     // abandons a wait left queued (timeout or unwinding).
-    crate::park::wait_deadline(deadline, |cx| unsafe {
+    let on = crate::debug::WaitOn::Sync { what };
+    crate::park::wait_deadline_as(on, deadline, |cx| unsafe {
         g.p.poll_wait(&g.w, &mut g.queued, cx)
     })
 }

@@ -115,7 +115,7 @@ impl WaitGroup {
     /// ```
     #[track_caller]
     pub fn wait(&self) {
-        waiter::block(self, 0, None);
+        waiter::block(crate::debug::SyncKind::WaitGroup, self, 0, None);
     }
 
     /// Waits from async code.

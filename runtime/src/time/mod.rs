@@ -44,7 +44,9 @@ pub fn sleep(dur: Duration) {
 /// ```
 #[track_caller]
 pub fn sleep_until(deadline: Instant) {
-    crate::park::wait_deadline(Some(deadline), |_| Poll::<()>::Pending);
+    crate::park::wait_deadline_as(crate::debug::WaitOn::Sleep, Some(deadline), |_| {
+        Poll::<()>::Pending
+    });
 }
 
 /// A future that completes at a deadline. Works on any executor.
