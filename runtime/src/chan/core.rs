@@ -61,6 +61,8 @@ pub(crate) struct Chan<T> {
     /// Live `Receiver` handles; the last one to go closes the channel and
     /// drops what is buffered.
     pub(crate) receivers: AtomicUsize,
+    /// The last `Sender` going does not close the channel (timer channels).
+    pub(crate) keep_open: bool,
 }
 
 type Guard<'a, T> = crate::loom::MutexGuard<'a, Inner<T>>;
@@ -85,6 +87,7 @@ impl<T> Chan<T> {
             cap,
             senders: AtomicUsize::new(1),
             receivers: AtomicUsize::new(1),
+            keep_open: false,
         }
     }
 

@@ -75,6 +75,15 @@ pub fn channel<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
     (Sender { chan: chan.clone() }, Receiver { chan })
 }
 
+/// A channel that stays open when its last `Sender` goes (the timer
+/// channels of `time::after` and `time::Ticker`, which Go never closes).
+pub(crate) fn channel_never_closed<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
+    let mut chan = Chan::new(cap);
+    chan.keep_open = true;
+    let chan = Arc::new(chan);
+    (Sender { chan: chan.clone() }, Receiver { chan })
+}
+
 /// The sending side of a channel. Clone it for more producers.
 ///
 /// ```
@@ -532,7 +541,7 @@ impl<T> Clone for Sender<T> {
 
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
-        if Chan::<T>::release(&self.chan.senders) {
+        if Chan::<T>::release(&self.chan.senders) && !self.chan.keep_open {
             self.chan.close();
         }
     }

@@ -580,15 +580,25 @@ macro_rules! __select_parse {
 #[macro_export]
 macro_rules! __select_gen {
     (@bind ([recv ($r:expr) ($p:pat) $body:tt] $($rest:tt)*) ($($done:tt)*) $default:tt
-     ($name:ident $($names:ident)*)) => {{
-        let $name = $crate::chan::__private::RecvArm::new(&$r);
-        $crate::__select_gen!(@bind ($($rest)*) ($($done)* [$name ($p) $body]) $default ($($names)*))
-    }};
+     ($name:ident $($names:ident)*)) => {
+        // `match` keeps temporaries (`recv(after(d))`) alive for the whole
+        // select, which a `let` would not.
+        match &$r {
+            __fibra_chan => {
+                let $name = $crate::chan::__private::RecvArm::new(__fibra_chan);
+                $crate::__select_gen!(@bind ($($rest)*) ($($done)* [$name ($p) $body]) $default ($($names)*))
+            }
+        }
+    };
     (@bind ([send ($s:expr, $m:expr) ($p:pat) $body:tt] $($rest:tt)*) ($($done:tt)*) $default:tt
-     ($name:ident $($names:ident)*)) => {{
-        let $name = $crate::chan::__private::SendArm::new(&$s, $m);
-        $crate::__select_gen!(@bind ($($rest)*) ($($done)* [$name ($p) $body]) $default ($($names)*))
-    }};
+     ($name:ident $($names:ident)*)) => {
+        match (&$s, $m) {
+            (__fibra_chan, __fibra_value) => {
+                let $name = $crate::chan::__private::SendArm::new(__fibra_chan, __fibra_value);
+                $crate::__select_gen!(@bind ($($rest)*) ($($done)* [$name ($p) $body]) $default ($($names)*))
+            }
+        }
+    };
     (@bind ($arm:tt $($rest:tt)*) $done:tt $default:tt ()) => {
         ::core::compile_error!("select!: too many arms (at most 64)")
     };
