@@ -1,6 +1,8 @@
 //! Channel speed: unbuffered ping-pong round trip between two green threads
 //! (1 and 2 workers), buffered (cap 1024) one-producer-one-consumer per
-//! message, and a two-arm `select!`. Peers in the issue: Go 309 / 414 ns
+//! message, and a two-arm `select!`, beside tokio's mpsc (capacity 1 for the
+//! ping-pong; tokio has no rendezvous channel) on a current-thread and a
+//! 2-worker runtime in the same run. Peers in the issue: Go 309 / 414 ns
 //! ping-pong round trip (GOMAXPROCS 1 / 2), 41 / 62 ns buffered per message.
 //!
 //! `cargo bench --bench chan`
@@ -88,6 +90,68 @@ fn select_recv(rt: &fibra::Runtime, iters: u64) -> Duration {
     })
 }
 
+fn tokio_rt(workers: usize) -> tokio::runtime::Runtime {
+    if workers == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .build()
+            .unwrap()
+    }
+}
+
+fn tokio_ping_pong(rt: &tokio::runtime::Runtime, iters: u64) -> Duration {
+    rt.block_on(async move {
+        tokio::spawn(async move {
+            let (ping_tx, mut ping_rx) = tokio::sync::mpsc::channel::<u64>(1);
+            let (pong_tx, mut pong_rx) = tokio::sync::mpsc::channel::<u64>(1);
+            let echo = tokio::spawn(async move {
+                while let Some(v) = ping_rx.recv().await {
+                    pong_tx.send(v).await.unwrap();
+                }
+            });
+            let start = Instant::now();
+            for i in 0..iters {
+                ping_tx.send(i).await.unwrap();
+                pong_rx.recv().await.unwrap();
+            }
+            let t = start.elapsed();
+            drop(ping_tx);
+            echo.await.unwrap();
+            t
+        })
+        .await
+        .unwrap()
+    })
+}
+
+fn tokio_buffered(rt: &tokio::runtime::Runtime, iters: u64) -> Duration {
+    rt.block_on(async move {
+        tokio::spawn(async move {
+            let (tx, mut rx) = tokio::sync::mpsc::channel::<u64>(1024);
+            let start = Instant::now();
+            let producer = tokio::spawn(async move {
+                for i in 0..iters {
+                    tx.send(i).await.unwrap();
+                }
+            });
+            let mut n = 0;
+            while rx.recv().await.is_some() {
+                n += 1;
+            }
+            let t = start.elapsed();
+            assert_eq!(n, iters);
+            producer.await.unwrap();
+            t
+        })
+        .await
+        .unwrap()
+    })
+}
+
 fn benches(c: &mut Criterion) {
     for workers in [1, 2] {
         let rt = fibra::Runtime::builder().workers(workers).build().unwrap();
@@ -101,6 +165,16 @@ fn benches(c: &mut Criterion) {
         c.bench_function(
             &format!("chan_select2_buffered_per_msg/workers={workers}"),
             |b| b.iter_custom(|iters| select_recv(&rt, iters)),
+        );
+        drop(rt);
+        let trt = tokio_rt(workers);
+        c.bench_function(
+            &format!("tokio_mpsc1_pingpong_roundtrip/workers={workers}"),
+            |b| b.iter_custom(|iters| tokio_ping_pong(&trt, iters)),
+        );
+        c.bench_function(
+            &format!("tokio_mpsc_buffered_1024_per_msg/workers={workers}"),
+            |b| b.iter_custom(|iters| tokio_buffered(&trt, iters)),
         );
     }
 }

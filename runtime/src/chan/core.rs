@@ -63,9 +63,49 @@ pub(crate) struct Chan<T> {
     pub(crate) receivers: AtomicUsize,
     /// The last `Sender` going does not close the channel (timer channels).
     pub(crate) keep_open: bool,
+    /// Entries in `recvq` when the lock was last released. A hint only
+    /// (stale entries count): `send` tries without setting up a wait when
+    /// it is non-zero, and its wait tries again anyway.
+    pub(crate) recv_waiting: AtomicUsize,
+    /// Entries in `sendq` when the lock was last released (a hint).
+    pub(crate) send_waiting: AtomicUsize,
 }
 
-type Guard<'a, T> = crate::loom::MutexGuard<'a, Inner<T>>;
+/// The channel lock held; on release it publishes the queue lengths as
+/// hints for the lock-free fast-path checks (`recv_waiting`,
+/// `send_waiting`).
+pub(crate) struct Guard<'a, T> {
+    inner: crate::loom::MutexGuard<'a, Inner<T>>,
+    chan: &'a Chan<T>,
+}
+
+impl<T> std::ops::Deref for Guard<'_, T> {
+    type Target = Inner<T>;
+    #[inline]
+    fn deref(&self) -> &Inner<T> {
+        &self.inner
+    }
+}
+
+impl<T> std::ops::DerefMut for Guard<'_, T> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut Inner<T> {
+        &mut self.inner
+    }
+}
+
+impl<T> Drop for Guard<'_, T> {
+    #[inline]
+    fn drop(&mut self) {
+        let inner = &mut *self.inner;
+        if inner.recvq.take_changed() {
+            self.chan.recv_waiting.store(inner.recvq.len(), Relaxed);
+        }
+        if inner.sendq.take_changed() {
+            self.chan.send_waiting.store(inner.sendq.len(), Relaxed);
+        }
+    }
+}
 
 /// Calls a waker taken under the lock, after the lock was released.
 #[inline]
@@ -88,6 +128,8 @@ impl<T> Chan<T> {
             senders: AtomicUsize::new(1),
             receivers: AtomicUsize::new(1),
             keep_open: false,
+            recv_waiting: AtomicUsize::new(0),
+            send_waiting: AtomicUsize::new(0),
         }
     }
 
@@ -114,7 +156,10 @@ impl<T> Chan<T> {
 
     #[inline]
     pub(crate) fn lock(&self) -> Guard<'_, T> {
-        crate::loom::lock(&self.inner)
+        Guard {
+            inner: crate::loom::lock(&self.inner),
+            chan: self,
+        }
     }
 
     // ----- operations that do not wait -----

@@ -54,6 +54,7 @@ pub mod __private {
 }
 
 use std::fmt;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -118,8 +119,11 @@ struct SendGuard<'a, T> {
 }
 
 impl<T> Drop for SendGuard<'_, T> {
+    #[inline]
     fn drop(&mut self) {
-        self.chan.cancel_send(&mut self.w);
+        if self.w.registered {
+            self.chan.cancel_send(&mut self.w);
+        }
     }
 }
 
@@ -129,8 +133,11 @@ struct RecvGuard<'a, T> {
 }
 
 impl<T> Drop for RecvGuard<'_, T> {
+    #[inline]
     fn drop(&mut self) {
-        self.chan.cancel_recv(&mut self.w);
+        if self.w.registered {
+            self.chan.cancel_recv(&mut self.w);
+        }
     }
 }
 
@@ -149,10 +156,10 @@ impl<T> Sender<T> {
     /// ```
     #[track_caller]
     pub fn send(&self, value: T) -> Result<(), SendError<T>> {
-        // Buffered channels usually complete without waiting: try before
-        // setting up a wait. (An unbuffered send mostly waits, and the wait's
-        // first poll tries anyway.)
-        let value = if self.chan.cap > 0 {
+        // Try before setting up a wait when that is likely to succeed: on a
+        // buffered channel, or when a receiver is parked (the hint may be
+        // stale either way; the wait's first poll tries again).
+        let value = if self.chan.cap > 0 || self.chan.recv_waiting.load(Relaxed) > 0 {
             match self.chan.try_send(value, std::ptr::null()) {
                 Ok(()) => return Ok(()),
                 Err(TrySendError::Disconnected(v)) => return Err(SendError(v)),
@@ -344,7 +351,7 @@ impl<T> Receiver<T> {
     /// ```
     #[track_caller]
     pub fn recv(&self) -> Result<T, RecvError> {
-        if self.chan.cap > 0 {
+        if self.chan.cap > 0 || self.chan.send_waiting.load(Relaxed) > 0 {
             match self.chan.try_recv(std::ptr::null()) {
                 Ok(v) => return Ok(v),
                 Err(TryRecvError::Disconnected) => return Err(RecvError),

@@ -261,17 +261,22 @@ impl<T> Entry<T> {
 /// A channel's queue of waiting senders or receivers, FIFO.
 pub(crate) struct WaitQueue<T> {
     entries: std::collections::VecDeque<Entry<T>>,
+    /// The length changed since the owner last looked (see
+    /// [`take_changed`](Self::take_changed)).
+    changed: bool,
 }
 
 impl<T> WaitQueue<T> {
     pub(crate) fn new() -> WaitQueue<T> {
         WaitQueue {
             entries: std::collections::VecDeque::new(),
+            changed: false,
         }
     }
 
     #[inline]
     pub(crate) fn push(&mut self, entry: Entry<T>) {
+        self.changed = true;
         self.entries.push_back(entry);
     }
 
@@ -283,6 +288,7 @@ impl<T> WaitQueue<T> {
         // The common case: the first entry is another operation's.
         if let Some(e) = self.entries.front() {
             if !std::ptr::eq(e.token, me) && e.token().try_claim(e.arm) {
+                self.changed = true;
                 return self.entries.pop_front();
             }
         } else {
@@ -293,6 +299,7 @@ impl<T> WaitQueue<T> {
 
     #[cold]
     fn claim_slow(&mut self, me: *const Token) -> Option<Entry<T>> {
+        self.changed = true;
         let mut i = 0;
         while i < self.entries.len() {
             if std::ptr::eq(self.entries[i].token, me) {
@@ -327,6 +334,7 @@ impl<T> WaitQueue<T> {
             .iter()
             .position(|e| std::ptr::eq(e.token, token) && e.arm == arm)
         {
+            self.changed = true;
             self.entries.remove(i);
         }
     }
@@ -334,12 +342,19 @@ impl<T> WaitQueue<T> {
     /// Claims every claimable entry (for closing the channel); stale ones
     /// are dropped.
     pub(crate) fn drain_claimed(&mut self) -> impl Iterator<Item = Entry<T>> + '_ {
+        self.changed = true;
         self.entries
             .drain(..)
             .filter(|e| e.token().try_claim(e.arm))
     }
 
-    #[cfg(test)]
+    /// Whether the length changed since the last call.
+    #[inline]
+    pub(crate) fn take_changed(&mut self) -> bool {
+        std::mem::take(&mut self.changed)
+    }
+
+    #[inline]
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
