@@ -131,20 +131,21 @@ impl Token {
             .is_ok()
     }
 
-    /// Counterpart: `CLAIMED -> DONE`, returning the waker to call once the
-    /// channel lock is released.
+    /// Counterpart: `CLAIMED(arm) -> DONE(arm)`, returning the waker to call
+    /// once the channel lock is released.
     ///
     /// # Safety
-    /// The caller claimed this token and still holds the lock of the queue
-    /// that held the entry.
+    /// The caller claimed this token for `arm` and still holds the lock of
+    /// the queue that held the entry.
     #[inline]
-    pub(crate) unsafe fn complete(&self, closed: bool) -> Option<Waker> {
+    pub(crate) unsafe fn complete(&self, arm: usize, closed: bool) -> Option<Waker> {
         // SAFETY: between claim and DONE only the claimer touches the waker.
         let waker = self.waker.with_mut(|w| unsafe { (*w).take() });
-        let flag = if closed { DONE | CLOSED } else { DONE };
-        // Only the claimer writes between claim and DONE: a plain add of
-        // the flag bits is a release store of the final state.
-        self.state.fetch_or(flag, Release);
+        let flags = if closed { DONE | CLOSED } else { DONE };
+        // Nobody else writes the word after the claim: a plain release
+        // store publishes the slot and the outcome.
+        self.state
+            .store(CLAIMED | ((arm + 1) << ARM_SHIFT) | flags, Release);
         waker
     }
 
@@ -233,7 +234,7 @@ impl<T> Entry<T> {
     pub(crate) unsafe fn deliver(self, v: T) -> Option<Waker> {
         // SAFETY: between claim and DONE the claimer owns the slot.
         (*self.slot).with_mut(|p| unsafe { *p = Some(v) });
-        self.token().complete(false)
+        self.token().complete(self.arm, false)
     }
 
     /// Claimed sender entry: takes its value and completes it.
@@ -246,7 +247,7 @@ impl<T> Entry<T> {
         // registered sender's slot holds its value.
         let v = (*self.slot).with_mut(|p| unsafe { (*p).take() });
         let v = v.expect("fibra: a waiting sender has a value");
-        (v, self.token().complete(false))
+        (v, self.token().complete(self.arm, false))
     }
 
     /// Claimed entry of either kind: completes it as "channel closed".
@@ -254,7 +255,7 @@ impl<T> Entry<T> {
     /// # Safety
     /// As for [`deliver`](Self::deliver).
     pub(crate) unsafe fn close(self) -> Option<Waker> {
-        self.token().complete(true)
+        self.token().complete(self.arm, true)
     }
 }
 
@@ -372,7 +373,7 @@ mod tests {
         assert!(!t.try_claim(1), "a token is claimed once");
         assert!(t.outcome().is_none(), "claimed is not yet done");
         // SAFETY: we claimed it; no lock needed in a single-threaded test.
-        unsafe { t.complete(false) };
+        unsafe { t.complete(3, false) };
         assert_eq!(
             t.outcome(),
             Some(Outcome {
