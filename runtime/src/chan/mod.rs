@@ -28,6 +28,9 @@
 //! - Every operation parks a green thread, blocks a plain OS thread, and has
 //!   an async form ([`Sender::send_async`], [`Receiver::recv_async`]) for
 //!   async tasks and other executors.
+//! - Timeouts: [`Sender::send_timeout`], [`Receiver::recv_timeout`],
+//!   `default(d)` in [`select!`](crate::select), or a
+//!   [`time::after`](crate::time::after) channel as a select arm.
 //!
 //! The implementation follows Go's `hchan` (see `core` and `waiter`): one
 //! lock per channel, a ring buffer, FIFO queues of parked senders and
