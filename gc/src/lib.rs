@@ -135,6 +135,24 @@
 //! only touches a live object. Nothing is ever resurrected. Objects are
 //! dropped on whichever thread sweeps them, so `Gc::new` requires `T: Send`.
 //!
+//! ```compile_fail
+//! use fibra_gc::{Gc, Trace};
+//!
+//! #[derive(Trace)]
+//! struct Bad {
+//!     next: Option<Gc<Bad>>,
+//! }
+//!
+//! impl Drop for Bad {
+//!     // Could read `self.next` after its target was swept: rejected.
+//!     fn drop(&mut self) {}
+//! }
+//! ```
+//!
+//! Types without `Gc` fields may implement `Drop` (e.g. to close a file)
+//! when they are fields of a traced type, or when their `Trace` impl is
+//! written by hand.
+//!
 //! ## Pacing, stats and debugging
 //!
 //! A cycle starts when the heap has grown by `FIBRA_GC_PERCENT` (default

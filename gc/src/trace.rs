@@ -23,7 +23,7 @@ use crate::mutator::Epoch;
 ///     left: Option<Gc<Pair>>,
 ///     right: Option<Gc<Pair>>,
 ///     #[trace(skip)]
-///     label: std::cell::Cell<u32>,
+///     label: std::sync::atomic::AtomicU32,
 /// }
 ///
 /// let leaf = Gc::new(Pair { left: None, right: None, label: Default::default() });
