@@ -248,6 +248,7 @@ impl<T: Trace> GcCell<T> {
 // SAFETY: visits the value's handles in both methods; tracing holds the lock.
 unsafe impl<T: Trace> Trace for GcCell<T> {
     const NEEDS_TRACE: bool = T::NEEDS_TRACE;
+    const HEAP_DROP_IS_NOOP: bool = T::HEAP_DROP_IS_NOOP;
 
     fn trace(&self, tracer: &mut Tracer) {
         if !T::NEEDS_TRACE {

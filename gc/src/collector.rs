@@ -407,7 +407,7 @@ fn mark() -> u64 {
                 let h = span.object(slot);
                 // SAFETY: allocated slots hold initialised objects, and no
                 // object is freed while marking.
-                if unsafe { (*h).roots.load(Ordering::Relaxed) } > 0 {
+                if unsafe { (*h).root_count() } > 0 {
                     tracer.edge(h);
                 }
             }
@@ -463,7 +463,7 @@ fn verify(cycle: u64) {
                 let h = span.object(slot);
                 let marked = span.is_marked(slot);
                 // SAFETY: allocated slots hold initialised objects.
-                let roots = unsafe { (*h).roots.load(Ordering::Relaxed) };
+                let roots = unsafe { (*h).root_count() };
                 if roots > 0 && !marked {
                     violation(cycle, h, "a rooted object is not marked");
                 }

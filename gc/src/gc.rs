@@ -5,11 +5,10 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::ops::Deref;
 use std::ptr::NonNull;
-use std::sync::atomic::Ordering;
 
 use crate::collector;
 use crate::heap::class::{class_of, SpanClass};
-use crate::heap::object::{Header, VTable, MAX_ROOTS};
+use crate::heap::object::{Header, VTable};
 use crate::heap::{self};
 use crate::mutator::{self, with_local};
 use crate::trace::{Handles, Trace, Tracer};
@@ -24,7 +23,7 @@ pub(crate) struct GcBox<T> {
 impl<T: Trace + Send + 'static> GcBox<T> {
     const VTABLE: VTable = VTable {
         trace: trace_box::<T>,
-        drop: if std::mem::needs_drop::<T>() {
+        drop: if std::mem::needs_drop::<T>() && !T::HEAP_DROP_IS_NOOP {
             Some(drop_box::<T>)
         } else {
             None
@@ -127,7 +126,7 @@ impl<T: Trace + Send + 'static> Gc<T> {
                         value,
                     })
                 };
-                span.publish(slot, epoch.marking());
+                span.publish(slot, epoch.marking(), GcBox::<T>::VTABLE.drop.is_some());
                 local.exit();
                 collector::after_alloc(local);
                 return obj;
@@ -202,21 +201,12 @@ impl<T: 'static> Clone for Gc<T> {
     /// reference needs no barrier: see "The barrier" in the crate docs.)
     #[inline]
     fn clone(&self) -> Gc<T> {
-        let old = self.header().roots.fetch_add(1, Ordering::Relaxed);
-        if old >= MAX_ROOTS {
-            root_count_overflow();
-        }
+        self.header().add_root();
         Gc {
             ptr: self.ptr.map_addr(|a| a | ROOT),
             _marker: PhantomData,
         }
     }
-}
-
-#[cold]
-fn root_count_overflow() -> ! {
-    eprintln!("fibra_gc: more than {MAX_ROOTS} roots to one object; aborting");
-    std::process::abort()
 }
 
 impl<T: 'static> Drop for Gc<T> {
@@ -226,25 +216,29 @@ impl<T: 'static> Drop for Gc<T> {
             let header: *const Header = self.header();
             with_local(|local| {
                 let epoch = local.enter();
-                drop_root(header, epoch);
+                drop_root(header, epoch, false);
                 local.exit();
             });
         }
     }
 }
 
-/// Removes one root from `header` (shading it first while marking).
+/// Removes one root from `header` (shading it first while marking);
+/// `into_heap` when the handle is being stored in the heap.
 #[inline]
-fn drop_root(header: *const Header, epoch: mutator::Epoch) {
+fn drop_root(header: *const Header, epoch: mutator::Epoch, into_heap: bool) {
     if epoch.marking() {
         collector::shade_from_mutator(header);
     }
     // SAFETY: the object is alive while this root exists.
-    unsafe { (*header).roots.fetch_sub(1, Ordering::Release) };
+    unsafe { (*header).remove_root(into_heap) };
 }
 
 // SAFETY: a `Gc` is one edge, visited by both methods.
 unsafe impl<T: 'static> Trace for Gc<T> {
+    /// An unrooted handle's drop does nothing.
+    const HEAP_DROP_IS_NOOP: bool = true;
+
     #[inline]
     fn trace(&self, tracer: &mut Tracer) {
         tracer.edge(self.header());
@@ -254,14 +248,11 @@ unsafe impl<T: 'static> Trace for Gc<T> {
     fn trace_handles(&mut self, handles: &mut Handles) {
         match (handles.root, self.is_root()) {
             (true, false) => {
-                let old = self.header().roots.fetch_add(1, Ordering::Relaxed);
-                if old >= MAX_ROOTS {
-                    root_count_overflow();
-                }
+                self.header().add_root();
                 self.ptr = self.ptr.map_addr(|a| a | ROOT);
             }
             (false, true) => {
-                drop_root(self.header(), handles.epoch);
+                drop_root(self.header(), handles.epoch, true);
                 // SAFETY: clearing the tag leaves the (non-null) address.
                 self.ptr =
                     unsafe { NonNull::new_unchecked(self.ptr.as_ptr().map_addr(|a| a & !ROOT)) };

@@ -51,6 +51,12 @@ pub unsafe trait Trace {
     /// scanned.
     const NEEDS_TRACE: bool = true;
 
+    /// Whether dropping a value of this type inside the heap (its visited
+    /// `Gc`s unrooted) does nothing, so sweeping may free it without
+    /// calling its destructor. `false` is always correct; a wrong `true`
+    /// only leaks what the destructor would have freed.
+    const HEAP_DROP_IS_NOOP: bool = false;
+
     /// Passes every `Gc` directly inside `self` (not behind another `Gc`)
     /// to `tracer`.
     fn trace(&self, tracer: &mut Tracer);
@@ -132,6 +138,7 @@ macro_rules! leaf_trace {
         // SAFETY: holds no `Gc`.
         unsafe impl Trace for $t {
             const NEEDS_TRACE: bool = false;
+            const HEAP_DROP_IS_NOOP: bool = !std::mem::needs_drop::<$t>();
             #[inline]
             fn trace(&self, _: &mut Tracer) {}
             #[inline]
@@ -180,6 +187,7 @@ leaf_trace!(
 // SAFETY: holds no `Gc`.
 unsafe impl<T: ?Sized> Trace for std::marker::PhantomData<T> {
     const NEEDS_TRACE: bool = false;
+    const HEAP_DROP_IS_NOOP: bool = true;
     fn trace(&self, _: &mut Tracer) {}
     fn trace_handles(&mut self, _: &mut Handles) {}
 }
@@ -217,11 +225,30 @@ macro_rules! seq_trace {
     )*};
 }
 
-seq_trace!(Vec, VecDeque, LinkedList, Option);
+seq_trace!(Vec, VecDeque, LinkedList);
+
+// SAFETY: visits the payload in both methods.
+unsafe impl<T: Trace> Trace for Option<T> {
+    const NEEDS_TRACE: bool = T::NEEDS_TRACE;
+    const HEAP_DROP_IS_NOOP: bool = T::HEAP_DROP_IS_NOOP;
+    #[inline]
+    fn trace(&self, tracer: &mut Tracer) {
+        if let Some(v) = self {
+            v.trace(tracer);
+        }
+    }
+    #[inline]
+    fn trace_handles(&mut self, handles: &mut Handles) {
+        if let Some(v) = self {
+            v.trace_handles(handles);
+        }
+    }
+}
 
 // SAFETY: visits each element in both methods.
 unsafe impl<T: Trace, const N: usize> Trace for [T; N] {
     const NEEDS_TRACE: bool = T::NEEDS_TRACE;
+    const HEAP_DROP_IS_NOOP: bool = T::HEAP_DROP_IS_NOOP;
     fn trace(&self, tracer: &mut Tracer) {
         if T::NEEDS_TRACE {
             self.iter().for_each(|x| x.trace(tracer));
@@ -263,6 +290,7 @@ unsafe impl<T: Trace + ?Sized> Trace for Box<T> {
 // SAFETY: visits both variants' payloads in both methods.
 unsafe impl<T: Trace, E: Trace> Trace for Result<T, E> {
     const NEEDS_TRACE: bool = T::NEEDS_TRACE || E::NEEDS_TRACE;
+    const HEAP_DROP_IS_NOOP: bool = T::HEAP_DROP_IS_NOOP && E::HEAP_DROP_IS_NOOP;
     fn trace(&self, tracer: &mut Tracer) {
         match self {
             Ok(v) => v.trace(tracer),
@@ -335,6 +363,7 @@ macro_rules! tuple_trace {
         // SAFETY: visits each field in both methods.
         unsafe impl<$($t: Trace),+> Trace for ($($t,)+) {
             const NEEDS_TRACE: bool = $($t::NEEDS_TRACE)||+;
+            const HEAP_DROP_IS_NOOP: bool = $($t::HEAP_DROP_IS_NOOP)&&+;
             fn trace(&self, tracer: &mut Tracer) {
                 $(self.$n.trace(tracer);)+
             }

@@ -87,6 +87,7 @@ fn is_skipped(attrs: &[syn::Attribute]) -> syn::Result<bool> {
 fn bind_fields(
     fields: &Fields,
     prefix: &str,
+    skipped: &mut Vec<syn::Type>,
 ) -> syn::Result<(TokenStream2, Vec<(syn::Ident, syn::Type)>)> {
     let mut visited = Vec::new();
     let pattern = match fields {
@@ -95,6 +96,7 @@ fn bind_fields(
             for f in &named.named {
                 let name = f.ident.clone().expect("named field");
                 if is_skipped(&f.attrs)? {
+                    skipped.push(f.ty.clone());
                     parts.push(quote!(#name: _));
                 } else {
                     let bind = format_ident!("{}_{}", prefix, name);
@@ -108,6 +110,7 @@ fn bind_fields(
             let mut parts = Vec::new();
             for (i, f) in unnamed.unnamed.iter().enumerate() {
                 if is_skipped(&f.attrs)? {
+                    skipped.push(f.ty.clone());
                     parts.push(quote!(_));
                 } else {
                     let bind = format_ident!("{}_{}", prefix, i);
@@ -126,11 +129,14 @@ fn expand(input: DeriveInput) -> syn::Result<TokenStream2> {
     let krate = crate_path(&input)?;
     let name = &input.ident;
     let mut types: Vec<syn::Type> = Vec::new();
+    let mut skipped: Vec<syn::Type> = Vec::new();
+    // A skipped enum variant: its fields' drops are unknown.
+    let mut opaque_drop = false;
     let mut trace_arms = Vec::new();
     let mut handle_arms = Vec::new();
     match &input.data {
         Data::Struct(s) => {
-            let (pattern, visited) = bind_fields(&s.fields, "f")?;
+            let (pattern, visited) = bind_fields(&s.fields, "f", &mut skipped)?;
             let binds: Vec<_> = visited.iter().map(|(b, _)| b).collect();
             types.extend(visited.iter().map(|(_, t)| t.clone()));
             trace_arms
@@ -148,11 +154,12 @@ fn expand(input: DeriveInput) -> syn::Result<TokenStream2> {
                         Fields::Unnamed(_) => quote!((..)),
                         Fields::Unit => quote!(),
                     };
+                    opaque_drop = true;
                     trace_arms.push(quote!(#name::#vname #pat => {}));
                     handle_arms.push(quote!(#name::#vname #pat => {}));
                     continue;
                 }
-                let (pattern, visited) = bind_fields(&v.fields, "f")?;
+                let (pattern, visited) = bind_fields(&v.fields, "f", &mut skipped)?;
                 let vname = &v.ident;
                 let binds: Vec<_> = visited.iter().map(|(b, _)| b).collect();
                 types.extend(visited.iter().map(|(_, t)| t.clone()));
@@ -189,6 +196,11 @@ fn expand(input: DeriveInput) -> syn::Result<TokenStream2> {
     } else {
         quote!(false #(|| <#types as #krate::Trace>::NEEDS_TRACE)*)
     };
+    let heap_drop_is_noop = if opaque_drop {
+        quote!(false)
+    } else {
+        quote!(true #(&& <#types as #krate::Trace>::HEAP_DROP_IS_NOOP)* #(&& !::core::mem::needs_drop::<#skipped>())*)
+    };
     let no_drop = format_ident!("__FibraGcMustNotImplDrop{}", name, span = Span::call_site());
 
     Ok(quote! {
@@ -196,6 +208,7 @@ fn expand(input: DeriveInput) -> syn::Result<TokenStream2> {
         // fields, and the type has no `Drop` impl (checked below).
         unsafe impl #impl_generics #krate::Trace for #name #ty_generics #where_clause {
             const NEEDS_TRACE: bool = #needs_trace;
+            const HEAP_DROP_IS_NOOP: bool = #heap_drop_is_noop;
 
             #[inline]
             #[allow(unused_variables)]

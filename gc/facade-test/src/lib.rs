@@ -23,10 +23,16 @@ pub struct Named(pub Gc<u64>);
 /// assert_eq!(fibra_gc_facade_test::ring_sum(4), 6);
 /// ```
 pub fn ring_sum(n: u64) -> u64 {
-    let first = Gc::new(Node { value: 0, next: GcCell::new(None) });
+    let first = Gc::new(Node {
+        value: 0,
+        next: GcCell::new(None),
+    });
     let mut last = first.clone();
     for value in 1..n {
-        let node = Gc::new(Node { value, next: GcCell::new(None) });
+        let node = Gc::new(Node {
+            value,
+            next: GcCell::new(None),
+        });
         last.next.set(Some(node.clone()));
         last = node;
     }

@@ -1,16 +1,17 @@
 //! The object header: a root count and a compressed vtable reference, 8
 //! bytes in front of every value in the heap.
 
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::trace::Tracer;
 
 /// The first 8 bytes of every object.
 #[repr(C)]
 pub(crate) struct Header {
-    /// How many root handles (`Gc`s outside the heap) point here. The
-    /// collector treats the object as a root while this is non-zero.
-    pub(crate) roots: AtomicU32,
+    /// How many root handles (`Gc`s outside the heap) point here (low 30
+    /// bits; the collector treats the object as a root while non-zero), and
+    /// `STORED` once a handle to the object has been moved into the heap.
+    roots: AtomicU32,
     /// The object's `VTable`, as a signed offset from `ANCHOR`.
     vtable: u32,
 }
@@ -36,7 +37,9 @@ static ANCHOR: VTable = VTable {
 unsafe fn trace_nothing(_: *const Header, _: &mut Tracer) {}
 
 /// Root count that no program reaches; counting past it aborts (like `Arc`).
-pub(crate) const MAX_ROOTS: u32 = u32::MAX / 2;
+pub(crate) const MAX_ROOTS: u32 = 1 << 30;
+/// Set in `roots` once a handle to the object was stored in the heap.
+const STORED: u32 = 1 << 31;
 
 impl Header {
     /// A header for a new object with one root.
@@ -48,11 +51,55 @@ impl Header {
         }
     }
 
+    /// The number of root handles.
+    #[inline]
+    pub(crate) fn root_count(&self) -> u32 {
+        self.roots.load(Ordering::Relaxed) & !STORED
+    }
+
+    /// Adds a root (a clone, or a handle leaving the heap).
+    #[inline]
+    pub(crate) fn add_root(&self) {
+        let old = self.roots.fetch_add(1, Ordering::Relaxed);
+        if old & !STORED >= MAX_ROOTS {
+            root_count_overflow();
+        }
+    }
+
+    /// Removes the caller's root; `into_heap` when the handle is being
+    /// stored in a heap object rather than dropped.
+    ///
+    /// When the count is exactly 1 without `STORED`, the caller's handle is
+    /// the only way to the object anywhere: no other root exists, no heap
+    /// object points to it, and the handle is owned (`&mut`), so no other
+    /// thread can be cloning it. Then a plain store replaces the atomic
+    /// read-modify-write (the common case of building a structure from
+    /// fresh objects). Otherwise the update is atomic.
+    #[inline]
+    pub(crate) fn remove_root(&self, into_heap: bool) {
+        let v = self.roots.load(Ordering::Relaxed);
+        if v == 1 {
+            self.roots
+                .store(if into_heap { STORED } else { 0 }, Ordering::Relaxed);
+            return;
+        }
+        if into_heap && v & STORED == 0 {
+            self.roots.fetch_or(STORED, Ordering::Relaxed);
+        }
+        self.roots.fetch_sub(1, Ordering::Release);
+    }
+
     /// The object's vtable.
     #[inline]
     pub(crate) fn vtable(&self) -> &'static VTable {
         decode(self.vtable)
     }
+}
+
+#[cold]
+fn root_count_overflow() -> ! {
+    eprintln!("fibra_gc: more than {MAX_ROOTS} roots to one object; aborting");
+    std::process::abort()
 }
 
 #[inline]

@@ -46,6 +46,9 @@ pub(crate) struct Span {
     pub(crate) sweeping: AtomicBool,
     /// The generation in which a thread cache took the span (0: none).
     pub(crate) cache_gen: AtomicU64,
+    /// Set once an object whose type has a destructor was allocated here
+    /// (otherwise sweeping never reads the objects).
+    pub(crate) has_drops: AtomicBool,
     /// Slots below this were allocated since the last sweep.
     pub(crate) freeindex: AtomicUsize,
     /// Mark bits, one per slot.
@@ -92,6 +95,7 @@ impl Span {
             sweepgen: AtomicU64::new(gen),
             sweeping: AtomicBool::new(false),
             cache_gen: AtomicU64::new(0),
+            has_drops: AtomicBool::new(false),
             freeindex: AtomicUsize::new(0),
             mark: bitmap(nelems),
             alloc: bitmap(nelems),
@@ -153,9 +157,13 @@ impl Span {
     }
 
     /// Makes the object in `slot` visible as allocated (after its header
-    /// and value are written), black if the heap is marking.
+    /// and value are written), black if the heap is marking. `drops`: the
+    /// object's type has a destructor.
     #[inline]
-    pub(crate) fn publish(&self, slot: usize, black: bool) {
+    pub(crate) fn publish(&self, slot: usize, black: bool, drops: bool) {
+        if drops && !self.has_drops.load(Ordering::Relaxed) {
+            self.has_drops.store(true, Ordering::Relaxed);
+        }
         if black {
             self.set_mark(slot);
         }
@@ -178,13 +186,14 @@ impl Span {
     /// The caller holds the `sweeping` claim.
     pub(crate) fn sweep(&self, poison: bool) -> Swept {
         let mut out = Swept::default();
+        let visit = poison || self.has_drops.load(Ordering::Relaxed);
         for w in 0..self.words() {
             let allocated = self.allocated_word(w);
             let marked = self.mark[w].load(Ordering::Acquire);
             let mut garbage = allocated & !marked;
             out.live += marked.count_ones() as usize;
             out.freed += garbage.count_ones() as usize;
-            while garbage != 0 {
+            while visit && garbage != 0 {
                 let slot = w * 64 + garbage.trailing_zeros() as usize;
                 garbage &= garbage - 1;
                 // SAFETY: the slot holds an initialised object that no root
