@@ -228,6 +228,8 @@ fn take_span(sc: SpanClass, gen: u64) -> &'static Span {
                 return s.get();
             }
             if let Some(s) = lists.unswept.pop() {
+                // Counted under the lock: see `sweep_all`.
+                SWEEPING.fetch_add(1, Ordering::AcqRel);
                 drop(lists);
                 if let Some(span) = sweep_span(s, gen, true) {
                     return span;
@@ -267,7 +269,8 @@ pub(crate) fn alloc_large(noscan: bool, size: usize, gen: u64) -> &'static Span 
 
 /// Sweeps `s` for `gen` (if it is not swept yet) and files it. With
 /// `for_alloc`, a span with free slots is returned owned by the caller
-/// instead of going to `partial`.
+/// instead of going to `partial`. The caller popped `s` from `unswept` and
+/// incremented `SWEEPING` while holding the class lock.
 fn sweep_span(s: SpanRef, gen: u64, for_alloc: bool) -> Option<&'static Span> {
     let span = s.get();
     while span
@@ -277,7 +280,6 @@ fn sweep_span(s: SpanRef, gen: u64, for_alloc: bool) -> Option<&'static Span> {
     {
         std::thread::yield_now();
     }
-    SWEEPING.fetch_add(1, Ordering::AcqRel);
     let fresh = span.sweepgen.load(Ordering::Acquire) == gen;
     let mut live = 0;
     if !fresh {
@@ -323,14 +325,20 @@ fn free_span(span: &'static Span) {
 
 /// Sweeps every span not yet swept for `gen` (the collector's background
 /// sweep and sweep termination), then waits for sweeps other threads are
-/// running.
+/// running. Whoever pops a span from `unswept` counts it in `SWEEPING`
+/// before releasing the class lock, so when this returns no sweep of `gen`
+/// is pending or running anywhere (the next mark may start).
 pub(crate) fn sweep_all(gen: u64) {
     for sc in 0..NUM_SPAN_CLASSES {
         loop {
             let next = {
                 let mut lists = CENTRAL[sc].lock();
                 lists.roll_over();
-                lists.unswept.pop()
+                let next = lists.unswept.pop();
+                if next.is_some() {
+                    SWEEPING.fetch_add(1, Ordering::AcqRel);
+                }
+                next
             };
             match next {
                 Some(s) => {
