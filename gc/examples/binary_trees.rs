@@ -90,6 +90,18 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU seconds of (this thread, the whole process).
+fn cpu_seconds() -> (f64, f64) {
+    let read = |who| {
+        // SAFETY: getrusage fills the struct we pass.
+        let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+        unsafe { libc::getrusage(who, &mut u) };
+        let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 / 1e6;
+        t(u.ru_utime) + t(u.ru_stime)
+    };
+    (read(libc::RUSAGE_THREAD), read(libc::RUSAGE_SELF))
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let depth: u32 = args
@@ -106,8 +118,9 @@ fn main() {
     }
     let elapsed = start.elapsed();
     let s = fibra_gc::stats();
+    let (main_cpu, total_cpu) = cpu_seconds();
     eprintln!(
-        "binary-trees depth {depth} ({}): {:.3} s, peak RSS {} MiB",
+        "binary-trees depth {depth} ({}): {:.3} s wall, {main_cpu:.3} s main-thread CPU, {total_cpu:.3} s process CPU, peak RSS {} MiB",
         if boxed { "Box" } else { "fibra Gc" },
         elapsed.as_secs_f64(),
         peak_rss_kib() / 1024

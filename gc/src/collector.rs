@@ -341,7 +341,6 @@ fn run_cycle(n: u64, _forced: bool) {
     heap::ALLOCATED.store(0, Ordering::Relaxed);
     heap::SWEEP_GEN.store(gen + 1, Ordering::Release);
     heap::sweep_all(gen + 1);
-    let sweep_time = t_sweep.elapsed();
     let live = heap::SWEPT_LIVE.load(Ordering::Relaxed);
     let heap_after = heap::HEAP_BYTES.load(Ordering::Relaxed);
     // Pacer: the next goal.
@@ -349,6 +348,11 @@ fn run_cycle(n: u64, _forced: bool) {
         Some(p) => (live + live * p / 100).max(MIN_HEAP_GOAL),
         None => u64::MAX,
     };
+    // Keep resident what the heap will grow into before the next cycle
+    // (plus 10%), return the rest.
+    let keep = goal.min(1 << 50).saturating_sub(heap_after) + goal.min(1 << 50) / 10;
+    heap::pages::scavenge(keep as usize);
+    let sweep_time = t_sweep.elapsed();
     LIVE.store(live, Ordering::Relaxed);
     GOAL.store(goal, Ordering::Relaxed);
     // Start the next cycle early enough for marking to end near the goal.

@@ -17,7 +17,7 @@ pub(crate) const ARENA_SIZE: usize = 1 << ARENA_SHIFT;
 const PAGES_PER_ARENA: usize = ARENA_SIZE / PAGE_SIZE;
 /// Pages at the start of each arena that hold its `ArenaHeader`.
 const META_PAGES: usize = (PAGES_PER_ARENA * std::mem::size_of::<usize>()).div_ceil(PAGE_SIZE);
-/// Freed runs at least this long are returned to the OS.
+/// Free runs at least this long are returned to the OS by `scavenge`.
 const RELEASE_PAGES: usize = 16;
 
 /// The start of every arena: which span owns each page.
@@ -26,10 +26,18 @@ struct ArenaHeader {
     spans: [AtomicPtr<Span>; PAGES_PER_ARENA],
 }
 
+/// A free run of pages.
+#[derive(Clone, Copy)]
+struct FreeRun {
+    pages: usize,
+    /// Whether some of its pages may be resident (not yet returned).
+    dirty: bool,
+}
+
 /// Free page runs and the arenas they come from.
 struct PageHeap {
-    /// Free runs: start address -> pages.
-    free: BTreeMap<usize, usize>,
+    /// Free runs by start address.
+    free: BTreeMap<usize, FreeRun>,
     /// Mappings made for single huge objects: start -> bytes.
     huge: BTreeMap<usize, usize>,
 }
@@ -50,21 +58,34 @@ pub(crate) fn alloc_pages(npages: usize) -> usize {
         return base + META_PAGES * PAGE_SIZE;
     }
     loop {
+        // First fit, preferring resident (dirty) memory.
         let found = heap
             .free
             .iter()
-            .find(|(_, &n)| n >= npages)
-            .map(|(&a, &n)| (a, n));
-        if let Some((addr, n)) = found {
+            .find(|(_, r)| r.pages >= npages && r.dirty)
+            .or_else(|| heap.free.iter().find(|(_, r)| r.pages >= npages))
+            .map(|(&a, &r)| (a, r));
+        if let Some((addr, run)) = found {
             heap.free.remove(&addr);
-            if n > npages {
-                heap.free.insert(addr + npages * PAGE_SIZE, n - npages);
+            if run.pages > npages {
+                heap.free.insert(
+                    addr + npages * PAGE_SIZE,
+                    FreeRun {
+                        pages: run.pages - npages,
+                        dirty: run.dirty,
+                    },
+                );
             }
             return addr;
         }
         let base = reserve_aligned(ARENA_SIZE);
-        heap.free
-            .insert(base + META_PAGES * PAGE_SIZE, PAGES_PER_ARENA - META_PAGES);
+        heap.free.insert(
+            base + META_PAGES * PAGE_SIZE,
+            FreeRun {
+                pages: PAGES_PER_ARENA - META_PAGES,
+                dirty: false,
+            },
+        );
     }
 }
 
@@ -79,28 +100,40 @@ pub(crate) fn free_pages(addr: usize, npages: usize) {
         return;
     }
     let (mut start, mut n) = (addr, npages);
-    if let Some((&a, &m)) = heap.free.range(..addr).next_back() {
-        if a + m * PAGE_SIZE == addr {
+    if let Some((&a, &r)) = heap.free.range(..addr).next_back() {
+        if a + r.pages * PAGE_SIZE == addr {
             heap.free.remove(&a);
             start = a;
-            n += m;
+            n += r.pages;
         }
     }
-    if let Some(m) = heap.free.remove(&(addr + npages * PAGE_SIZE)) {
-        n += m;
+    if let Some(r) = heap.free.remove(&(addr + npages * PAGE_SIZE)) {
+        n += r.pages;
     }
-    if npages >= RELEASE_PAGES {
-        // SAFETY: the run belongs to the heap and holds no live object;
-        // its pages read as zero when touched again.
-        unsafe {
-            libc::madvise(
-                addr as *mut libc::c_void,
-                npages * PAGE_SIZE,
-                libc::MADV_DONTNEED,
-            )
-        };
+    heap.free.insert(start, FreeRun { pages: n, dirty: true });
+}
+
+/// Returns the memory of long free runs to the OS (after each cycle's
+/// sweep) until at most `keep` bytes of free memory stay resident (the
+/// heap will grow into them before the next cycle). Their pages read as
+/// zero when used again. Returns the bytes released.
+pub(crate) fn scavenge(keep: usize) -> usize {
+    let mut heap = PAGE_HEAP.lock();
+    let mut resident: usize = heap.free.values().filter(|r| r.dirty).map(|r| r.pages * PAGE_SIZE).sum();
+    let mut released = 0;
+    for (&addr, run) in heap.free.iter_mut() {
+        if resident <= keep {
+            break;
+        }
+        if run.dirty && run.pages >= RELEASE_PAGES {
+            resident -= run.pages * PAGE_SIZE;
+            // SAFETY: the run belongs to the heap and holds no object.
+            unsafe { libc::madvise(addr as *mut libc::c_void, run.pages * PAGE_SIZE, libc::MADV_DONTNEED) };
+            run.dirty = false;
+            released += run.pages * PAGE_SIZE;
+        }
     }
-    heap.free.insert(start, n);
+    released
 }
 
 /// Records `span` as the owner of its pages (or clears them with null).
