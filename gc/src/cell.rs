@@ -256,9 +256,16 @@ unsafe impl<T: Trace> Trace for GcCell<T> {
         }
         match tracer.mode {
             TraceMode::Mark | TraceMode::Collect => {
-                if !self.lock.try_lock() {
-                    tracer.busy = true;
-                    return;
+                // `get`/`set` hold the lock for a moment: wait a little
+                // before deferring the whole object (which may be large).
+                let mut spins = 0u32;
+                while !self.lock.try_lock() {
+                    spins += 1;
+                    if spins > 200 {
+                        tracer.busy = true;
+                        return;
+                    }
+                    std::hint::spin_loop();
                 }
             }
             TraceMode::Barrier => self.lock.lock(),

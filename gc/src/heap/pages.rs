@@ -110,7 +110,13 @@ pub(crate) fn free_pages(addr: usize, npages: usize) {
     if let Some(r) = heap.free.remove(&(addr + npages * PAGE_SIZE)) {
         n += r.pages;
     }
-    heap.free.insert(start, FreeRun { pages: n, dirty: true });
+    heap.free.insert(
+        start,
+        FreeRun {
+            pages: n,
+            dirty: true,
+        },
+    );
 }
 
 /// Returns the memory of long free runs to the OS (after each cycle's
@@ -119,7 +125,12 @@ pub(crate) fn free_pages(addr: usize, npages: usize) {
 /// zero when used again. Returns the bytes released.
 pub(crate) fn scavenge(keep: usize) -> usize {
     let mut heap = PAGE_HEAP.lock();
-    let mut resident: usize = heap.free.values().filter(|r| r.dirty).map(|r| r.pages * PAGE_SIZE).sum();
+    let mut resident: usize = heap
+        .free
+        .values()
+        .filter(|r| r.dirty)
+        .map(|r| r.pages * PAGE_SIZE)
+        .sum();
     let mut released = 0;
     for (&addr, run) in heap.free.iter_mut() {
         if resident <= keep {
@@ -128,7 +139,13 @@ pub(crate) fn scavenge(keep: usize) -> usize {
         if run.dirty && run.pages >= RELEASE_PAGES {
             resident -= run.pages * PAGE_SIZE;
             // SAFETY: the run belongs to the heap and holds no object.
-            unsafe { libc::madvise(addr as *mut libc::c_void, run.pages * PAGE_SIZE, libc::MADV_DONTNEED) };
+            unsafe {
+                libc::madvise(
+                    addr as *mut libc::c_void,
+                    run.pages * PAGE_SIZE,
+                    libc::MADV_DONTNEED,
+                )
+            };
             run.dirty = false;
             released += run.pages * PAGE_SIZE;
         }
