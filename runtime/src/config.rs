@@ -23,15 +23,16 @@ impl Config {
         stack_size: Option<usize>,
         thread_name: Option<String>,
     ) -> std::io::Result<Config> {
-        let workers =
-            match workers.or_else(|| env_usize("FIBRA_WORKERS")) {
-                Some(0) => return Err(std::io::Error::new(
+        let workers = match workers.or_else(|| env_usize("FIBRA_WORKERS")) {
+            Some(0) => {
+                return Err(std::io::Error::new(
                     std::io::ErrorKind::InvalidInput,
                     "fibra: a runtime needs at least one worker (workers(0) or FIBRA_WORKERS=0)",
-                )),
-                Some(n) => n,
-                None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            };
+                ))
+            }
+            Some(n) => n,
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
         let stack_size = stack_size
             .or_else(|| env_usize("FIBRA_STACK_SIZE"))
             .unwrap_or(DEFAULT_STACK_SIZE);

@@ -222,8 +222,9 @@ impl Runtime {
 
 impl Drop for Runtime {
     fn drop(&mut self) {
-        let on_own_worker =
-            context::with_worker(|w| w.is_some_and(|w| Arc::ptr_eq(&w.shared, &self.shared)));
+        let on_own_worker = context::with_worker(|w| {
+            w.is_some_and(|w| Arc::ptr_eq(&w.shared, &self.shared))
+        });
         assert!(
             !on_own_worker,
             "fibra: a Runtime was dropped from one of its own green threads; drop it from outside"

@@ -132,11 +132,7 @@ impl Shared {
         handle
     }
 
-    pub(crate) fn spawn_async<Fut>(
-        self: &Arc<Self>,
-        name: Option<Box<str>>,
-        fut: Fut,
-    ) -> JoinHandle<Fut::Output>
+    pub(crate) fn spawn_async<Fut>(self: &Arc<Self>, name: Option<Box<str>>, fut: Fut) -> JoinHandle<Fut::Output>
     where
         Fut: std::future::Future + Send + 'static,
         Fut::Output: Send + 'static,

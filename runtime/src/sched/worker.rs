@@ -69,9 +69,7 @@ impl Worker {
             started: RefCell::new(Registry::default()),
             tick: Cell::new(0),
             spinning: Cell::new(false),
-            rng: Cell::new(
-                0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9),
-            ),
+            rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9)),
         }
     }
 
@@ -143,14 +141,9 @@ impl Worker {
         self.runnext_streak.set(0);
         self.drain_inbox();
         let t = if tick & 1 == 0 {
-            self.pinned
-                .borrow_mut()
-                .pop_front()
-                .or_else(|| self.deque.pop())
+            self.pinned.borrow_mut().pop_front().or_else(|| self.deque.pop())
         } else {
-            self.deque
-                .pop()
-                .or_else(|| self.pinned.borrow_mut().pop_front())
+            self.deque.pop().or_else(|| self.pinned.borrow_mut().pop_front())
         };
         t.or_else(|| self.runnext.take())
             .or_else(|| self.steal_injector())
@@ -281,10 +274,7 @@ impl Worker {
             let stack = match self.stacks.borrow_mut().take(task.stack_size) {
                 Ok(stack) => stack,
                 Err(err) => {
-                    tracing::error!(
-                        task.id = task.id.as_u64(),
-                        "cannot start green thread: {err}"
-                    );
+                    tracing::error!(task.id = task.id.as_u64(), "cannot start green thread: {err}");
                     // SAFETY: we hold RUNNING.
                     let job = unsafe { &mut *task.job.get() };
                     job.fail(JoinError::panic(task.id, Box::new(err.to_string())));

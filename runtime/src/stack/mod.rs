@@ -26,8 +26,8 @@
 mod os;
 mod pool;
 
-pub(crate) use pool::StackPool;
 pub use pool::{stats, StackStats};
+pub(crate) use pool::StackPool;
 
 use std::io;
 

@@ -233,10 +233,7 @@ impl Task {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let job = Box::new(GreenJob {
-            f: Some(f),
-            out: None,
-        });
+        let job = Box::new(GreenJob { f: Some(f), out: None });
         Task::new(shared, name, stack_size, Kind::Green, job)
     }
 
