@@ -13,6 +13,14 @@ pub(crate) struct Config {
     pub(crate) stack_size: usize,
     /// Prefix of worker thread names.
     pub(crate) thread_name: String,
+    /// How long everything must stay parked before `run` reports a
+    /// deadlock; `None` turns detection off.
+    pub(crate) deadlock_grace: Option<std::time::Duration>,
+    /// Whether SIGQUIT prints a task dump.
+    pub(crate) dump_on_sigquit: bool,
+    /// The tokio runtime whose context futures are polled in.
+    #[cfg(feature = "tokio")]
+    pub(crate) tokio_handle: Option<tokio::runtime::Handle>,
 }
 
 impl Config {
@@ -22,17 +30,18 @@ impl Config {
         workers: Option<usize>,
         stack_size: Option<usize>,
         thread_name: Option<String>,
+        deadlock_grace: Option<Option<std::time::Duration>>,
+        dump_on_sigquit: Option<bool>,
     ) -> std::io::Result<Config> {
-        let workers = match workers.or_else(|| env_usize("FIBRA_WORKERS")) {
-            Some(0) => {
-                return Err(std::io::Error::new(
+        let workers =
+            match workers.or_else(|| env_usize("FIBRA_WORKERS")) {
+                Some(0) => return Err(std::io::Error::new(
                     std::io::ErrorKind::InvalidInput,
                     "fibra: a runtime needs at least one worker (workers(0) or FIBRA_WORKERS=0)",
-                ))
-            }
-            Some(n) => n,
-            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        };
+                )),
+                Some(n) => n,
+                None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            };
         let stack_size = stack_size
             .or_else(|| env_usize("FIBRA_STACK_SIZE"))
             .unwrap_or(DEFAULT_STACK_SIZE);
@@ -40,6 +49,10 @@ impl Config {
             workers,
             stack_size: normalize_size(stack_size),
             thread_name: thread_name.unwrap_or_else(|| "fibra-worker".into()),
+            deadlock_grace: deadlock_grace.unwrap_or(Some(std::time::Duration::from_secs(1))),
+            dump_on_sigquit: dump_on_sigquit.unwrap_or(true),
+            #[cfg(feature = "tokio")]
+            tokio_handle: None,
         })
     }
 }

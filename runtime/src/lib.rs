@@ -19,8 +19,10 @@
 
 #![warn(missing_docs)]
 
+mod bridge;
 mod config;
 mod context;
+pub mod debug;
 mod loom;
 mod park;
 mod runtime;
@@ -29,7 +31,16 @@ mod sched;
 pub mod safepoint;
 pub mod stack;
 pub mod task;
+pub mod time;
 
 pub use park::{block_on, in_green_thread, yield_now};
+
+/// Blocking IO adapters.
+#[cfg(feature = "tokio")]
+pub mod io {
+    pub use crate::bridge::SyncIo;
+}
 pub use runtime::{run, spawn, spawn_async, Builder, Runtime};
+pub use sched::metrics::{RuntimeStats, WorkerStats};
+pub use sched::stats;
 pub use task::{JoinError, JoinHandle, TaskId};

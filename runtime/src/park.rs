@@ -15,13 +15,18 @@
 //! Futures, channels, IO and timers therefore share one wake path.
 
 use std::future::Future;
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+use std::sync::atomic::Ordering;
 
 use crate::context;
+use crate::debug::{WaitOn, BLOCKED_THREADS};
 use crate::sched::parker::{Parker, ThreadWaker};
 use crate::task::{Kind, Suspend};
+use crate::time::Sleep;
 
 thread_local! {
     /// This OS thread's waker, reused by every blocking call it makes.
@@ -30,16 +35,35 @@ thread_local! {
 
 /// Blocks until `poll` returns `Ready`: parks the green thread, or blocks
 /// the OS thread. `poll` must register the context's waker whenever it
-/// returns `Pending`.
+/// returns `Pending`. The wait is recorded as waiting on a future; prefer
+/// [`wait_as`].
 #[track_caller]
-pub(crate) fn wait<R>(mut poll: impl FnMut(&mut Context<'_>) -> Poll<R>) -> R {
+#[allow(dead_code)]
+pub(crate) fn wait<R>(poll: impl FnMut(&mut Context<'_>) -> Poll<R>) -> R {
+    wait_as(WaitOn::Future, poll)
+}
+
+/// [`wait`], recording what the task waits on and the caller's location
+/// for dumps and the deadlock report. Blocking APIs are `#[track_caller]`
+/// so the location is the user's call site.
+#[track_caller]
+pub(crate) fn wait_as<R>(on: WaitOn, mut poll: impl FnMut(&mut Context<'_>) -> Poll<R>) -> R {
     match context::current_task() {
         Some(task) if task.kind == Kind::Green => {
             let waker = Waker::from(task.clone());
             let mut cx = Context::from_waker(&waker);
+            let site = std::panic::Location::caller();
+            let mut recorded = false;
             loop {
                 if let Poll::Ready(v) = poll(&mut cx) {
+                    if recorded {
+                        task.wait.clear();
+                    }
                     return v;
+                }
+                if !recorded {
+                    task.wait.set(on, site);
+                    recorded = true;
                 }
                 park_current(&task);
             }
@@ -55,18 +79,82 @@ pub(crate) fn wait<R>(mut poll: impl FnMut(&mut Context<'_>) -> Poll<R>) -> R {
                 if let Poll::Ready(v) = poll(&mut cx) {
                     return v;
                 }
-                tw.parker.park(None);
+                park_thread(&tw.parker, None);
             }
         }),
     }
 }
 
+/// Parks a plain OS thread, counted for the deadlock detector.
+fn park_thread(parker: &Parker, timeout: Option<std::time::Duration>) {
+    BLOCKED_THREADS.fetch_add(1, Ordering::SeqCst);
+    parker.park(timeout);
+    BLOCKED_THREADS.fetch_sub(1, Ordering::SeqCst);
+}
+
+/// Like [`wait`], but gives up at `deadline` and returns `None`.
+///
+/// A green thread arms a timer on its worker; a plain thread parks with a
+/// timeout. `poll` is always tried once, even if the deadline has passed.
+#[track_caller]
+#[allow(dead_code)]
+pub(crate) fn wait_deadline<R>(
+    deadline: Option<Instant>,
+    poll: impl FnMut(&mut Context<'_>) -> Poll<R>,
+) -> Option<R> {
+    wait_deadline_as(WaitOn::Future, deadline, poll)
+}
+
+/// [`wait_deadline`], recording what the task waits on (see [`wait_as`]).
+#[track_caller]
+pub(crate) fn wait_deadline_as<R>(
+    on: WaitOn,
+    deadline: Option<Instant>,
+    mut poll: impl FnMut(&mut Context<'_>) -> Poll<R>,
+) -> Option<R> {
+    let Some(deadline) = deadline else {
+        return Some(wait_as(on, poll));
+    };
+    if in_green_thread() {
+        let mut sleep = Sleep::until(deadline);
+        return wait_as(on, |cx| {
+            if let Poll::Ready(v) = poll(cx) {
+                return Poll::Ready(Some(v));
+            }
+            match Pin::new(&mut sleep).poll(cx) {
+                Poll::Ready(()) => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            }
+        });
+    }
+    if context::with_task(|t| t.is_some()) {
+        // An async task: `wait_as` explains the misuse.
+        return Some(wait_as(on, poll));
+    }
+    THREAD_WAKER.with(|tw| {
+        let waker = Waker::from(tw.clone());
+        let mut cx = Context::from_waker(&waker);
+        loop {
+            if let Poll::Ready(v) = poll(&mut cx) {
+                return Some(v);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            park_thread(&tw.parker, Some(deadline - now));
+        }
+    })
+}
+
 /// Suspends the running green thread until its next wake (or returns at
 /// once if a wake already arrived).
-fn park_current(task: &crate::task::Task) {
+fn park_current(task: &Arc<crate::task::Task>) {
     if task.state.take_notification() {
         return;
     }
+    task.wait.stamp();
+    crate::debug::record_backtrace(task);
     let yielder = task.yielder.get();
     // SAFETY: `yielder` was set by the coroutine's entry point and points
     // into the running coroutine's stack, which is the stack we run on.
@@ -90,7 +178,23 @@ fn park_current(task: &crate::task::Task) {
 #[track_caller]
 pub fn block_on<F: Future>(fut: F) -> F::Output {
     let mut fut = pin!(fut);
-    wait(|cx| fut.as_mut().poll(cx))
+    wait_as(WaitOn::Future, |cx| poll_in_context(fut.as_mut(), cx))
+}
+
+/// Polls a user future, inside a tokio context with the `tokio` feature.
+#[inline]
+pub(crate) fn poll_in_context<F: Future + ?Sized>(
+    fut: Pin<&mut F>,
+    cx: &mut Context<'_>,
+) -> Poll<F::Output> {
+    #[cfg(feature = "tokio")]
+    {
+        crate::bridge::tokio_context::enter(|| fut.poll(cx))
+    }
+    #[cfg(not(feature = "tokio"))]
+    {
+        fut.poll(cx)
+    }
 }
 
 /// Lets other tasks run: the green thread goes to the back of its worker's

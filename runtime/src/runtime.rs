@@ -22,6 +22,7 @@
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crossbeam_deque::Worker as Deque;
 
@@ -61,6 +62,10 @@ pub struct Builder {
     workers: Option<usize>,
     stack_size: Option<usize>,
     thread_name: Option<String>,
+    deadlock_grace: Option<Option<Duration>>,
+    dump_on_sigquit: Option<bool>,
+    #[cfg(feature = "tokio")]
+    tokio_handle: Option<tokio::runtime::Handle>,
 }
 
 impl Builder {
@@ -84,12 +89,77 @@ impl Builder {
         self
     }
 
+    /// How long every green thread must stay parked on fibra primitives,
+    /// with nothing else pending, before [`Runtime::run`] reports "all green
+    /// threads are asleep - deadlock!" (default 1 s; `None` turns the check
+    /// off). See [`debug`](crate::debug) for what it cannot see.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let rt = fibra_runtime::Runtime::builder()
+    ///     .deadlock_grace(Some(Duration::from_secs(5)))
+    ///     .build()
+    ///     .unwrap();
+    /// let patient = fibra_runtime::Runtime::builder().deadlock_grace(None).build().unwrap();
+    /// ```
+    pub fn deadlock_grace(mut self, grace: Option<Duration>) -> Builder {
+        self.deadlock_grace = Some(grace);
+        self
+    }
+
+    /// Whether SIGQUIT (Ctrl-\) writes a dump of every task to stderr
+    /// while the program keeps running (default: yes). The handler is
+    /// installed once per process, by the first runtime that asks.
+    pub fn dump_on_sigquit(mut self, on: bool) -> Builder {
+        self.dump_on_sigquit = Some(on);
+        self
+    }
+
+    /// The tokio runtime whose context green threads and async tasks poll
+    /// futures in (feature `tokio`). Default: the caller's tokio runtime if
+    /// `build` runs inside one, else a one-thread tokio runtime started on
+    /// first use.
+    ///
+    /// ```
+    /// let tokio_rt = tokio::runtime::Runtime::new().unwrap();
+    /// let rt = fibra_runtime::Runtime::builder()
+    ///     .tokio_handle(tokio_rt.handle().clone())
+    ///     .build()
+    ///     .unwrap();
+    /// rt.run(|| fibra_runtime::block_on(tokio::time::sleep(std::time::Duration::from_millis(1))));
+    /// ```
+    #[cfg(feature = "tokio")]
+    pub fn tokio_handle(mut self, handle: tokio::runtime::Handle) -> Builder {
+        self.tokio_handle = Some(handle);
+        self
+    }
+
     /// Starts the worker threads.
     pub fn build(self) -> io::Result<Runtime> {
-        let config = Config::resolve(self.workers, self.stack_size, self.thread_name)?;
+        #[cfg(feature = "tokio")]
+        let tokio_handle = self
+            .tokio_handle
+            .clone()
+            .or_else(|| tokio::runtime::Handle::try_current().ok());
+        #[allow(unused_mut)]
+        let mut config = Config::resolve(
+            self.workers,
+            self.stack_size,
+            self.thread_name,
+            self.deadlock_grace,
+            self.dump_on_sigquit,
+        )?;
+        #[cfg(feature = "tokio")]
+        {
+            config.tokio_handle = tokio_handle;
+        }
+        if config.dump_on_sigquit {
+            crate::debug::install_sigquit_dump();
+        }
         let deques: Vec<Deque<_>> = (0..config.workers).map(|_| Deque::new_fifo()).collect();
         let stealers = deques.iter().map(|d| d.stealer()).collect();
         let shared = Arc::new(Shared::new(config, stealers));
+        crate::sched::register_runtime(&shared);
         let mut rt = Runtime {
             shared: shared.clone(),
             threads: Vec::with_capacity(deques.len()),
@@ -128,6 +198,19 @@ impl Runtime {
         self.shared.remotes.len()
     }
 
+    /// Figures of this runtime (see [`RuntimeStats`](crate::RuntimeStats)).
+    ///
+    /// ```
+    /// let rt = fibra_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// assert_eq!(rt.metrics().workers.len(), 1);
+    /// ```
+    pub fn metrics(&self) -> crate::RuntimeStats {
+        let mut out = crate::RuntimeStats::default();
+        self.shared.collect_stats(&mut out);
+        out.stacks = crate::stack::stats();
+        out
+    }
+
     /// Runs `f` as a green thread (the "main" one) and blocks the calling
     /// thread until it returns; a panic in `f` resumes on the caller. Other
     /// tasks keep running until the runtime is dropped.
@@ -164,11 +247,56 @@ impl Runtime {
         // `&self` keeps it alive.
         let body: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(body) };
         let handle = self.shared.spawn_green(Some("main".into()), 0, body);
-        match handle.join() {
+        match self.wait_main(handle) {
             Ok(()) => out.expect("main green thread stored its value"),
             Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
             Err(err) => panic!("fibra: the main green thread did not finish: {err}"),
         }
+    }
+
+    /// Waits for the main green thread, checking for a deadlock once per
+    /// grace period (see [`debug`](crate::debug)).
+    fn wait_main(&self, mut handle: JoinHandle<()>) -> Result<(), crate::JoinError> {
+        let Some(grace) = self.shared.config.deadlock_grace else {
+            return handle.join();
+        };
+        let tw = Arc::new(crate::sched::parker::ThreadWaker {
+            parker: crate::sched::parker::Parker::new(),
+        });
+        let waker = std::task::Waker::from(tw.clone());
+        let mut cx = std::task::Context::from_waker(&waker);
+        loop {
+            let before = crate::debug::activity(&self.shared);
+            let deadline = std::time::Instant::now() + grace;
+            loop {
+                if let std::task::Poll::Ready(r) = std::pin::Pin::new(&mut handle).poll(&mut cx) {
+                    return r;
+                }
+                let now = std::time::Instant::now();
+                if now >= deadline {
+                    break;
+                }
+                tw.parker.park(Some(deadline - now));
+            }
+            if crate::debug::is_deadlocked(&self.shared, before) {
+                let mut dump = String::new();
+                crate::debug::dump_runtime(&self.shared, &mut dump);
+                panic!("all green threads are asleep - deadlock!\n\n{dump}");
+            }
+        }
+    }
+
+    /// A text dump of every live task of this runtime (see
+    /// [`debug::dump`](crate::debug::dump)).
+    ///
+    /// ```
+    /// let rt = fibra_runtime::Runtime::new().unwrap();
+    /// assert!(rt.dump().contains("workers"));
+    /// ```
+    pub fn dump(&self) -> String {
+        let mut out = String::new();
+        crate::debug::dump_runtime(&self.shared, &mut out);
+        out
     }
 
     /// Runs a future to completion on the calling thread, with this runtime
@@ -222,9 +350,8 @@ impl Runtime {
 
 impl Drop for Runtime {
     fn drop(&mut self) {
-        let on_own_worker = context::with_worker(|w| {
-            w.is_some_and(|w| Arc::ptr_eq(&w.shared, &self.shared))
-        });
+        let on_own_worker =
+            context::with_worker(|w| w.is_some_and(|w| Arc::ptr_eq(&w.shared, &self.shared)));
         assert!(
             !on_own_worker,
             "fibra: a Runtime was dropped from one of its own green threads; drop it from outside"

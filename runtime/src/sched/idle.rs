@@ -160,7 +160,8 @@ mod loom_tests {
     use loom::sync::Arc;
 
     fn take(work: &Work) -> bool {
-        work.fetch_update(SeqCst, SeqCst, |w| w.checked_sub(1)).is_ok()
+        work.fetch_update(SeqCst, SeqCst, |w| w.checked_sub(1))
+            .is_ok()
     }
 
     /// A worker about to sleep and a producer publishing work: the work is

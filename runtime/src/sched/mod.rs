@@ -34,6 +34,7 @@
 //! from another thread goes to the owner's inbox.
 
 pub(crate) mod idle;
+pub(crate) mod metrics;
 pub(crate) mod parker;
 mod registry;
 mod worker;
@@ -70,6 +71,13 @@ pub(crate) struct Remote {
     pub(crate) inbox: Injector<Arc<Task>>,
     /// Wakes the worker when it sleeps.
     pub(crate) parker: Parker,
+    /// Counters the worker publishes.
+    pub(crate) metrics: metrics::WorkerMetrics,
+    /// Started green threads pinned to the worker. Only the worker inserts
+    /// and removes; dumps read under the lock.
+    pub(crate) started: parking_lot::Mutex<Registry>,
+    /// Id of the task the worker is running (0: none).
+    pub(crate) running: std::sync::atomic::AtomicU64,
 }
 
 /// State shared by all workers of one runtime.
@@ -89,8 +97,13 @@ pub(crate) struct Shared {
     pub(crate) terminated: AtomicBool,
     /// Async tasks alive (they have no owner worker to cancel them).
     pub(crate) async_tasks: parking_lot::Mutex<Registry>,
-    /// Tasks spawned since start.
-    pub(crate) spawned: AtomicUsize,
+    /// Tasks spawned from outside the workers (workers count their own).
+    pub(crate) spawned_remote: AtomicUsize,
+    /// Sockets registered with the netpoller (the deadlock detector treats
+    /// any as a possible source of wake-ups).
+    pub(crate) io_sources: AtomicUsize,
+    /// `spawn_blocking` jobs queued or running.
+    pub(crate) blocking_jobs: AtomicUsize,
 }
 
 impl Shared {
@@ -105,13 +118,18 @@ impl Shared {
                     stealer,
                     inbox: Injector::new(),
                     parker: Parker::new(),
+                    metrics: metrics::WorkerMetrics::default(),
+                    started: parking_lot::Mutex::new(Registry::default()),
+                    running: std::sync::atomic::AtomicU64::new(0),
                 })
                 .collect(),
             idle: Idle::new(workers),
             shutdown: AtomicBool::new(false),
             terminated: AtomicBool::new(false),
             async_tasks: parking_lot::Mutex::new(Registry::default()),
-            spawned: AtomicUsize::new(0),
+            spawned_remote: AtomicUsize::new(0),
+            io_sources: AtomicUsize::new(0),
+            blocking_jobs: AtomicUsize::new(0),
         }
     }
 
@@ -127,12 +145,15 @@ impl Shared {
     {
         let task = Task::new_green(self.clone(), name, stack_size, f);
         let handle = JoinHandle::new(task.clone());
-        self.spawned.fetch_add(1, Ordering::Relaxed);
         self.schedule(task, Reason::Spawn);
         handle
     }
 
-    pub(crate) fn spawn_async<Fut>(self: &Arc<Self>, name: Option<Box<str>>, fut: Fut) -> JoinHandle<Fut::Output>
+    pub(crate) fn spawn_async<Fut>(
+        self: &Arc<Self>,
+        name: Option<Box<str>>,
+        fut: Fut,
+    ) -> JoinHandle<Fut::Output>
     where
         Fut: std::future::Future + Send + 'static,
         Fut::Output: Send + 'static,
@@ -140,7 +161,6 @@ impl Shared {
         let task = Task::new_async(self.clone(), name, fut);
         let handle = JoinHandle::new(task.clone());
         self.async_tasks.lock().insert(&task);
-        self.spawned.fetch_add(1, Ordering::Relaxed);
         self.schedule(task, Reason::Spawn);
         handle
     }
@@ -149,9 +169,17 @@ impl Shared {
     pub(crate) fn schedule(self: &Arc<Self>, task: Arc<Task>, reason: Reason) {
         crate::context::with_worker(|w| match w {
             Some(w) if std::ptr::eq(Arc::as_ptr(&w.shared), Arc::as_ptr(self)) => {
+                if reason == Reason::Spawn {
+                    self.remotes[w.index].metrics.spawned.add(1);
+                }
                 w.schedule_local(task, reason)
             }
-            _ => self.schedule_remote(task),
+            _ => {
+                if reason == Reason::Spawn {
+                    self.spawned_remote.fetch_add(1, Ordering::Relaxed);
+                }
+                self.schedule_remote(task)
+            }
         })
     }
 
@@ -231,6 +259,74 @@ impl Shared {
             }
         }
     }
+}
+
+impl Shared {
+    /// Adds this runtime's figures to `out`.
+    pub(crate) fn collect_stats(&self, out: &mut metrics::RuntimeStats) {
+        out.runtimes += 1;
+        for r in self.remotes.iter() {
+            let m = &r.metrics;
+            out.workers.push(metrics::WorkerStats {
+                tasks_run: m.tasks_run.get(),
+                steals: m.steals.get(),
+                sleeps: m.sleeps.get(),
+                idle_ns: m.idle_ns.get(),
+                green_threads: m.green_threads.get(),
+                local_queue: r.stealer.len(),
+                inbox: r.inbox.len(),
+                timers: m.timers.get(),
+            });
+        }
+        out.tasks_spawned += self.spawned_remote.load(Ordering::Relaxed) as u64
+            + self
+                .remotes
+                .iter()
+                .map(|r| r.metrics.spawned.get())
+                .sum::<u64>();
+        out.async_tasks += self.async_tasks.lock().len();
+        out.injector += self.injector.len();
+        out.sleeping_workers += self.idle.num_sleeping();
+    }
+}
+
+/// Every live runtime in the process, for [`crate::stats`].
+static RUNTIMES: parking_lot::Mutex<Vec<std::sync::Weak<Shared>>> =
+    parking_lot::Mutex::new(Vec::new());
+
+pub(crate) fn register_runtime(shared: &Arc<Shared>) {
+    let mut all = RUNTIMES.lock();
+    all.retain(|w| w.strong_count() > 0);
+    all.push(Arc::downgrade(shared));
+}
+
+/// Every live runtime.
+pub(crate) fn live_runtimes() -> Vec<Arc<Shared>> {
+    RUNTIMES.lock().iter().filter_map(|w| w.upgrade()).collect()
+}
+
+/// Figures of the current runtime, or of every live runtime when called
+/// outside one.
+///
+/// ```
+/// fibra_runtime::run(|| {
+///     let stats = fibra_runtime::stats();
+///     assert_eq!(stats.runtimes, 1);
+///     assert!(!stats.workers.is_empty());
+/// });
+/// ```
+pub fn stats() -> metrics::RuntimeStats {
+    let mut out = metrics::RuntimeStats::default();
+    match crate::context::current_runtime() {
+        Some(shared) => shared.collect_stats(&mut out),
+        None => {
+            for shared in live_runtimes() {
+                shared.collect_stats(&mut out);
+            }
+        }
+    }
+    out.stacks = crate::stack::stats();
+    out
 }
 
 /// Pops one task from an injector, retrying on contention.

@@ -51,6 +51,11 @@ impl Registry {
         tasks
     }
 
+    /// References to every task, for dumps.
+    pub(crate) fn tasks(&self) -> Vec<Arc<Task>> {
+        self.slots.iter().flatten().cloned().collect()
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.len
     }

@@ -11,13 +11,13 @@ use std::task::{Context, Poll, Waker};
 use corosensei::{Coroutine, CoroutineResult};
 use crossbeam_deque::{Steal, Worker as Deque};
 
-use super::registry::Registry;
 use super::{steal_one, Reason, Shared};
 use crate::context;
 use crate::safepoint;
 use crate::stack::StackPool;
 use crate::task::state::ParkAction;
 use crate::task::{JoinError, Kind, Suspend, Task};
+use crate::time::heap::{fire_all, TimerEntry, TimerHeap};
 
 /// Check the injector first every this many ticks (Go's 61).
 const INJECTOR_INTERVAL: u32 = 61;
@@ -27,6 +27,8 @@ const RUNNEXT_STREAK: u32 = 16;
 const SPIN_ROUNDS: usize = 4;
 /// Most pinned wake-ups moved from the inbox per tick.
 const INBOX_BATCH: usize = 32;
+/// Check the timer heap every this many ticks while busy.
+const TIMER_INTERVAL: u32 = 16;
 
 /// A worker thread's own state. Lives on the worker thread's stack; tasks
 /// reach it through `context::with_worker`.
@@ -45,8 +47,8 @@ pub(crate) struct Worker {
     deque: Deque<Arc<Task>>,
     /// Stacks for green threads that start here.
     stacks: RefCell<StackPool>,
-    /// Started green threads pinned here, for shutdown.
-    started: RefCell<Registry>,
+    /// Timers set by tasks running on this worker.
+    timers: RefCell<TimerHeap>,
     /// Scheduler ticks, for the injector interval and queue alternation.
     tick: Cell<u32>,
     /// Whether this worker counts in `Idle::num_spinning`.
@@ -66,10 +68,12 @@ impl Worker {
             pinned: RefCell::new(VecDeque::new()),
             deque,
             stacks: RefCell::new(StackPool::new(stack_size)),
-            started: RefCell::new(Registry::default()),
+            timers: RefCell::new(TimerHeap::default()),
             tick: Cell::new(0),
             spinning: Cell::new(false),
-            rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9)),
+            rng: Cell::new(
+                0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9),
+            ),
         }
     }
 
@@ -89,7 +93,11 @@ impl Worker {
                 self.run_task(task);
                 continue;
             }
+            if self.fire_timers() > 0 {
+                continue;
+            }
             if let Some(task) = self.search() {
+                self.metrics().steals.add(1);
                 self.found_work();
                 self.run_task(task);
                 continue;
@@ -100,6 +108,7 @@ impl Worker {
             self.shared.idle.stop_spinning();
         }
         self.cancel_all();
+        self.timers.borrow_mut().clear();
         tracing::debug!("worker stopped");
         drop(mutator);
         context::clear_worker();
@@ -127,7 +136,11 @@ impl Worker {
     fn next_local(&self) -> Option<Arc<Task>> {
         let tick = self.tick.get().wrapping_add(1);
         self.tick.set(tick);
-        if tick % INJECTOR_INTERVAL == 0 {
+        if tick.is_multiple_of(TIMER_INTERVAL) && !self.timers.borrow().is_empty() {
+            self.fire_timers();
+        }
+        if tick.is_multiple_of(INJECTOR_INTERVAL) {
+            crate::debug::refresh_clock();
             if let Some(t) = self.steal_injector() {
                 return Some(t);
             }
@@ -141,12 +154,40 @@ impl Worker {
         self.runnext_streak.set(0);
         self.drain_inbox();
         let t = if tick & 1 == 0 {
-            self.pinned.borrow_mut().pop_front().or_else(|| self.deque.pop())
+            self.pinned
+                .borrow_mut()
+                .pop_front()
+                .or_else(|| self.deque.pop())
         } else {
-            self.deque.pop().or_else(|| self.pinned.borrow_mut().pop_front())
+            self.deque
+                .pop()
+                .or_else(|| self.pinned.borrow_mut().pop_front())
         };
         t.or_else(|| self.runnext.take())
             .or_else(|| self.steal_injector())
+    }
+
+    /// Arms a timer on this worker.
+    pub(crate) fn add_timer(&self, entry: Arc<TimerEntry>) {
+        self.timers.borrow_mut().insert(entry);
+    }
+
+    /// Fires due timers; returns how many fired.
+    fn fire_timers(&self) -> usize {
+        let due = {
+            let mut timers = self.timers.borrow_mut();
+            if timers.is_empty() {
+                return 0;
+            }
+            timers.take_expired(std::time::Instant::now())
+        };
+        fire_all(due)
+    }
+
+    /// How long the worker may sleep before its next timer is due.
+    fn sleep_timeout(&self) -> Option<std::time::Duration> {
+        let deadline = self.timers.borrow_mut().next_deadline()?;
+        Some(deadline.saturating_duration_since(std::time::Instant::now()))
     }
 
     fn drain_inbox(&self) {
@@ -241,7 +282,20 @@ impl Worker {
             return;
         }
         self.stacks.borrow_mut().trim();
-        mutator.idle(|| self.shared.remotes[self.index].parker.park(None));
+        let timeout = self.sleep_timeout();
+        let metrics = self.metrics();
+        metrics.timers.set(self.timers.borrow().len() as u64);
+        metrics.timer_armed.set(timeout.is_some() as u64);
+        metrics
+            .green_threads
+            .set(self.remote().started.lock().len() as u64);
+        if timeout != Some(std::time::Duration::ZERO) {
+            metrics.sleeps.add(1);
+            let start = std::time::Instant::now();
+            mutator.idle(|| self.shared.remotes[self.index].parker.park(timeout));
+            metrics.idle_ns.add(start.elapsed().as_nanos() as u64);
+            crate::debug::refresh_clock();
+        }
         self.spinning.set(self.shared.idle.unregister(self.index));
     }
 
@@ -256,11 +310,23 @@ impl Worker {
 
     // ----- running -----
 
+    fn remote(&self) -> &super::Remote {
+        &self.shared.remotes[self.index]
+    }
+
+    fn metrics(&self) -> &super::metrics::WorkerMetrics {
+        &self.remote().metrics
+    }
+
     fn run_task(&self, task: Arc<Task>) {
+        let remote = self.remote();
+        remote.metrics.tasks_run.add(1);
+        remote.running.store(task.id.as_u64(), Ordering::Relaxed);
         match task.kind {
             Kind::Green => self.run_green(task),
             Kind::Async => self.run_async(task),
         }
+        remote.running.store(0, Ordering::Relaxed);
     }
 
     fn run_green(&self, task: Arc<Task>) {
@@ -274,7 +340,10 @@ impl Worker {
             let stack = match self.stacks.borrow_mut().take(task.stack_size) {
                 Ok(stack) => stack,
                 Err(err) => {
-                    tracing::error!(task.id = task.id.as_u64(), "cannot start green thread: {err}");
+                    tracing::error!(
+                        task.id = task.id.as_u64(),
+                        "cannot start green thread: {err}"
+                    );
                     // SAFETY: we hold RUNNING.
                     let job = unsafe { &mut *task.job.get() };
                     job.fail(JoinError::panic(task.id, Box::new(err.to_string())));
@@ -287,13 +356,20 @@ impl Worker {
                 Task::green_entry(ptr, yielder)
             }));
             task.owner.store(self.index, Ordering::Relaxed);
-            self.started.borrow_mut().insert(&task);
+            self.remote().started.lock().insert(&task);
         }
         let coroutine = slot.as_mut().expect("coroutine was just created");
         let prev = context::set_task(Arc::as_ptr(&task));
         let result = {
             let _enter = task.span.enter();
-            coroutine.resume(())
+            #[cfg(feature = "tokio")]
+            {
+                crate::bridge::tokio_context::enter(|| coroutine.resume(()))
+            }
+            #[cfg(not(feature = "tokio"))]
+            {
+                coroutine.resume(())
+            }
         };
         context::set_task(prev);
         match result {
@@ -309,7 +385,7 @@ impl Worker {
             CoroutineResult::Return(()) => {
                 let coroutine = slot.take().expect("finished coroutine");
                 self.stacks.borrow_mut().give(coroutine.into_stack());
-                self.started.borrow_mut().remove(&task);
+                self.remote().started.lock().remove(&task);
                 task.finish();
             }
         }
@@ -326,7 +402,18 @@ impl Worker {
         let prev = context::set_task(Arc::as_ptr(&task));
         let result = {
             let _enter = task.span.enter();
-            catch_unwind(AssertUnwindSafe(|| job.poll(&mut cx)))
+            catch_unwind(AssertUnwindSafe(|| {
+                crate::bridge::coop::with_budget(|| {
+                    #[cfg(feature = "tokio")]
+                    {
+                        crate::bridge::tokio_context::enter(|| job.poll(&mut cx))
+                    }
+                    #[cfg(not(feature = "tokio"))]
+                    {
+                        job.poll(&mut cx)
+                    }
+                })
+            }))
         };
         context::set_task(prev);
         match result {
@@ -354,7 +441,7 @@ impl Worker {
     fn cancel_all(&self) {
         loop {
             let mut progress = false;
-            let started = self.started.borrow_mut().drain();
+            let started = self.remote().started.lock().drain();
             for task in started {
                 progress = true;
                 self.cancel_started(task);
@@ -388,7 +475,7 @@ impl Worker {
         if !task.state.claim_for_cancel() {
             return;
         }
-        self.started.borrow_mut().remove(&task);
+        self.remote().started.lock().remove(&task);
         task.cancelling.set(true);
         // SAFETY: we hold RUNNING and are the owner worker.
         let coroutine = unsafe { (*task.coroutine.get()).take() };

@@ -26,8 +26,8 @@
 mod os;
 mod pool;
 
-pub use pool::{stats, StackStats};
 pub(crate) use pool::StackPool;
+pub use pool::{stats, StackStats};
 
 use std::io;
 
@@ -86,11 +86,6 @@ impl Stack {
     /// Highest address (exclusive): the initial stack pointer.
     pub(crate) fn top(&self) -> usize {
         self.bottom + self.len
-    }
-
-    /// Whether `addr` lies in this stack's guard page.
-    pub(crate) fn guard_contains(&self, addr: usize) -> bool {
-        addr >= self.bottom && addr < self.bottom + os::page_size()
     }
 
     /// Releases the committed pages between the usable bottom and `keep_from`

@@ -54,7 +54,10 @@ impl Builder {
             return Err(io::Error::other(context::OUTSIDE_RUNTIME));
         };
         crate::stack::check_mapping_budget()?;
-        let stack_size = self.stack_size.map(crate::stack::normalize_size).unwrap_or(0);
+        let stack_size = self
+            .stack_size
+            .map(crate::stack::normalize_size)
+            .unwrap_or(0);
         let name = self.name.map(String::into_boxed_str);
         Ok(shared.spawn_green(name, stack_size, f))
     }

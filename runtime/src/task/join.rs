@@ -78,8 +78,9 @@ impl JoinError {
     /// ```
     /// fibra_runtime::run(|| {
     ///     let err = fibra_runtime::spawn(|| panic!("x")).join().unwrap_err();
-    ///     std::panic::resume_unwind(err.into_panic());
-    /// # });
+    ///     let payload = err.into_panic();
+    ///     assert_eq!(*payload.downcast::<&str>().unwrap(), "x");
+    /// });
     /// ```
     pub fn into_panic(self) -> Box<dyn Any + Send + 'static> {
         match self.repr {
@@ -173,8 +174,14 @@ impl<T: Send + 'static> JoinHandle<T> {
     /// assert_eq!(h.join().unwrap(), "done");
     /// ```
     #[track_caller]
-    pub fn join(self) -> Result<T, JoinError> {
-        crate::park::block_on(self)
+    pub fn join(mut self) -> Result<T, JoinError> {
+        if self.task.state.is_complete() {
+            return self.take_output();
+        }
+        let on = crate::debug::WaitOn::Join {
+            task: self.task.id.as_u64(),
+        };
+        crate::park::wait_as(on, |cx| std::pin::Pin::new(&mut self).poll(cx))
     }
 
     /// Whether the task has finished (returned, panicked or was cancelled).
@@ -216,6 +223,9 @@ impl<T: Send + 'static> Future for JoinHandle<T> {
         if self.task.state.is_complete() {
             return Poll::Ready(self.take_output());
         }
+        self.task
+            .join_waiting
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         {
             let mut slot = self.task.join_waker.lock();
             match &*slot {
@@ -223,8 +233,10 @@ impl<T: Send + 'static> Future for JoinHandle<T> {
                 _ => *slot = Some(cx.waker().clone()),
             }
         }
-        // Re-check after registering: completion takes the waker under the
-        // same lock after publishing COMPLETE.
+        // Re-check after registering: `finish` publishes COMPLETE, then
+        // (SeqCst) reads `join_waiting` and takes the waker under the lock.
+        // With the fence, either it saw our flag or we see COMPLETE.
+        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
         if self.task.state.is_complete() {
             return Poll::Ready(self.take_output());
         }

@@ -46,9 +46,24 @@ use state::State;
 pub struct TaskId(u64);
 
 impl TaskId {
+    /// A fresh id. Threads take ids from the global counter in batches (as
+    /// Go's Ps cache goroutine ids), so spawning makes no shared atomic
+    /// increment per task.
     fn next() -> TaskId {
+        const BATCH: u64 = 1024;
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-        TaskId(NEXT.fetch_add(1, Ordering::Relaxed))
+        thread_local! {
+            static RANGE: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+        }
+        RANGE.with(|r| {
+            let (mut next, mut end) = r.get();
+            if next == end {
+                next = NEXT.fetch_add(BATCH, Ordering::Relaxed);
+                end = next + BATCH;
+            }
+            r.set((next + 1, end));
+            TaskId(next)
+        })
     }
 
     /// The id as a number.
@@ -198,6 +213,9 @@ pub(crate) struct Task {
     join: AtomicU8,
     /// Waker of whoever waits on the join handle.
     pub(crate) join_waker: parking_lot::Mutex<Option<std::task::Waker>>,
+    /// Set (SeqCst) by a join handle before it stores a waker, so `finish`
+    /// takes the lock only when someone may be waiting.
+    pub(crate) join_waiting: std::sync::atomic::AtomicBool,
     /// Closure or future, and the output slot.
     pub(crate) job: UnsafeCell<Box<dyn Job>>,
     /// The coroutine of a started green thread (owner worker only).
@@ -207,8 +225,12 @@ pub(crate) struct Task {
     /// Set by the owner worker while it unwinds the task at shutdown.
     pub(crate) cancelling: Cell<bool>,
     /// Index in the owner worker's (green) or the runtime's (async) task
-    /// registry, for shutdown.
+    /// registry, for shutdown and dumps.
     pub(crate) slot: AtomicUsize,
+    /// What the task waits on while parked (for dumps and deadlock reports).
+    pub(crate) wait: crate::debug::WaitRecord,
+    /// Where it parked, with `FIBRA_TRACEBACK=1`.
+    pub(crate) park_backtrace: parking_lot::Mutex<Option<std::backtrace::Backtrace>>,
 }
 
 // SAFETY: the non-thread-safe fields (`job`, `coroutine`, `yielder`,
@@ -233,7 +255,10 @@ impl Task {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let job = Box::new(GreenJob { f: Some(f), out: None });
+        let job = Box::new(GreenJob {
+            f: Some(f),
+            out: None,
+        });
         Task::new(shared, name, stack_size, Kind::Green, job)
     }
 
@@ -273,11 +298,14 @@ impl Task {
             span,
             join: AtomicU8::new(JOIN_ATTACHED),
             join_waker: parking_lot::Mutex::new(None),
+            join_waiting: std::sync::atomic::AtomicBool::new(false),
             job: UnsafeCell::new(job),
             coroutine: UnsafeCell::new(None),
             yielder: Cell::new(std::ptr::null()),
             cancelling: Cell::new(false),
             slot: AtomicUsize::new(usize::MAX),
+            wait: crate::debug::WaitRecord::new(),
+            park_backtrace: parking_lot::Mutex::new(None),
         })
     }
 
@@ -313,9 +341,14 @@ impl Task {
     pub(crate) fn finish(&self) {
         tracing::trace!(task.id = self.id.0, "exit");
         self.state.complete();
-        let waker = self.join_waker.lock().take();
-        if let Some(w) = waker {
-            w.wake();
+        // Pairs with the join handle's SeqCst store of `join_waiting` and
+        // load of the state: either it sees COMPLETE, or we see its flag.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if self.join_waiting.load(Ordering::SeqCst) {
+            let waker = self.join_waker.lock().take();
+            if let Some(w) = waker {
+                w.wake();
+            }
         }
         if self.join.swap(JOIN_FINISHED, Ordering::AcqRel) == JOIN_DETACHED {
             self.report_unjoined();

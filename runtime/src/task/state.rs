@@ -164,6 +164,20 @@ impl State {
         debug_assert!(prev & RUNNING != 0);
     }
 
+    /// A word for dumps: `running`, `runnable`, `parked` or `finished`.
+    pub(crate) fn describe(&self) -> &'static str {
+        let cur = self.0.load(Acquire);
+        if cur & COMPLETE != 0 {
+            "finished"
+        } else if cur & RUNNING != 0 {
+            "running"
+        } else if cur & SCHEDULED != 0 {
+            "runnable"
+        } else {
+            "parked"
+        }
+    }
+
     /// Whether the task completed; acquires its output.
     pub(crate) fn is_complete(&self) -> bool {
         self.0.load(Acquire) & COMPLETE != 0

@@ -1,0 +1,100 @@
+//! Runtime metrics: per-worker counters written only by their worker (a
+//! relaxed load and store, no shared read-modify-write on the hot path) and
+//! read by anyone.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Counters of one worker, owned by it.
+#[derive(Default)]
+pub(crate) struct WorkerMetrics {
+    /// Tasks resumed or polled.
+    pub(crate) tasks_run: Counter,
+    /// Tasks spawned by tasks running on this worker.
+    pub(crate) spawned: Counter,
+    /// Successful steals from peers or the injector.
+    pub(crate) steals: Counter,
+    /// Times the worker went to sleep.
+    pub(crate) sleeps: Counter,
+    /// Nanoseconds spent asleep.
+    pub(crate) idle_ns: Counter,
+    /// Started green threads pinned to the worker (gauge).
+    pub(crate) green_threads: Counter,
+    /// Timers in the worker's heap, cancelled ones included (gauge).
+    pub(crate) timers: Counter,
+    /// 1 if a live timer was armed when the worker last slept, else 0.
+    pub(crate) timer_armed: Counter,
+}
+
+/// A single-writer counter.
+#[derive(Default)]
+pub(crate) struct Counter(AtomicU64);
+
+impl Counter {
+    /// Adds `n`; only the owning worker calls this.
+    #[inline]
+    pub(crate) fn add(&self, n: u64) {
+        self.0.store(self.0.load(Relaxed).wrapping_add(n), Relaxed);
+    }
+
+    #[inline]
+    pub(crate) fn set(&self, v: u64) {
+        self.0.store(v, Relaxed);
+    }
+
+    pub(crate) fn get(&self) -> u64 {
+        self.0.load(Relaxed)
+    }
+}
+
+/// A snapshot of one worker.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkerStats {
+    /// Tasks resumed or polled by this worker.
+    pub tasks_run: u64,
+    /// Successful steals (batches) from peers or the injector.
+    pub steals: u64,
+    /// Times the worker went to sleep.
+    pub sleeps: u64,
+    /// Time spent asleep, in nanoseconds (busy time is uptime minus this).
+    pub idle_ns: u64,
+    /// Started green threads pinned to this worker (running, runnable or
+    /// parked).
+    pub green_threads: u64,
+    /// Movable tasks waiting in the worker's stealable queue.
+    pub local_queue: usize,
+    /// Pinned wake-ups from other threads not yet taken.
+    pub inbox: usize,
+    /// Timers in this worker's heap (cancelled ones are dropped lazily).
+    pub timers: u64,
+}
+
+/// A snapshot of one or more runtimes.
+///
+/// ```
+/// let rt = fibra_runtime::Runtime::builder().workers(2).build().unwrap();
+/// rt.run(|| {
+///     for _ in 0..10 {
+///         fibra_runtime::spawn(|| ()).join().unwrap();
+///     }
+/// });
+/// let m = rt.metrics();
+/// assert_eq!(m.workers.len(), 2);
+/// assert!(m.tasks_spawned >= 11);
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct RuntimeStats {
+    /// Runtimes included in this snapshot.
+    pub runtimes: usize,
+    /// Per-worker figures.
+    pub workers: Vec<WorkerStats>,
+    /// Tasks spawned since the runtime(s) started.
+    pub tasks_spawned: u64,
+    /// Async tasks alive.
+    pub async_tasks: usize,
+    /// Tasks waiting in the global injector.
+    pub injector: usize,
+    /// Workers asleep right now.
+    pub sleeping_workers: usize,
+    /// Process-wide green-thread stacks.
+    pub stacks: crate::stack::StackStats,
+}
