@@ -176,7 +176,7 @@ fn torture_tick(local: &Local) {
     let n = local.torture_count.get() + 1;
     local.torture_count.set(n);
     let every = config().torture.unwrap_or(u64::MAX);
-    if n % every == 0 {
+    if n.is_multiple_of(every) {
         let mut control = CONTROL.lock();
         if control.requested <= control.started {
             let n = control.started + 1;

@@ -329,10 +329,10 @@ fn free_span(span: &'static Span) {
 /// before releasing the class lock, so when this returns no sweep of `gen`
 /// is pending or running anywhere (the next mark may start).
 pub(crate) fn sweep_all(gen: u64) {
-    for sc in 0..NUM_SPAN_CLASSES {
+    for class_lists in CENTRAL.iter() {
         loop {
             let next = {
-                let mut lists = CENTRAL[sc].lock();
+                let mut lists = class_lists.lock();
                 lists.roll_over();
                 let next = lists.unswept.pop();
                 if next.is_some() {
