@@ -190,7 +190,11 @@ fn torture_tick(local: &Local) {
 #[cold]
 pub(crate) fn alloc_slow(local: &Local, sc: SpanClass) {
     configure();
-    fibra_runtime::safepoint::poll();
+    // Never stop at a safepoint while holding a cell: another worker could
+    // be blocked on that cell's lock, and the world would never stop.
+    if !crate::cell::holding_cell() {
+        fibra_runtime::safepoint::poll();
+    }
     pace();
     let gen = mutator::epoch().gen();
     // SAFETY: this thread's cache; no borrow of it is live (we are outside
@@ -344,10 +348,15 @@ fn run_cycle(n: u64, _forced: bool) {
     let live = heap::SWEPT_LIVE.load(Ordering::Relaxed);
     let heap_after = heap::HEAP_BYTES.load(Ordering::Relaxed);
     // Pacer: the next goal.
-    let goal = match config().percent {
+    let mut goal = match config().percent {
         Some(p) => (live + live * p / 100).max(MIN_HEAP_GOAL),
         None => u64::MAX,
     };
+    if let Some(limit) = config().memory_limit {
+        // A soft limit: aim below it, but never below the live heap plus a
+        // margin (collecting without freeing anything would only burn CPU).
+        goal = goal.min(limit.max(live + live / 16 + (1 << 20)));
+    }
     // Keep resident what the heap will grow into before the next cycle
     // (plus 10%), return the rest.
     let keep = goal.min(1 << 50).saturating_sub(heap_after) + goal.min(1 << 50) / 10;
