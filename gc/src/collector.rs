@@ -128,8 +128,11 @@ pub fn collect() {
         !crate::cell::holding_cell(),
         "fibra_gc::collect() called inside GcCell::with/with_mut: the collector may need that cell; collect outside the borrow"
     );
-    if IS_COLLECTOR.with(|c| c.get()) {
-        return; // a destructor run by the collector itself
+    if IS_COLLECTOR.with(|c| c.get()) || heap::sweeping_here() {
+        // A destructor run by a sweep: the cycle would wait for this very
+        // sweep to finish. Collecting later is the best we can do.
+        tracing::debug!(target: "fibra_gc", "collect() called from a destructor during sweeping; skipped");
+        return;
     }
     let target = {
         let mut control = CONTROL.lock();

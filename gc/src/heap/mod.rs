@@ -273,6 +273,7 @@ pub(crate) fn alloc_large(noscan: bool, size: usize, gen: u64) -> &'static Span 
 /// incremented `SWEEPING` while holding the class lock.
 fn sweep_span(s: SpanRef, gen: u64, for_alloc: bool) -> Option<&'static Span> {
     let span = s.get();
+    let _sweeping = SweepingHere::enter();
     while span
         .sweeping
         .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
@@ -311,6 +312,33 @@ fn sweep_span(s: SpanRef, gen: u64, for_alloc: bool) -> Option<&'static Span> {
     };
     SWEEPING.fetch_sub(1, Ordering::AcqRel);
     result
+}
+
+thread_local! {
+    /// Sweeps this thread is running (destructors run inside them).
+    static SWEEPS_HERE: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Marks the calling thread as sweeping while it lives.
+struct SweepingHere;
+
+impl SweepingHere {
+    fn enter() -> SweepingHere {
+        SWEEPS_HERE.with(|s| s.set(s.get() + 1));
+        SweepingHere
+    }
+}
+
+impl Drop for SweepingHere {
+    fn drop(&mut self) {
+        SWEEPS_HERE.with(|s| s.set(s.get() - 1));
+    }
+}
+
+/// Whether the calling thread is running destructors of swept objects
+/// (a cycle cannot complete until it returns).
+pub(crate) fn sweeping_here() -> bool {
+    SWEEPS_HERE.with(|s| s.get() > 0)
 }
 
 fn free_span(span: &'static Span) {

@@ -1,0 +1,82 @@
+//! Unreachable objects' fields are dropped exactly once when swept, and
+//! destructors that call back into the collector do not deadlock it.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use fibra_gc::{Gc, GcCell, Trace};
+
+/// Counts its drops (a field with a destructor of its own).
+struct Counted(Arc<AtomicUsize>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Calls into the collector from its destructor.
+struct Reentrant;
+
+impl Drop for Reentrant {
+    fn drop(&mut self) {
+        fibra_gc::collect();
+        let g = Gc::new(1u64);
+        assert_eq!(*g, 1);
+    }
+}
+
+#[derive(Trace)]
+struct Holder {
+    next: GcCell<Option<Gc<Holder>>>,
+    #[trace(skip)]
+    counted: Counted,
+}
+
+#[derive(Trace)]
+struct Noisy {
+    #[trace(skip)]
+    _reentrant: Reentrant,
+}
+
+#[test]
+fn destructors_of_garbage_run_once() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    {
+        let keep = Gc::new(Holder {
+            next: GcCell::new(None),
+            counted: Counted(drops.clone()),
+        });
+        for _ in 0..1000 {
+            let a = Gc::new(Holder {
+                next: GcCell::new(None),
+                counted: Counted(drops.clone()),
+            });
+            let b = Gc::new(Holder {
+                next: GcCell::new(Some(a.clone())),
+                counted: Counted(drops.clone()),
+            });
+            a.next.set(Some(b)); // a garbage cycle
+        }
+        fibra_gc::collect();
+        fibra_gc::collect();
+        assert_eq!(drops.load(Ordering::SeqCst), 2000);
+        drop(keep);
+    }
+    fibra_gc::collect();
+    fibra_gc::collect();
+    assert_eq!(drops.load(Ordering::SeqCst), 2001);
+}
+
+#[test]
+fn destructors_may_allocate_and_collect() {
+    for _ in 0..100 {
+        drop(Gc::new(Noisy {
+            _reentrant: Reentrant,
+        }));
+    }
+    fibra_gc::collect();
+    fibra_gc::collect();
+    // Garbage made by the destructors themselves goes in later cycles.
+    fibra_gc::collect();
+}
