@@ -30,7 +30,7 @@ impl Drop for Reentrant {
 struct Holder {
     next: GcCell<Option<Gc<Holder>>>,
     #[trace(skip)]
-    counted: Counted,
+    _counted: Counted,
 }
 
 #[derive(Trace)]
@@ -45,16 +45,16 @@ fn destructors_of_garbage_run_once() {
     {
         let keep = Gc::new(Holder {
             next: GcCell::new(None),
-            counted: Counted(drops.clone()),
+            _counted: Counted(drops.clone()),
         });
         for _ in 0..1000 {
             let a = Gc::new(Holder {
                 next: GcCell::new(None),
-                counted: Counted(drops.clone()),
+                _counted: Counted(drops.clone()),
             });
             let b = Gc::new(Holder {
                 next: GcCell::new(Some(a.clone())),
-                counted: Counted(drops.clone()),
+                _counted: Counted(drops.clone()),
             });
             a.next.set(Some(b)); // a garbage cycle
         }
