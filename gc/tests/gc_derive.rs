@@ -84,7 +84,7 @@ fn derived_types_keep_their_fields_alive() {
         _counter: Default::default(),
     });
     let _unit = Gc::new(Unit);
-    let _opaque = Gc::new(Shape::Opaque(Default::default()));
+    let opaque = Gc::new(Shape::Opaque(std::sync::atomic::AtomicU8::new(42)));
     for _ in 0..3 {
         for i in 0..10_000u64 {
             std::hint::black_box(Gc::new(Plain {
@@ -110,6 +110,9 @@ fn derived_types_keep_their_fields_alive() {
         }
         _ => panic!("wrong variant"),
     }
+    assert!(
+        matches!(&*opaque, Shape::Opaque(v) if v.load(std::sync::atomic::Ordering::Relaxed) == 42)
+    );
     assert_eq!(tuple.0, 12);
     assert_eq!(*tuple.1, "twelve");
     assert_eq!(generic.items.iter().map(|g| **g).sum::<u64>(), 27);
