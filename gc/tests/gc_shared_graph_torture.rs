@@ -1,4 +1,4 @@
-//! Many green threads mutate one shared cyclic graph while collections run
+//! Many green threads (and two OS threads) mutate one shared cyclic graph while collections run
 //! back to back in torture mode (a cycle every few hundred allocations,
 //! heap verified after each mark, freed memory poisoned). Every reachable
 //! value is checked; at the end the graph is dropped and live bytes return
@@ -63,12 +63,65 @@ impl Rng {
     }
 }
 
+/// One random mutation or check of the shared graph.
+fn step(graph: &[Gc<Node>], next_id: &AtomicU64, rng: &mut Rng, held: &mut Vec<Gc<Node>>) {
+    let a = &graph[rng.next() as usize % NODES];
+    match rng.next() % 6 {
+        0 => {
+            // Rewire to a fresh chain of new nodes ending in the graph.
+            let tail = graph[rng.next() as usize % NODES].clone();
+            let id = next_id.fetch_add(1, Ordering::Relaxed);
+            let fresh = node(id);
+            fresh.edges.set(vec![tail]);
+            a.edges.set(vec![fresh]);
+        }
+        1 => a.payload.set(payload(rng.next())),
+        2 => {
+            let b = graph[rng.next() as usize % NODES].clone();
+            a.edges.with_mut(|e| {
+                e.push(b);
+                if e.len() > 4 {
+                    e.remove(0);
+                }
+            });
+        }
+        3 => {
+            // Walk and verify.
+            let mut cur = a.clone();
+            for _ in 0..16 {
+                check_node(&cur);
+                let next = cur.edges.with(|e| e.first().cloned());
+                match next {
+                    Some(n) => cur = n,
+                    None => break,
+                }
+            }
+            held.push(cur);
+            if held.len() > 8 {
+                held.remove(0);
+            }
+        }
+        4 => {
+            // Garbage cycles.
+            let x = node(u64::MAX - 1);
+            let y = node(u64::MAX - 2);
+            x.edges.set(vec![y.clone()]);
+            y.edges.set(vec![x]);
+        }
+        _ => {
+            if fibra_runtime::in_green_thread() {
+                fibra_runtime::yield_now();
+            }
+        }
+    }
+}
+
 const NODES: usize = 128;
 const TASKS: u64 = 64;
 const STEPS: u64 = 2000;
 
 #[test]
-fn green_threads_mutate_a_shared_graph_under_torture() {
+fn green_and_os_threads_mutate_a_shared_graph_under_torture() {
     std::env::set_var("FIBRA_GC_TORTURE", "300");
     fibra_gc::collect();
     fibra_gc::collect();
@@ -79,6 +132,21 @@ fn green_threads_mutate_a_shared_graph_under_torture() {
         n.edges.set(vec![graph[(i + 1) % NODES].clone()]);
     }
     let cycles_before = fibra_gc::stats().cycles;
+    // Plain OS threads mutate the same graph meanwhile (they are never
+    // stopped; the collector's grace periods cover them).
+    let os_threads: Vec<_> = (0..2u64)
+        .map(|t| {
+            let (graph, next_id) = (graph.clone(), next_id.clone());
+            std::thread::spawn(move || {
+                let mut rng = Rng(t * 104_729 + 17);
+                let mut held = Vec::new();
+                for _ in 0..STEPS * 4 {
+                    step(&graph, &next_id, &mut rng, &mut held);
+                }
+                held.iter().for_each(|h| check_node(h));
+            })
+        })
+        .collect();
     let rt = fibra_runtime::Runtime::builder()
         .workers(2)
         .build()
@@ -93,53 +161,9 @@ fn green_threads_mutate_a_shared_graph_under_torture() {
                     fibra_runtime::spawn(move || {
                         let mut rng = Rng(t * 7919 + 1);
                         let mut held: Vec<Gc<Node>> = Vec::new();
-                        for step in 0..STEPS {
-                            let a = &graph[rng.next() as usize % NODES];
-                            match rng.next() % 6 {
-                                0 => {
-                                    // Rewire to a fresh chain of new nodes ending in the graph.
-                                    let tail = graph[rng.next() as usize % NODES].clone();
-                                    let id = next_id.fetch_add(1, Ordering::Relaxed);
-                                    let fresh = node(id);
-                                    fresh.edges.set(vec![tail]);
-                                    a.edges.set(vec![fresh]);
-                                }
-                                1 => a.payload.set(payload(rng.next())),
-                                2 => {
-                                    let b = graph[rng.next() as usize % NODES].clone();
-                                    a.edges.with_mut(|e| {
-                                        e.push(b);
-                                        if e.len() > 4 {
-                                            e.remove(0);
-                                        }
-                                    });
-                                }
-                                3 => {
-                                    // Walk and verify.
-                                    let mut cur = a.clone();
-                                    for _ in 0..16 {
-                                        check_node(&cur);
-                                        let next = cur.edges.with(|e| e.first().cloned());
-                                        match next {
-                                            Some(n) => cur = n,
-                                            None => break,
-                                        }
-                                    }
-                                    held.push(cur);
-                                    if held.len() > 8 {
-                                        held.remove(0);
-                                    }
-                                }
-                                4 => {
-                                    // Garbage cycles.
-                                    let x = node(u64::MAX - 1);
-                                    let y = node(u64::MAX - 2);
-                                    x.edges.set(vec![y.clone()]);
-                                    y.edges.set(vec![x]);
-                                }
-                                _ => fibra_runtime::yield_now(),
-                            }
-                            if step % 100 == 50 && t % 8 == 0 {
+                        for step_no in 0..STEPS {
+                            step(&graph, &next_id, &mut rng, &mut held);
+                            if step_no % 100 == 50 && t % 8 == 0 {
                                 fibra_gc::collect();
                             }
                         }
@@ -155,6 +179,9 @@ fn green_threads_mutate_a_shared_graph_under_torture() {
         }
     });
     drop(rt);
+    for t in os_threads {
+        t.join().unwrap();
+    }
     for n in graph.iter() {
         check_node(n);
         n.edges.with(|e| e.iter().for_each(|m| check_node(m)));
