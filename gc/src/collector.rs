@@ -314,6 +314,15 @@ fn pause(phase: &'static str, cycle: u64, f: impl FnOnce()) -> Duration {
     let pause_ns = total.as_nanos() as u64;
     let stopping_ns = stopping.as_nanos() as u64;
     stats::record_pause(pause_ns, stopping_ns);
+    if stopping > Duration::from_millis(1) {
+        tracing::warn!(
+            target: "fibra_gc",
+            phase,
+            stopping_ns,
+            cycle,
+            "a worker kept the world waiting for over 1 ms: a task ran without reaching a safepoint (a long loop without allocation or yield_now, or a blocking call on a worker)"
+        );
+    }
     tracing::info!(target: "fibra_gc", phase, pause_ns, stopping_ns, cycle, "gc pause");
     total
 }

@@ -160,6 +160,41 @@ impl<T: 'static> Gc<T> {
         self.ptr.as_ptr() as usize & ROOT != 0
     }
 
+    /// Runs `cleanup` on the collector's cleanup thread some time after the
+    /// object has become unreachable and was freed (Go's `AddCleanup`).
+    /// `cleanup` must not hold a handle to the object itself: that handle
+    /// would be a root and keep the object alive forever. Cleanups are not
+    /// guaranteed to run before the process exits.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// let done = Arc::new(AtomicBool::new(false));
+    /// let obj = fibra_gc::Gc::new(7u32);
+    /// let flag = done.clone();
+    /// fibra_gc::Gc::add_cleanup(&obj, move || flag.store(true, Ordering::SeqCst));
+    /// drop(obj);
+    /// fibra_gc::collect();
+    /// fibra_gc::collect();
+    /// for _ in 0..1000 {
+    ///     if done.load(Ordering::SeqCst) {
+    ///         break;
+    ///     }
+    ///     std::thread::sleep(std::time::Duration::from_millis(1));
+    /// }
+    /// assert!(done.load(Ordering::SeqCst));
+    /// ```
+    pub fn add_cleanup(this: &Gc<T>, cleanup: impl FnOnce() + Send + 'static) {
+        let header = this.header();
+        let addr = header as *const Header as usize;
+        crate::cleanup::register(addr, Box::new(cleanup));
+        header.set_cleanup();
+        heap::pages::span_of(addr)
+            .has_cleanups
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
     /// Whether two handles point at the same object.
     ///
     /// ```

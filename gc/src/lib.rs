@@ -151,7 +151,9 @@
 //!
 //! Types without `Gc` fields may implement `Drop` (e.g. to close a file)
 //! when they are fields of a traced type, or when their `Trace` impl is
-//! written by hand.
+//! written by hand. To act when an object dies, register a cleanup with
+//! [`Gc::add_cleanup`] (Go's `AddCleanup`): it runs on a cleanup thread after
+//! the object was freed and never sees the object itself.
 //!
 //! ## Pacing, stats and debugging
 //!
@@ -171,6 +173,7 @@
 extern crate self as fibra_gc;
 
 mod cell;
+mod cleanup;
 mod collector;
 mod config;
 mod gc;

@@ -80,3 +80,35 @@ fn destructors_may_allocate_and_collect() {
     // Garbage made by the destructors themselves goes in later cycles.
     fibra_gc::collect();
 }
+
+#[test]
+fn cleanups_run_for_dead_objects_only() {
+    let ran = Arc::new(AtomicUsize::new(0));
+    let live = Gc::new(Holder {
+        next: GcCell::new(None),
+        _counted: Counted(Arc::new(AtomicUsize::new(0))),
+    });
+    let r = ran.clone();
+    Gc::add_cleanup(&live, move || {
+        r.fetch_add(1000, Ordering::SeqCst);
+    });
+    for _ in 0..50 {
+        let a = Gc::new(Holder {
+            next: GcCell::new(None),
+            _counted: Counted(Arc::new(AtomicUsize::new(0))),
+        });
+        a.next.set(Some(a.clone())); // a self-cycle
+        let r = ran.clone();
+        Gc::add_cleanup(&a, move || {
+            r.fetch_add(1, Ordering::SeqCst);
+        });
+    }
+    fibra_gc::collect();
+    fibra_gc::collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while ran.load(Ordering::SeqCst) < 50 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    assert_eq!(ran.load(Ordering::SeqCst), 50);
+    assert!(live.next.get().is_none());
+}

@@ -10,7 +10,8 @@ use crate::trace::Tracer;
 pub(crate) struct Header {
     /// How many root handles (`Gc`s outside the heap) point here (low 30
     /// bits; the collector treats the object as a root while non-zero), and
-    /// `STORED` once a handle to the object has been moved into the heap.
+    /// `STORED` once a handle to the object has been moved into the heap,
+    /// `CLEANUP` once a cleanup was registered for it.
     roots: AtomicU32,
     /// The object's `VTable`, as a signed offset from `ANCHOR`.
     vtable: u32,
@@ -37,7 +38,11 @@ static ANCHOR: VTable = VTable {
 unsafe fn trace_nothing(_: *const Header, _: &mut Tracer) {}
 
 /// Root count that no program reaches; counting past it aborts (like `Arc`).
-pub(crate) const MAX_ROOTS: u32 = 1 << 30;
+pub(crate) const MAX_ROOTS: u32 = 1 << 29;
+/// The root-count bits of `roots`.
+const COUNT: u32 = (1 << 30) - 1;
+/// Set in `roots` once a cleanup was registered for the object.
+const CLEANUP: u32 = 1 << 30;
 /// Set in `roots` once a handle to the object was stored in the heap.
 const STORED: u32 = 1 << 31;
 
@@ -54,14 +59,24 @@ impl Header {
     /// The number of root handles.
     #[inline]
     pub(crate) fn root_count(&self) -> u32 {
-        self.roots.load(Ordering::Relaxed) & !STORED
+        self.roots.load(Ordering::Relaxed) & COUNT
+    }
+
+    /// Records that a cleanup is registered for the object.
+    pub(crate) fn set_cleanup(&self) {
+        self.roots.fetch_or(CLEANUP, Ordering::Relaxed);
+    }
+
+    /// Whether a cleanup is registered for the object.
+    pub(crate) fn has_cleanup(&self) -> bool {
+        self.roots.load(Ordering::Relaxed) & CLEANUP != 0
     }
 
     /// Adds a root (a clone, or a handle leaving the heap).
     #[inline]
     pub(crate) fn add_root(&self) {
         let old = self.roots.fetch_add(1, Ordering::Relaxed);
-        if old & !STORED >= MAX_ROOTS {
+        if old & COUNT >= MAX_ROOTS {
             root_count_overflow();
         }
     }
@@ -69,7 +84,7 @@ impl Header {
     /// Removes the caller's root; `into_heap` when the handle is being
     /// stored in a heap object rather than dropped.
     ///
-    /// When the count is exactly 1 without `STORED`, the caller's handle is
+    /// When the count is exactly 1 without other bits, the caller's handle is
     /// the only way to the object anywhere: no other root exists, no heap
     /// object points to it, and the handle is owned (`&mut`), so no other
     /// thread can be cloning it. Then a plain store replaces the atomic

@@ -46,6 +46,8 @@ pub(crate) struct Span {
     pub(crate) sweeping: AtomicBool,
     /// The generation in which a thread cache took the span (0: none).
     pub(crate) cache_gen: AtomicU64,
+    /// Set once a cleanup was registered for an object here.
+    pub(crate) has_cleanups: AtomicBool,
     /// Set once an object whose type has a destructor was allocated here
     /// (otherwise sweeping never reads the objects).
     pub(crate) has_drops: AtomicBool,
@@ -96,6 +98,7 @@ impl Span {
             sweeping: AtomicBool::new(false),
             cache_gen: AtomicU64::new(0),
             has_drops: AtomicBool::new(false),
+            has_cleanups: AtomicBool::new(false),
             freeindex: AtomicUsize::new(0),
             mark: bitmap(nelems),
             alloc: bitmap(nelems),
@@ -186,7 +189,8 @@ impl Span {
     /// The caller holds the `sweeping` claim.
     pub(crate) fn sweep(&self, poison: bool) -> Swept {
         let mut out = Swept::default();
-        let visit = poison || self.has_drops.load(Ordering::Relaxed);
+        let cleanups = self.has_cleanups.load(Ordering::Acquire);
+        let visit = poison || cleanups || self.has_drops.load(Ordering::Relaxed);
         for w in 0..self.words() {
             let allocated = self.allocated_word(w);
             let marked = self.mark[w].load(Ordering::Acquire);
@@ -196,6 +200,12 @@ impl Span {
             while visit && garbage != 0 {
                 let slot = w * 64 + garbage.trailing_zeros() as usize;
                 garbage &= garbage - 1;
+                if cleanups {
+                    // SAFETY: the slot holds an initialised object.
+                    if unsafe { (*self.object(slot)).has_cleanup() } {
+                        crate::cleanup::object_died(self.object(slot) as usize);
+                    }
+                }
                 // SAFETY: the slot holds an initialised object that no root
                 // and no marked object reaches; nothing will read it again.
                 unsafe { self.drop_object(slot, poison) };
