@@ -49,11 +49,17 @@
 //!   `Arc`) simply stays a root: that can leak a cycle, never free a live
 //!   object.
 //!
-//! Cost: a clone is one relaxed atomic increment of the header (like `Arc`);
-//! dropping a root is one decrement inside a *mutator region* (below). The
-//! roots of the heap are exactly the objects with a non-zero count; the
-//! collector finds them by reading the counts of allocated objects
-//! concurrently with the mutators, never in a pause.
+//! Cost: a clone is one atomic increment of the header (like `Arc`);
+//! dropping a root is one decrement inside a *mutator region* (below). When a
+//! handle is the only root of an object that was never stored in the heap
+//! (the header's `STORED` bit is clear), nothing else can reach the object,
+//! so unrooting or dropping it is a plain store: building a structure from
+//! fresh objects (`Gc::new(Node { left: Gc::new(..), .. })`) costs no atomic
+//! read-modify-write at all. The roots of the heap are exactly the objects
+//! with a non-zero count; the collector finds them by reading the counts of
+//! allocated objects concurrently with the mutators, never in a pause (this
+//! root scan reads one header per allocated object; a per-span root bitmap
+//! would make it proportional to the roots instead).
 //!
 //! ## Phases and the phase word
 //!
@@ -122,7 +128,11 @@
 //!   serve the caches; a new generation turns `in_use` into `unswept` lazily,
 //!   in O(1) per class.
 //! * Side bitmaps per span: `mark` and `alloc`. Slots below the span's
-//!   `freeindex` were allocated since the last sweep.
+//!   `freeindex` were allocated since the last sweep. A span whose objects
+//!   have no destructor (`Trace::HEAP_DROP_IS_NOOP`, e.g. nodes made of
+//!   `Gc`s and numbers) is swept by bitmap operations alone.
+//! * Free page runs beyond what the next heap goal needs are returned to the
+//!   OS after each cycle (`madvise(MADV_DONTNEED)`).
 //!
 //! ## Destructors
 //!
@@ -154,6 +164,16 @@
 //! written by hand. To act when an object dies, register a cleanup with
 //! [`Gc::add_cleanup`] (Go's `AddCleanup`): it runs on a cleanup thread after
 //! the object was freed and never sees the object itself.
+//!
+//! ## Towards shorter pauses (what the next steps change)
+//!
+//! Marking already runs on the collector thread while mutators run, and
+//! both pauses do O(1) work; their length is the time the workers take to
+//! reach a safepoint. Still to come: parallel mark workers with a CPU budget
+//! (Go's 25%), splitting huge objects into scan chunks ("oblets"), paced
+//! assists with credit, cleanups of stacks after a cycle, and a bound on
+//! time-to-safepoint for tasks that never reach one (a signal-based poll in
+//! the runtime).
 //!
 //! ## Pacing, stats and debugging
 //!
