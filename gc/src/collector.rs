@@ -68,6 +68,8 @@ static TRIGGER: AtomicU64 = AtomicU64::new(MIN_HEAP_GOAL);
 static GOAL: AtomicU64 = AtomicU64::new(MIN_HEAP_GOAL);
 /// Live bytes after the last cycle.
 static LIVE: AtomicU64 = AtomicU64::new(0);
+/// Set while a cycle is requested or running (the pacer's fast check).
+static CYCLE_PENDING: AtomicBool = AtomicBool::new(false);
 /// Whether torture mode is on.
 static TORTURE: AtomicBool = AtomicBool::new(false);
 /// Whether configuration has been applied.
@@ -97,6 +99,7 @@ fn configure() {
 fn request(control: &mut Control, n: u64) {
     if control.requested < n {
         control.requested = n;
+        CYCLE_PENDING.store(true, Ordering::Release);
         if !control.thread {
             control.thread = true;
             std::thread::Builder::new()
@@ -209,7 +212,7 @@ pub(crate) fn alloc_slow(local: &Local, sc: SpanClass) {
 /// it has outgrown the goal during a cycle.
 fn pace() {
     let heap_now = LIVE.load(Ordering::Relaxed) + heap::ALLOCATED.load(Ordering::Relaxed);
-    if heap_now >= TRIGGER.load(Ordering::Relaxed) {
+    if heap_now >= TRIGGER.load(Ordering::Relaxed) && !CYCLE_PENDING.load(Ordering::Acquire) {
         let mut control = CONTROL.lock();
         if control.requested <= control.started && control.completed == control.started {
             let n = control.started + 1;
@@ -297,6 +300,9 @@ fn collector_main() {
         let wakers = {
             let mut control = CONTROL.lock();
             control.completed = n;
+            if control.requested <= n {
+                CYCLE_PENDING.store(false, Ordering::Release);
+            }
             CONTROL_CV.notify_all();
             std::mem::take(&mut control.wakers)
         };
