@@ -219,9 +219,37 @@ fn pace() {
             request(&mut control, n);
         }
     }
-    if mutator::epoch().marking() && heap_now > GOAL.load(Ordering::Relaxed) {
+    let goal = GOAL.load(Ordering::Relaxed);
+    if mutator::epoch().marking() && heap_now > goal {
         assist();
+        if heap_now > goal.saturating_mul(2) {
+            stall_for_mark(goal);
+        }
     }
+}
+
+/// Longest an allocation waits for marking to finish.
+const MAX_STALL: Duration = Duration::from_millis(20);
+
+/// The heap has outgrown twice its goal while marking (the collector is
+/// behind, e.g. starved of CPU): wait a bounded time for marking to finish
+/// instead of growing further. Never while holding a cell lock or running
+/// destructors (the collector may need those to finish).
+#[cold]
+fn stall_for_mark(goal: u64) {
+    if crate::cell::holding_cell() || heap::sweeping_here() || IS_COLLECTOR.with(|c| c.get()) {
+        return;
+    }
+    let deadline = Instant::now() + MAX_STALL;
+    fibra_runtime::safepoint::blocking(|| {
+        while mutator::epoch().marking()
+            && LIVE.load(Ordering::Relaxed) + heap::ALLOCATED.load(Ordering::Relaxed)
+                > goal.saturating_mul(2)
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_micros(100));
+        }
+    });
 }
 
 /// Work (objects) per assist: bounded, so an allocation never stalls long.
