@@ -13,6 +13,10 @@ pub(crate) struct Config {
     pub(crate) stack_size: usize,
     /// Prefix of worker thread names.
     pub(crate) thread_name: String,
+    /// Most threads of the blocking pool.
+    pub(crate) max_blocking_threads: usize,
+    /// How long an idle blocking thread lives.
+    pub(crate) blocking_keep_alive: std::time::Duration,
     /// How long everything must stay parked before `run` reports a
     /// deadlock; `None` turns detection off.
     pub(crate) deadlock_grace: Option<std::time::Duration>,
@@ -25,11 +29,14 @@ pub(crate) struct Config {
 
 impl Config {
     /// Builds the configuration: explicit values, else `FIBRA_WORKERS` /
-    /// `FIBRA_STACK_SIZE`, else the number of CPUs and 256 KiB.
+    /// `FIBRA_STACK_SIZE` / `FIBRA_MAX_BLOCKING_THREADS`, else the number
+    /// of CPUs, 256 KiB and 512.
     pub(crate) fn resolve(
         workers: Option<usize>,
         stack_size: Option<usize>,
         thread_name: Option<String>,
+        max_blocking_threads: Option<usize>,
+        blocking_keep_alive: Option<std::time::Duration>,
         deadlock_grace: Option<Option<std::time::Duration>>,
         dump_on_sigquit: Option<bool>,
     ) -> std::io::Result<Config> {
@@ -49,6 +56,20 @@ impl Config {
             workers,
             stack_size: normalize_size(stack_size),
             thread_name: thread_name.unwrap_or_else(|| "fibra-worker".into()),
+            max_blocking_threads: match max_blocking_threads
+                .or_else(|| env_usize("FIBRA_MAX_BLOCKING_THREADS"))
+            {
+                Some(0) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        "fibra: the blocking pool needs at least one thread \
+                         (max_blocking_threads(0) or FIBRA_MAX_BLOCKING_THREADS=0)",
+                    ))
+                }
+                Some(n) => n,
+                None => crate::blocking::DEFAULT_MAX_THREADS,
+            },
+            blocking_keep_alive: blocking_keep_alive.unwrap_or(crate::blocking::DEFAULT_KEEP_ALIVE),
             deadlock_grace: deadlock_grace.unwrap_or(Some(std::time::Duration::from_secs(1))),
             dump_on_sigquit: dump_on_sigquit.unwrap_or(true),
             #[cfg(feature = "tokio")]

@@ -19,20 +19,24 @@
 
 #![warn(missing_docs)]
 
+mod blocking;
 mod bridge;
 mod config;
 mod context;
 pub mod debug;
 mod loom;
+mod monitor;
 mod park;
 mod runtime;
 mod sched;
 
+pub mod net;
 pub mod safepoint;
 pub mod stack;
 pub mod task;
 pub mod time;
 
+pub use blocking::spawn_blocking;
 pub use park::{block_on, in_green_thread, yield_now};
 
 /// Blocking IO adapters.

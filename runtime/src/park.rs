@@ -156,6 +156,7 @@ fn park_current(task: &Arc<crate::task::Task>) {
     task.wait.stamp();
     crate::debug::record_backtrace(task);
     let yielder = task.yielder.get();
+    task.stack.record_suspend();
     // SAFETY: `yielder` was set by the coroutine's entry point and points
     // into the running coroutine's stack, which is the stack we run on.
     unsafe { (*yielder).suspend(Suspend::Park) };
@@ -211,7 +212,10 @@ pub(crate) fn poll_in_context<F: Future + ?Sized>(
 /// ```
 pub fn yield_now() {
     let yielder = context::with_task(|t| match t {
-        Some(t) if t.kind == Kind::Green => Some(t.yielder.get()),
+        Some(t) if t.kind == Kind::Green => {
+            t.stack.record_suspend();
+            Some(t.yielder.get())
+        }
         _ => None,
     });
     match yielder {

@@ -13,7 +13,11 @@
 //! 3. the dropping thread joins the workers, then cancels what is left in
 //!    the injector and the async tasks that were idle (no worker owned
 //!    them) and marks the runtime terminated, so a late wake or spawn is
-//!    cancelled at once instead of queued.
+//!    cancelled at once instead of queued;
+//! 4. it cancels the blocking-pool jobs that have not started (running
+//!    ones finish on their own threads) and shuts the netpoller down:
+//!    sockets registered with it fail from then on, and plain threads
+//!    waiting on one are woken to see the error.
 //!
 //! Every join handle then resolves: a value, a panic, or a cancellation.
 //! A task that never returns to the scheduler (a loop that makes no fibra
@@ -45,6 +49,8 @@ use crate::task::JoinHandle;
 pub struct Runtime {
     shared: Arc<Shared>,
     threads: Vec<std::thread::JoinHandle<()>>,
+    /// The stall detector and fallback netpoll (stopped first on drop).
+    monitor: Option<crate::monitor::Monitor>,
 }
 
 /// Configures and builds a [`Runtime`].
@@ -62,6 +68,8 @@ pub struct Builder {
     workers: Option<usize>,
     stack_size: Option<usize>,
     thread_name: Option<String>,
+    max_blocking_threads: Option<usize>,
+    thread_keep_alive: Option<std::time::Duration>,
     deadlock_grace: Option<Option<Duration>>,
     dump_on_sigquit: Option<bool>,
     #[cfg(feature = "tokio")]
@@ -86,6 +94,35 @@ impl Builder {
     /// Prefix of the worker threads' names (default `fibra-worker`).
     pub fn thread_name(mut self, name: impl Into<String>) -> Builder {
         self.thread_name = Some(name.into());
+        self
+    }
+
+    /// Most threads the blocking pool ([`spawn_blocking`](crate::spawn_blocking),
+    /// hostname resolution) may run at once; further jobs queue. Default:
+    /// `FIBRA_MAX_BLOCKING_THREADS`, else 512.
+    ///
+    /// ```
+    /// let rt = fibra_runtime::Runtime::builder().max_blocking_threads(4).build().unwrap();
+    /// # drop(rt);
+    /// ```
+    pub fn max_blocking_threads(mut self, n: usize) -> Builder {
+        self.max_blocking_threads = Some(n);
+        self
+    }
+
+    /// How long an idle blocking-pool thread waits for a job before it
+    /// exits (default 10 s).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let rt = fibra_runtime::Runtime::builder()
+    ///     .thread_keep_alive(Duration::from_secs(1))
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(rt);
+    /// ```
+    pub fn thread_keep_alive(mut self, keep_alive: std::time::Duration) -> Builder {
+        self.thread_keep_alive = Some(keep_alive);
         self
     }
 
@@ -146,6 +183,8 @@ impl Builder {
             self.workers,
             self.stack_size,
             self.thread_name,
+            self.max_blocking_threads,
+            self.thread_keep_alive,
             self.deadlock_grace,
             self.dump_on_sigquit,
         )?;
@@ -158,11 +197,13 @@ impl Builder {
         }
         let deques: Vec<Deque<_>> = (0..config.workers).map(|_| Deque::new_fifo()).collect();
         let stealers = deques.iter().map(|d| d.stealer()).collect();
-        let shared = Arc::new(Shared::new(config, stealers));
+        let io = Arc::new(crate::net::driver::Driver::new()?);
+        let shared = Arc::new(Shared::new(config, stealers, io));
         crate::sched::register_runtime(&shared);
         let mut rt = Runtime {
             shared: shared.clone(),
             threads: Vec::with_capacity(deques.len()),
+            monitor: None,
         };
         for (index, deque) in deques.into_iter().enumerate() {
             let shared = shared.clone();
@@ -172,6 +213,7 @@ impl Builder {
                 .spawn(move || Worker::new(index, shared, deque).run())?;
             rt.threads.push(thread);
         }
+        rt.monitor = Some(crate::monitor::Monitor::start(shared)?);
         tracing::debug!(workers = rt.threads.len(), "runtime started");
         Ok(rt)
     }
@@ -332,6 +374,22 @@ impl Runtime {
         self.shared.spawn_green(None, 0, f)
     }
 
+    /// Runs `f` on this runtime's blocking pool, from any thread (see
+    /// [`spawn_blocking`](crate::spawn_blocking)).
+    ///
+    /// ```
+    /// let rt = fibra_runtime::Runtime::new().unwrap();
+    /// let h = rt.spawn_blocking(|| std::fs::metadata("/").is_ok());
+    /// assert!(h.join().unwrap());
+    /// ```
+    pub fn spawn_blocking<F, T>(&self, f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        crate::blocking::spawn_on(&self.shared, f)
+    }
+
     /// Spawns an async task from any thread.
     ///
     /// ```
@@ -356,6 +414,9 @@ impl Drop for Runtime {
             !on_own_worker,
             "fibra: a Runtime was dropped from one of its own green threads; drop it from outside"
         );
+        if let Some(mut monitor) = self.monitor.take() {
+            monitor.stop();
+        }
         self.shared.begin_shutdown();
         for thread in self.threads.drain(..) {
             if thread.join().is_err() {
@@ -363,6 +424,8 @@ impl Drop for Runtime {
             }
         }
         self.shared.finish_shutdown();
+        self.shared.blocking.shutdown();
+        self.shared.io.shutdown();
         tracing::debug!("runtime stopped");
     }
 }

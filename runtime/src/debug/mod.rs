@@ -158,8 +158,8 @@ pub(crate) fn is_deadlocked(shared: &Shared, before: u64) -> bool {
         && shared.remotes.iter().all(|r| {
             r.inbox.is_empty() && r.stealer.is_empty() && r.metrics.timer_armed.get() == 0
         })
-        && shared.io_sources.load(Ordering::SeqCst) == 0
-        && shared.blocking_jobs.load(Ordering::SeqCst) == 0
+        && !shared.io.has_sources()
+        && shared.blocking.jobs() == 0
         && BLOCKED_THREADS.load(Ordering::SeqCst) == 0
         && shared.async_tasks.lock().len() == 0;
     if !quiet {

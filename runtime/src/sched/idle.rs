@@ -29,6 +29,11 @@
 //! or sees a spinner that decremented later and therefore re-checks later),
 //! or the worker's re-check comes after the publication and sees the work.
 //! The `loom_tests` module checks this protocol exhaustively.
+//!
+//! A sleeping worker may park in the netpoller instead of on its condition
+//! variable (`Parker::park_polling`); that changes only how `unpark`
+//! reaches it, not this protocol. `no_lost_wakeup_when_sleeping_in_the_poller`
+//! checks the combination.
 
 use std::sync::atomic::Ordering::SeqCst;
 
@@ -194,6 +199,55 @@ mod loom_tests {
                     continue;
                 }
                 parker.park(None);
+                if idle.unregister(0) {
+                    idle.stop_spinning();
+                }
+            }
+            producer.join().unwrap();
+        });
+    }
+
+    /// As `no_lost_wakeup_between_sleep_and_publish`, with the worker
+    /// parked in a (modelled) netpoll that the parker's interrupt wakes.
+    #[test]
+    fn no_lost_wakeup_when_sleeping_in_the_poller() {
+        loom::model(|| {
+            let idle = Arc::new(Idle::new(1));
+            let level = Arc::new((loom::sync::Mutex::new(false), loom::sync::Condvar::new()));
+            let l2 = level.clone();
+            let interrupt: crate::sched::parker::Interrupt = std::sync::Arc::new(move || {
+                *l2.0.lock().unwrap() = true;
+                l2.1.notify_one();
+            });
+            let parker = Arc::new(Parker::with_interrupt(interrupt));
+            let work = Arc::new(Work::new(0));
+
+            let (i2, p2, w2) = (idle.clone(), parker.clone(), work.clone());
+            let producer = loom::thread::spawn(move || {
+                w2.fetch_add(1, SeqCst);
+                if let Some(0) = i2.worker_to_notify() {
+                    p2.unpark();
+                }
+            });
+
+            loop {
+                if take(&work) {
+                    break;
+                }
+                idle.register_sleeper(0);
+                if work.load(SeqCst) > 0 {
+                    if idle.unregister(0) {
+                        idle.stop_spinning();
+                    }
+                    continue;
+                }
+                parker.park_polling(None, |_| {
+                    let mut ready = level.0.lock().unwrap();
+                    while !*ready {
+                        ready = level.1.wait(ready).unwrap();
+                    }
+                    *ready = false;
+                });
                 if idle.unregister(0) {
                     idle.stop_spinning();
                 }

@@ -95,6 +95,10 @@ pub struct RuntimeStats {
     pub injector: usize,
     /// Workers asleep right now.
     pub sleeping_workers: usize,
+    /// Threads of the blocking pool(s), busy or idle.
+    pub blocking_threads: usize,
+    /// Sockets registered with the netpoller(s).
+    pub sockets: usize,
     /// Process-wide green-thread stacks.
     pub stacks: crate::stack::StackStats,
 }

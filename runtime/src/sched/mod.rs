@@ -23,8 +23,11 @@
 //!
 //! runnext (at most 16 in a row) → inbox → pinned queue / local deque
 //! (alternating) → the injector every 61 ticks so it cannot starve → when
-//! all are empty, *spin*: steal half of a random victim's deque, the
-//! injector, the inbox, a few rounds → *sleep* by the [`idle`] protocol.
+//! all are empty, fire due timers and poll the netpoller without blocking
+//! → *spin*: steal half of a random victim's deque, the injector, the
+//! inbox, a few rounds → *sleep* by the [`idle`] protocol, blocking in the
+//! netpoller if no other worker does (see `net::driver`). A busy worker
+//! also polls the netpoller without blocking every 61 ticks.
 //!
 //! # Pinning
 //!
@@ -47,6 +50,7 @@ use std::sync::Arc;
 use crossbeam_deque::{Injector, Stealer};
 
 use crate::config::Config;
+use crate::net::driver::Driver;
 use crate::task::{JoinError, JoinHandle, Task};
 use idle::Idle;
 use parker::Parker;
@@ -78,6 +82,8 @@ pub(crate) struct Remote {
     pub(crate) started: parking_lot::Mutex<Registry>,
     /// Id of the task the worker is running (0: none).
     pub(crate) running: std::sync::atomic::AtomicU64,
+    /// Task runs the worker has started, for the monitor's stall detector.
+    pub(crate) switches: std::sync::atomic::AtomicU64,
 }
 
 /// State shared by all workers of one runtime.
@@ -99,28 +105,44 @@ pub(crate) struct Shared {
     pub(crate) async_tasks: parking_lot::Mutex<Registry>,
     /// Tasks spawned from outside the workers (workers count their own).
     pub(crate) spawned_remote: AtomicUsize,
-    /// Sockets registered with the netpoller (the deadlock detector treats
-    /// any as a possible source of wake-ups).
-    pub(crate) io_sources: AtomicUsize,
-    /// `spawn_blocking` jobs queued or running.
-    pub(crate) blocking_jobs: AtomicUsize,
+    /// The netpoller (its source count tells the deadlock detector whether
+    /// a socket may still wake someone).
+    pub(crate) io: Arc<Driver>,
+    /// Threads for `spawn_blocking` (and its count of pending jobs).
+    pub(crate) blocking: crate::blocking::Pool,
 }
 
 impl Shared {
-    pub(crate) fn new(config: Config, stealers: Vec<Stealer<Arc<Task>>>) -> Shared {
+    pub(crate) fn new(
+        config: Config,
+        stealers: Vec<Stealer<Arc<Task>>>,
+        io: Arc<Driver>,
+    ) -> Shared {
         let workers = stealers.len();
+        let blocking = crate::blocking::Pool::new(
+            config.max_blocking_threads,
+            config.blocking_keep_alive,
+            format!("{}-blocking", config.thread_name),
+        );
         Shared {
-            config,
             injector: Injector::new(),
             remotes: stealers
                 .into_iter()
-                .map(|stealer| Remote {
-                    stealer,
-                    inbox: Injector::new(),
-                    parker: Parker::new(),
-                    metrics: metrics::WorkerMetrics::default(),
-                    started: parking_lot::Mutex::new(Registry::default()),
-                    running: std::sync::atomic::AtomicU64::new(0),
+                .map(|stealer| {
+                    let waker = io.waker();
+                    Remote {
+                        stealer,
+                        inbox: Injector::new(),
+                        parker: Parker::with_interrupt(Arc::new(move || {
+                            if let Err(err) = waker.wake() {
+                                tracing::error!("fibra: cannot wake the netpoller: {err}");
+                            }
+                        })),
+                        metrics: metrics::WorkerMetrics::default(),
+                        started: parking_lot::Mutex::new(Registry::default()),
+                        running: std::sync::atomic::AtomicU64::new(0),
+                        switches: std::sync::atomic::AtomicU64::new(0),
+                    }
                 })
                 .collect(),
             idle: Idle::new(workers),
@@ -128,8 +150,9 @@ impl Shared {
             terminated: AtomicBool::new(false),
             async_tasks: parking_lot::Mutex::new(Registry::default()),
             spawned_remote: AtomicUsize::new(0),
-            io_sources: AtomicUsize::new(0),
-            blocking_jobs: AtomicUsize::new(0),
+            io,
+            blocking,
+            config,
         }
     }
 
@@ -287,6 +310,8 @@ impl Shared {
         out.async_tasks += self.async_tasks.lock().len();
         out.injector += self.injector.len();
         out.sleeping_workers += self.idle.num_sleeping();
+        out.blocking_threads += self.blocking.threads();
+        out.sockets += self.io.sources();
     }
 }
 

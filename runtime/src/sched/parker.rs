@@ -3,9 +3,9 @@
 //!
 //! # Protocol
 //!
-//! One state word: `EMPTY`, `PARKED` or `NOTIFIED`, with the semantics of
-//! `std::thread::park`: an `unpark` before `park` is remembered as a token,
-//! so `park` returns immediately.
+//! One state word: `EMPTY`, `PARKED`, `POLLING` or `NOTIFIED`, with the
+//! semantics of `std::thread::park`: an `unpark` before `park` is remembered
+//! as a token, so `park` returns immediately.
 //!
 //! - `park`: consume a token if present (`NOTIFIED -> EMPTY`). Otherwise take
 //!   the lock, move `EMPTY -> PARKED`, and wait on the condition variable
@@ -16,6 +16,25 @@
 //!
 //! The lock is touched only when a thread really sleeps, so `unpark` of a
 //! running thread costs one atomic swap.
+//!
+//! # Parking in the netpoller (added with the netpoller)
+//!
+//! A worker that holds the runtime's netpoller sleeps in `epoll_wait`
+//! instead of on the condition variable ([`Parker::park_polling`]):
+//!
+//! - `park_polling`: consume a token if present; otherwise move
+//!   `EMPTY -> POLLING`, block in the poll, then reset to `EMPTY`.
+//! - `unpark` that swaps out `POLLING` calls the parker's *interrupt* (the
+//!   driver's `mio::Waker`, which makes the poll's eventfd readable).
+//!
+//! No wake-up is lost: the interrupt is a level in the kernel, so an
+//! `unpark` that sees `POLLING` either finds the thread inside
+//! `epoll_wait` (which returns) or just before it (which then returns at
+//! once). An interrupt that lands after the poll returned only makes the
+//! next poll return early; the parked worker re-checks its queues after
+//! every park in any case, so resetting a `NOTIFIED` that arrived meanwhile
+//! to `EMPTY` loses nothing - exactly as the timed condvar park already
+//! did. The `loom_tests` below model this with a fake poll.
 
 use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
@@ -26,12 +45,18 @@ use crate::loom::{AtomicUsize, Condvar, Mutex};
 const EMPTY: usize = 0;
 const PARKED: usize = 1;
 const NOTIFIED: usize = 2;
+const POLLING: usize = 3;
+
+/// Wakes a thread blocked in the netpoller.
+pub(crate) type Interrupt = Arc<dyn Fn() + Send + Sync>;
 
 /// A one-token park/unpark pair for one OS thread.
 pub(crate) struct Parker {
     state: AtomicUsize,
     lock: Mutex<()>,
     cvar: Condvar,
+    /// Reaches the thread while it parks in the netpoller.
+    interrupt: Option<Interrupt>,
 }
 
 impl Parker {
@@ -40,7 +65,41 @@ impl Parker {
             state: AtomicUsize::new(EMPTY),
             lock: Mutex::new(()),
             cvar: Condvar::new(),
+            interrupt: None,
         }
+    }
+
+    /// A parker whose thread may also park in a poll that `interrupt`
+    /// wakes.
+    pub(crate) fn with_interrupt(interrupt: Interrupt) -> Parker {
+        Parker {
+            interrupt: Some(interrupt),
+            ..Parker::new()
+        }
+    }
+
+    /// Parks inside `poll` (a netpoller wait bounded by its argument)
+    /// until `poll` returns; an [`unpark`](Self::unpark) meanwhile calls the
+    /// interrupt, which must make `poll` return.
+    pub(crate) fn park_polling(
+        &self,
+        timeout: Option<Duration>,
+        poll: impl FnOnce(Option<Duration>),
+    ) {
+        debug_assert!(
+            self.interrupt.is_some(),
+            "park_polling without an interrupt"
+        );
+        match self.state.compare_exchange(EMPTY, POLLING, SeqCst, SeqCst) {
+            Ok(_) => {}
+            Err(NOTIFIED) => {
+                self.state.store(EMPTY, SeqCst);
+                return;
+            }
+            Err(other) => unreachable!("parker state {other}"),
+        }
+        poll(timeout);
+        self.state.swap(EMPTY, SeqCst);
     }
 
     /// Blocks until [`unpark`](Self::unpark) is called (or was called since
@@ -83,10 +142,18 @@ impl Parker {
 
     /// Wakes the parked thread, or makes its next park return at once.
     pub(crate) fn unpark(&self) {
-        if self.state.swap(NOTIFIED, SeqCst) == PARKED {
-            // Taking the lock orders this notify after the sleeper's wait.
-            drop(self.lock.lock().unwrap());
-            self.cvar.notify_one();
+        match self.state.swap(NOTIFIED, SeqCst) {
+            PARKED => {
+                // Taking the lock orders this notify after the sleeper's wait.
+                drop(self.lock.lock().unwrap());
+                self.cvar.notify_one();
+            }
+            POLLING => {
+                if let Some(interrupt) = &self.interrupt {
+                    interrupt();
+                }
+            }
+            _ => {}
         }
     }
 }
@@ -144,6 +211,66 @@ mod loom_tests {
             let p = Arc::new(Parker::new());
             let p2 = p.clone();
             let t = loom::thread::spawn(move || p2.unpark());
+            p.park(None);
+            t.join().unwrap();
+        });
+    }
+
+    /// The eventfd behind the netpoller's waker: a level that a poll
+    /// consumes, modelled with a lock and a condition variable.
+    struct FakePoll {
+        ready: loom::sync::Mutex<bool>,
+        cvar: loom::sync::Condvar,
+    }
+
+    impl FakePoll {
+        fn new() -> FakePoll {
+            FakePoll {
+                ready: loom::sync::Mutex::new(false),
+                cvar: loom::sync::Condvar::new(),
+            }
+        }
+        fn poll(&self) {
+            let mut ready = self.ready.lock().unwrap();
+            while !*ready {
+                ready = self.cvar.wait(ready).unwrap();
+            }
+            *ready = false;
+        }
+        fn wake(&self) {
+            *self.ready.lock().unwrap() = true;
+            self.cvar.notify_one();
+        }
+    }
+
+    fn polling_parker() -> (Arc<Parker>, Arc<FakePoll>) {
+        let fake = Arc::new(FakePoll::new());
+        let f2 = fake.clone();
+        let interrupt: Interrupt = std::sync::Arc::new(move || f2.wake());
+        (Arc::new(Parker::with_interrupt(interrupt)), fake)
+    }
+
+    #[test]
+    fn unpark_reaches_a_poller() {
+        loom::model(|| {
+            let (p, fake) = polling_parker();
+            let p2 = p.clone();
+            let t = loom::thread::spawn(move || p2.unpark());
+            p.park_polling(None, |_| fake.poll());
+            t.join().unwrap();
+        });
+    }
+
+    #[test]
+    fn polling_and_condvar_parks_mix() {
+        loom::model(|| {
+            let (p, fake) = polling_parker();
+            let p2 = p.clone();
+            let t = loom::thread::spawn(move || p2.unpark());
+            p.park_polling(None, |_| fake.poll());
+            t.join().unwrap();
+            let p3 = p.clone();
+            let t = loom::thread::spawn(move || p3.unpark());
             p.park(None);
             t.join().unwrap();
         });

@@ -51,6 +51,11 @@ impl Registry {
         tasks
     }
 
+    /// Every task in the registry.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Arc<Task>> {
+        self.slots.iter().flatten()
+    }
+
     /// References to every task, for dumps.
     pub(crate) fn tasks(&self) -> Vec<Arc<Task>> {
         self.slots.iter().flatten().cloned().collect()

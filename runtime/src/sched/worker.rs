@@ -1,5 +1,21 @@
 //! One worker: its queues, its loop, and how it runs, parks and cancels
 //! tasks. See the module docs of `sched` for the protocol.
+//!
+//! # Netpoller and monitor hooks
+//!
+//! Three places touch the netpoller (`net::driver`), following Go's
+//! `findrunnable`: every 61 ticks a busy worker polls it without blocking
+//! (so readiness is collected while all workers are busy); a worker out of
+//! local work polls it without blocking before it steals; and a worker
+//! going to sleep that wins the poller's try-lock parks *in* the poll
+//! (`Parker::park_polling`, bounded by its next timer) instead of on its
+//! condition variable. Only the parking call changes in `sleep`: the
+//! registration in `Idle` before the final re-check, and the unregister
+//! after waking, are untouched, so the no-lost-wake-up argument of
+//! `sched::idle` holds as is; the poller dispatches its events only after
+//! unregistering. `run_task` also publishes a switch counter (one relaxed
+//! store) beside the running task's id, for the monitor thread's stall
+//! detector.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -29,6 +45,8 @@ const SPIN_ROUNDS: usize = 4;
 const INBOX_BATCH: usize = 32;
 /// Check the timer heap every this many ticks while busy.
 const TIMER_INTERVAL: u32 = 16;
+/// Poll the netpoller (without blocking) every this many ticks while busy.
+const NETPOLL_INTERVAL: u32 = 61;
 
 /// A worker thread's own state. Lives on the worker thread's stack; tasks
 /// reach it through `context::with_worker`.
@@ -55,11 +73,17 @@ pub(crate) struct Worker {
     spinning: Cell<bool>,
     /// xorshift state for victim selection.
     rng: Cell<u64>,
+    /// Task runs so far (published to the monitor).
+    switches: Cell<u64>,
 }
 
 impl Worker {
     pub(crate) fn new(index: usize, shared: Arc<Shared>, deque: Deque<Arc<Task>>) -> Worker {
         let stack_size = shared.config.stack_size;
+        let wake = {
+            let shared = shared.clone();
+            move || shared.remotes[index].parker.unpark()
+        };
         Worker {
             index,
             shared,
@@ -67,13 +91,14 @@ impl Worker {
             runnext_streak: Cell::new(0),
             pinned: RefCell::new(VecDeque::new()),
             deque,
-            stacks: RefCell::new(StackPool::new(stack_size)),
+            stacks: RefCell::new(StackPool::new(stack_size, wake)),
             timers: RefCell::new(TimerHeap::default()),
             tick: Cell::new(0),
             spinning: Cell::new(false),
             rng: Cell::new(
                 0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9),
             ),
+            switches: Cell::new(0),
         }
     }
 
@@ -89,11 +114,19 @@ impl Worker {
                 break;
             }
             mutator.poll();
+            if self.stacks.borrow().shrink_requested() {
+                self.stacks
+                    .borrow_mut()
+                    .shrink_all(self.remote().started.lock().iter());
+            }
             if let Some(task) = self.next_local() {
                 self.run_task(task);
                 continue;
             }
             if self.fire_timers() > 0 {
+                continue;
+            }
+            if self.shared.io.poll_now() > 0 {
                 continue;
             }
             if let Some(task) = self.search() {
@@ -138,6 +171,9 @@ impl Worker {
         self.tick.set(tick);
         if tick.is_multiple_of(TIMER_INTERVAL) && !self.timers.borrow().is_empty() {
             self.fire_timers();
+        }
+        if tick.is_multiple_of(NETPOLL_INTERVAL) {
+            self.shared.io.poll_now();
         }
         if tick.is_multiple_of(INJECTOR_INTERVAL) {
             crate::debug::refresh_clock();
@@ -281,7 +317,7 @@ impl Worker {
             self.spinning.set(self.shared.idle.unregister(self.index));
             return;
         }
-        self.stacks.borrow_mut().trim();
+        self.stacks.borrow_mut().idle();
         let timeout = self.sleep_timeout();
         let metrics = self.metrics();
         metrics.timers.set(self.timers.borrow().len() as u64);
@@ -289,14 +325,23 @@ impl Worker {
         metrics
             .green_threads
             .set(self.remote().started.lock().len() as u64);
+        let mut poller = None;
         if timeout != Some(std::time::Duration::ZERO) {
             metrics.sleeps.add(1);
             let start = std::time::Instant::now();
-            mutator.idle(|| self.shared.remotes[self.index].parker.park(timeout));
+            let parker = &self.shared.remotes[self.index].parker;
+            poller = self.shared.io.try_poller();
+            match &mut poller {
+                Some(p) => mutator.idle(|| parker.park_polling(timeout, |t| p.poll(t))),
+                None => mutator.idle(|| parker.park(timeout)),
+            }
             metrics.idle_ns.add(start.elapsed().as_nanos() as u64);
             crate::debug::refresh_clock();
         }
         self.spinning.set(self.shared.idle.unregister(self.index));
+        if let Some(mut p) = poller {
+            p.dispatch();
+        }
     }
 
     fn next_random(&self) -> u64 {
@@ -321,6 +366,9 @@ impl Worker {
     fn run_task(&self, task: Arc<Task>) {
         let remote = self.remote();
         remote.metrics.tasks_run.add(1);
+        let switch = self.switches.get().wrapping_add(1);
+        self.switches.set(switch);
+        remote.switches.store(switch, Ordering::Relaxed);
         remote.running.store(task.id.as_u64(), Ordering::Relaxed);
         match task.kind {
             Kind::Green => self.run_green(task),
@@ -352,6 +400,7 @@ impl Worker {
                 }
             };
             let ptr = Arc::as_ptr(&task);
+            task.stack.start(&stack);
             *slot = Some(Coroutine::with_stack(stack, move |yielder, ()| {
                 Task::green_entry(ptr, yielder)
             }));
@@ -378,13 +427,16 @@ impl Worker {
                 self.pinned.borrow_mut().push_back(task);
             }
             CoroutineResult::Yield(Suspend::Park) => {
+                self.stacks.borrow_mut().parked(&task);
                 if task.state.park() == ParkAction::Reschedule {
                     self.pinned.borrow_mut().push_back(task);
                 }
             }
             CoroutineResult::Return(()) => {
                 let coroutine = slot.take().expect("finished coroutine");
-                self.stacks.borrow_mut().give(coroutine.into_stack());
+                self.stacks
+                    .borrow_mut()
+                    .give(&task.stack, coroutine.into_stack());
                 self.remote().started.lock().remove(&task);
                 task.finish();
             }
@@ -491,7 +543,9 @@ impl Worker {
                 );
             }
             if coroutine.done() {
-                self.stacks.borrow_mut().give(coroutine.into_stack());
+                self.stacks
+                    .borrow_mut()
+                    .give(&task.stack, coroutine.into_stack());
             } else {
                 // Cannot happen after a completed forced unwind; keep the
                 // memory rather than free a stack that may hold live frames.

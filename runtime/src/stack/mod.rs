@@ -1,37 +1,78 @@
-//! Green-thread stacks: guarded virtual reservations, pooled per worker.
+//! Green-thread stacks: guarded virtual reservations that grow (the kernel
+//! commits pages on first touch, and [`maybe_grow`] adds segments), shrink
+//! (pages below a parked task's stack pointer are released) and are freed
+//! wholesale (a finished task's stack goes back to a pool in O(1)).
 //!
 //! # Layout
 //!
 //! ```text
 //!   high addresses   +------------------+  <- base()  (stack grows down from here)
-//!                    |  usable bytes    |  PROT_READ|PROT_WRITE, committed by the
-//!                    |  (size)          |  kernel page by page on first touch
+//!                    |  usable bytes    |  read-write, committed by the kernel
+//!                    |  (size)          |  page by page on first touch
 //!                    +------------------+
-//!                    |  guard page      |  PROT_NONE: touching it faults
-//!   low addresses    +------------------+  <- limit()
+//!                    |  guard page      |  faults when touched: a stack overflow,
+//!   low addresses    +------------------+  <- limit()  reported by `overflow`
 //! ```
 //!
-//! A stack is one `mmap` reservation (no memory committed) followed by one
-//! `mprotect` that opens the usable part, so it costs two kernel mappings and
-//! about one page of resident memory until the task goes deeper.
+//! A stack costs about one page of resident memory until its task goes
+//! deeper, and one or two kernel mappings (see `os` for guard regions
+//! versus guard pages, and `budget` for the `vm.max_map_count` limit).
 //!
-//! # Pooling
+//! # States of a green thread's stack, and who may touch its pages
 //!
-//! Every worker owns a [`StackPool`]; a finished task's stack goes back to the
-//! pool of the worker it ran on (green threads are pinned, so that is always
-//! the worker that took it). A pool holds stacks of the runtime's default
-//! size only, up to a bound; surplus and odd-sized stacks are unmapped.
-//! Steady-state spawning therefore makes no `mmap` call at all.
+//! ```text
+//!   pooled ──take──► running ◄──resume── suspended ──exit──► pooled
+//!                       └──────suspend──────►┘
+//! ```
+//!
+//! - *pooled* (see `pool`): holds no frames; its pool's owner may release
+//!   any page.
+//! - *running*: only the task's own code touches it.
+//! - *suspended* (parked or yielded): the task recorded an approximate
+//!   stack pointer (`TaskStack::record_suspend`, the address of a local
+//!   just before the switch). Frames live at and above it; the switch code
+//!   saves a few registers just below it. The owner worker - the only
+//!   thread that ever resumes the task, and it is not running it - may
+//!   release pages below `sp - SAFETY_MARGIN - keep` (see `shrink`).
+//!
+//! Invariant: pages are released only below the recorded stack pointer of
+//! a suspended task, by its owner worker, or in a stack that holds no
+//! frames; so no live frame is ever zeroed.
+//!
+//! # Segments
+//!
+//! [`maybe_grow`] runs a closure on a segment (another guarded stack) when
+//! the current stack or segment has less than a red zone left; the task's
+//! bounds then describe the segment, and a link in the switching frame
+//! remembers the stack it left (`segment`). Each task caches its last freed
+//! segment, so a split inside a tight loop costs a stack switch, not a
+//! system call.
+//!
+//! # Environment
+//!
+//! - `FIBRA_STACK_GUARD=pages`: use `PROT_NONE` guard pages (two mappings
+//!   per stack) even where the kernel offers guard regions.
+//! - `FIBRA_MAX_MAP_COUNT=N`: budget stacks as if `vm.max_map_count` were N
+//!   (for processes that need mappings for other things, and for tests).
 
+mod budget;
 mod os;
+pub(crate) mod overflow;
 mod pool;
+mod segment;
+mod shrink;
 
-pub(crate) use pool::StackPool;
+pub(crate) use pool::LocalPool;
 pub use pool::{stats, StackStats};
+pub use segment::{maybe_grow, remaining};
+pub use shrink::shrink_stacks;
+pub(crate) use shrink::{ShrinkQueue, TaskStack};
 
+use std::collections::BTreeMap;
 use std::io;
 
 use corosensei::stack::StackPointer;
+use parking_lot::Mutex;
 
 /// Smallest usable stack a task may ask for.
 pub const MIN_STACK_SIZE: usize = 16 * 1024;
@@ -43,12 +84,67 @@ pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
 /// Clamps a requested stack size into `[MIN_STACK_SIZE, MAX_STACK_SIZE]` and
 /// rounds it up to whole pages.
 pub(crate) fn normalize_size(size: usize) -> usize {
+    round_up_to_page(size.clamp(MIN_STACK_SIZE, MAX_STACK_SIZE))
+}
+
+#[inline]
+fn round_up_to_page(size: usize) -> usize {
     let page = os::page_size();
-    let size = size.clamp(MIN_STACK_SIZE, MAX_STACK_SIZE);
     (size + page - 1) & !(page - 1)
 }
 
-/// A guarded, lazily committed stack for one green thread.
+#[inline]
+fn round_down_to_page(addr: usize) -> usize {
+    addr & !(os::page_size() - 1)
+}
+
+/// Every mapped stack, `bottom -> len`, so that [`stats`] can count their
+/// resident pages. A stack is inserted after it is mapped and removed
+/// before it is unmapped, so every entry is mapped while the lock is held.
+static MAPPINGS: Mutex<BTreeMap<usize, usize>> = Mutex::new(BTreeMap::new());
+
+/// Above this many stacks, [`committed_bytes`] samples.
+const COMMITTED_SAMPLE: usize = 16 * 1024;
+
+/// Resident bytes of all mapped stacks: `mincore` over merged ranges of
+/// adjacent stacks when there are at most [`COMMITTED_SAMPLE`] of them;
+/// beyond that, over every k-th run of 64 stacks in address order (k
+/// chosen so that about `COMMITTED_SAMPLE` are examined, in few calls since
+/// neighbours merge), scaled by reserved bytes.
+fn committed_bytes() -> usize {
+    const RUN: usize = 64;
+    let maps = MAPPINGS.lock();
+    let stride = maps.len().div_ceil(COMMITTED_SAMPLE).max(1);
+    let mut ranges: Vec<(usize, usize)> = Vec::new();
+    let (mut sampled, mut total) = (0usize, 0usize);
+    for (i, (&bottom, &len)) in maps.iter().enumerate() {
+        total += len;
+        // `is_multiple_of` needs Rust 1.87; the workspace supports 1.80.
+        #[allow(clippy::manual_is_multiple_of)]
+        let skip = (i / RUN) % stride != 0;
+        if skip {
+            continue;
+        }
+        sampled += len;
+        match ranges.last_mut() {
+            Some(last) if last.1 == bottom => last.1 += len,
+            _ => ranges.push((bottom, bottom + len)),
+        }
+    }
+    let mut buf = Vec::new();
+    // SAFETY: every range is made of registered stacks, which stay mapped
+    // while `maps` is locked (see MAPPINGS).
+    let pages = unsafe { os::resident_pages(&ranges, &mut buf) };
+    let resident = pages * os::page_size();
+    if sampled == total || sampled == 0 {
+        resident
+    } else {
+        (resident as u128 * total as u128 / sampled as u128) as usize
+    }
+}
+
+/// A guarded, lazily committed stack for one green thread (or one
+/// `maybe_grow` segment).
 ///
 /// Owns its mapping; dropping it unmaps the memory.
 pub(crate) struct Stack {
@@ -69,52 +165,57 @@ impl Stack {
         let page = os::page_size();
         let len = size + page;
         let bottom = os::map_guarded(len, page)?;
-        pool::STATS.mapped(len);
+        MAPPINGS.lock().insert(bottom, len);
+        pool::STATS.mapped_one(len);
         Ok(Stack { bottom, len })
     }
 
     /// Usable bytes (the guard page excluded).
+    #[inline]
     pub(crate) fn size(&self) -> usize {
         self.len - os::page_size()
     }
 
     /// Lowest usable address (just above the guard page).
+    #[inline]
     pub(crate) fn usable_bottom(&self) -> usize {
         self.bottom + os::page_size()
     }
 
     /// Highest address (exclusive): the initial stack pointer.
+    #[inline]
     pub(crate) fn top(&self) -> usize {
         self.bottom + self.len
     }
 
-    /// Releases the committed pages between the usable bottom and `keep_from`
-    /// (rounded down to a page), keeping everything above it. Returns the
-    /// number of bytes released.
-    pub(crate) fn release_below(&self, keep_from: usize) -> usize {
-        let page = os::page_size();
-        let end = keep_from.min(self.top()) & !(page - 1);
+    /// Releases all but the top `keep` bytes. Only for a stack that holds no
+    /// frames. Returns the bytes released.
+    pub(crate) fn trim_to(&self, keep: usize) -> usize {
+        let end = round_down_to_page(self.top().saturating_sub(keep));
         let start = self.usable_bottom();
         if end <= start {
             return 0;
         }
-        os::release(start, end - start);
+        // SAFETY: the range is inside this stack's usable part, and the
+        // caller owns the stack while it holds no frames.
+        unsafe { os::release(start, end - start) };
         end - start
     }
 }
 
 impl Drop for Stack {
     fn drop(&mut self) {
+        MAPPINGS.lock().remove(&self.bottom);
         os::unmap(self.bottom, self.len);
-        pool::STATS.unmapped(self.len);
+        pool::STATS.unmapped_one(self.len);
     }
 }
 
 // SAFETY: `base()` is the top of a mapping whose usable part is readable and
-// writable, `limit()` is its bottom including a PROT_NONE guard page, both are
-// page-aligned (so aligned to STACK_ALIGNMENT), and the usable part is at least
-// MIN_STACK_SIZE (16 KiB) > corosensei's 4 KiB minimum. The mapping lives as
-// long as the `Stack`.
+// writable, `limit()` is its bottom including a guard page that faults on
+// access, both are page-aligned (so aligned to STACK_ALIGNMENT), and the
+// usable part is at least MIN_STACK_SIZE (16 KiB) > corosensei's 4 KiB
+// minimum. The mapping lives as long as the `Stack`.
 unsafe impl corosensei::stack::Stack for Stack {
     #[inline]
     fn base(&self) -> StackPointer {
@@ -127,28 +228,80 @@ unsafe impl corosensei::stack::Stack for Stack {
     }
 }
 
-/// Refuses a new green thread when mapping its stack would exceed the
-/// kernel's mapping limit, with an error that says how to raise it.
+/// Refuses a new green thread when starting it could exceed the kernel's
+/// mapping limit, with an error that says how to raise it.
 pub(crate) fn check_mapping_budget() -> io::Result<()> {
-    static BUDGET: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    // Each stack costs two mappings; leave room for the rest of the process
-    // (libraries, heap arenas, thread stacks).
-    let budget = *BUDGET.get_or_init(|| {
-        os::max_map_count()
-            .map(|n| n.saturating_sub(2048) / 2)
-            .unwrap_or(usize::MAX)
-    });
-    if pool::stats().mapped < budget {
-        return Ok(());
+    budget::check_spawn()
+}
+
+/// A worker's stacks: its pool, its shrink queue, and the alternate
+/// signal stack that lets the overflow handler run on its thread. Created
+/// on the worker's thread.
+pub(crate) struct StackPool {
+    /// Stacks for green threads that start on this worker.
+    pool: LocalPool,
+    /// Parked tasks to probe, and shrink requests.
+    shrink: ShrinkQueue,
+    /// The alternate signal stack fibra installed, if the thread had none.
+    _alt_stack: Option<overflow::AltStack>,
+}
+
+impl StackPool {
+    /// Sets up the calling worker thread; `wake` unparks the worker (used
+    /// when [`shrink_stacks`] is called while it sleeps).
+    pub(crate) fn new(size: usize, wake: impl Fn() + Send + Sync + 'static) -> StackPool {
+        overflow::install_handler();
+        StackPool {
+            pool: LocalPool::new(size),
+            shrink: ShrinkQueue::new(wake),
+            _alt_stack: overflow::AltStack::ensure(),
+        }
     }
-    Err(io::Error::new(
-        io::ErrorKind::OutOfMemory,
-        format!(
-            "fibra: cannot spawn another green thread: {budget} stacks are mapped, the most the \
-             kernel's memory-mapping limit allows (vm.max_map_count = {}; each stack uses 2 \
-             mappings). Raise it, e.g. `sudo sysctl -w vm.max_map_count=2200000` for 1M green \
-             threads",
-            os::max_map_count().unwrap_or(0)
-        ),
-    ))
+
+    /// Takes a stack for a green thread that starts now and records it as
+    /// the task's stack. `size` 0 means the runtime's default.
+    pub(crate) fn take(&mut self, size: usize) -> io::Result<Stack> {
+        self.pool.take(size)
+    }
+
+    /// Returns a finished task's stack (and its cached segment).
+    pub(crate) fn give(&mut self, task: &TaskStack, stack: Stack) {
+        task.finish();
+        self.pool.give(stack);
+    }
+
+    /// A task of this worker parked (it is suspended now).
+    pub(crate) fn parked(&mut self, task: &std::sync::Arc<crate::task::Task>) {
+        self.shrink.parked(task);
+    }
+
+    /// Whether [`shrink_stacks`] asked this worker to act.
+    #[inline]
+    pub(crate) fn shrink_requested(&self) -> bool {
+        self.shrink.requested()
+    }
+
+    /// Shrinks the suspended tasks among `tasks` that ran since their last
+    /// shrink (the worker's started green threads; no task runs now).
+    pub(crate) fn shrink_all<'a>(
+        &mut self,
+        tasks: impl IntoIterator<Item = &'a std::sync::Arc<crate::task::Task>>,
+    ) {
+        self.shrink.shrink_all(tasks);
+    }
+
+    /// The worker is about to sleep: trims returned stacks and probes the
+    /// parked tasks queued for it.
+    pub(crate) fn idle(&mut self) {
+        self.pool.trim();
+        self.shrink.drain();
+    }
+}
+
+/// The address of a local in the caller's frame: the stack pointer, give or
+/// take the caller's frame size.
+#[inline(always)]
+pub(crate) fn approx_sp() -> usize {
+    let marker = 0u8;
+    std::hint::black_box(&marker) as *const u8 as usize
 }

@@ -1,103 +1,301 @@
-//! The operating-system side of stacks: `mmap`, `mprotect`, `madvise`,
-//! `munmap`. Every `unsafe` call on stack memory lives here.
+//! The operating-system side of stacks: `mmap`, `madvise`, `mincore`,
+//! `munmap`, and the process-wide knobs read from the environment. Every
+//! `unsafe` call on stack memory lives here.
+//!
+//! # Guard pages and the mapping limit
+//!
+//! A stack's lowest page must fault when touched. Two ways exist:
+//!
+//! - [`GuardMode::Regions`] (Linux 6.13+): map the whole stack read-write
+//!   and install a *guard region* on its lowest page with
+//!   `madvise(MADV_GUARD_INSTALL)`. The guard lives in the page tables, not
+//!   in a separate kernel mapping, so neighbouring stacks merge into one
+//!   mapping and `vm.max_map_count` stops limiting the number of stacks.
+//! - [`GuardMode::Pages`] (any kernel): map it `PROT_NONE` and open all but
+//!   the lowest page with `mprotect`. Each stack is then two mappings.
+//!
+//! The mode is probed once; `FIBRA_STACK_GUARD=pages` forces the second.
 
 use std::io;
 use std::sync::OnceLock;
 
-/// The system page size, read once.
+/// `madvise` advice installing a guard region (Linux 6.13, not yet in libc).
+const MADV_GUARD_INSTALL: libc::c_int = 102;
+
+/// The system page size, read once (a plain load afterwards: the segment
+/// fast path and the overflow handler call this).
+#[inline]
 pub(crate) fn page_size() -> usize {
-    static PAGE: OnceLock<usize> = OnceLock::new();
-    *PAGE.get_or_init(|| {
-        // SAFETY: sysconf has no memory-safety preconditions.
-        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-        if page <= 0 {
-            4096
+    use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+    static PAGE: AtomicUsize = AtomicUsize::new(0);
+    let page = PAGE.load(Relaxed);
+    if page != 0 {
+        return page;
+    }
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let page = match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+        p if p <= 0 => 4096,
+        p => p as usize,
+    };
+    PAGE.store(page, Relaxed);
+    page
+}
+
+/// How stacks get their guard page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GuardMode {
+    /// `MADV_GUARD_INSTALL`: a stack costs at most one mapping, and
+    /// adjacent stacks share one.
+    Regions,
+    /// `PROT_NONE` page: a stack costs two mappings.
+    Pages,
+}
+
+impl GuardMode {
+    /// Kernel mappings one stack costs at worst.
+    pub(crate) fn mappings_per_stack(self) -> usize {
+        match self {
+            GuardMode::Regions => 1,
+            GuardMode::Pages => 2,
+        }
+    }
+}
+
+/// The guard mode of this process: `FIBRA_STACK_GUARD=pages` forces
+/// [`GuardMode::Pages`]; otherwise guard regions when the kernel has them.
+pub(crate) fn guard_mode() -> GuardMode {
+    static MODE: OnceLock<GuardMode> = OnceLock::new();
+    *MODE.get_or_init(|| {
+        match std::env::var("FIBRA_STACK_GUARD").as_deref().map(str::trim) {
+            Ok("pages") => return GuardMode::Pages,
+            Ok("regions") | Ok("auto") | Ok("") | Err(_) => {}
+            Ok(other) => tracing::warn!(
+                "ignoring FIBRA_STACK_GUARD={other:?}: expected \"pages\", \"regions\" or \"auto\""
+            ),
+        }
+        if guard_regions_work() {
+            GuardMode::Regions
         } else {
-            page as usize
+            GuardMode::Pages
         }
     })
 }
 
-/// The kernel's limit on memory mappings per process, if readable.
-pub(crate) fn max_map_count() -> Option<usize> {
-    std::fs::read_to_string("/proc/sys/vm/max_map_count")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
+/// Maps two pages, installs a guard region on the lower one, unmaps them.
+fn guard_regions_work() -> bool {
+    let page = page_size();
+    let Ok(addr) = map_rw(2 * page) else {
+        return false;
+    };
+    // SAFETY: the range is the lower page of the mapping just made.
+    let rc = unsafe { libc::madvise(addr as *mut libc::c_void, page, MADV_GUARD_INSTALL) };
+    unmap(addr, 2 * page);
+    rc == 0
 }
 
-/// Reserves `len` bytes of address space and opens all but the lowest
-/// `guard` bytes for reading and writing. Returns the mapping's lowest
-/// address.
+/// The limit on memory mappings this process must respect, and where it
+/// comes from: `FIBRA_MAX_MAP_COUNT` (to run below the kernel's limit, e.g.
+/// when other code in the process needs many mappings), else
+/// `/proc/sys/vm/max_map_count`.
+pub(crate) fn max_map_count() -> Option<(usize, &'static str)> {
+    static LIMIT: OnceLock<Option<(usize, &'static str)>> = OnceLock::new();
+    *LIMIT.get_or_init(|| {
+        if let Ok(v) = std::env::var("FIBRA_MAX_MAP_COUNT") {
+            match v.trim().parse() {
+                Ok(n) => return Some((n, "FIBRA_MAX_MAP_COUNT")),
+                Err(_) => tracing::warn!("ignoring FIBRA_MAX_MAP_COUNT={v:?}: not a number"),
+            }
+        }
+        std::fs::read_to_string("/proc/sys/vm/max_map_count")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .map(|n| (n, "vm.max_map_count"))
+    })
+}
+
+/// Number of memory mappings the process has now (lines of
+/// `/proc/self/maps`), if readable.
+pub(crate) fn mapping_count() -> Option<usize> {
+    let maps = std::fs::read("/proc/self/maps").ok()?;
+    Some(maps.iter().filter(|&&b| b == b'\n').count())
+}
+
+/// Maps `len` bytes of address space whose lowest `guard` bytes fault when
+/// touched and whose rest is readable and writable, committed by the kernel
+/// page by page on first touch. Returns the mapping's lowest address.
 pub(crate) fn map_guarded(len: usize, guard: usize) -> io::Result<usize> {
-    // SAFETY: an anonymous private mapping at a kernel-chosen address touches
-    // no existing memory.
+    match guard_mode() {
+        GuardMode::Regions => {
+            let bottom = map_rw(len).map_err(explain)?;
+            // Adjacent stacks merge into one large mapping, which would be
+            // eligible for transparent huge pages under THP "always": one
+            // touched stack page would then commit 2 MiB.
+            // SAFETY: advice on the whole mapping just made and owned here.
+            unsafe { libc::madvise(bottom as *mut libc::c_void, len, libc::MADV_NOHUGEPAGE) };
+            // SAFETY: the range is the bottom of the mapping just made and
+            // owned here; nothing has touched it.
+            let rc =
+                unsafe { libc::madvise(bottom as *mut libc::c_void, guard, MADV_GUARD_INSTALL) };
+            if rc != 0 {
+                let err = explain(io::Error::last_os_error());
+                unmap(bottom, len);
+                return Err(err);
+            }
+            Ok(bottom)
+        }
+        GuardMode::Pages => {
+            // SAFETY: an anonymous private mapping at a kernel-chosen
+            // address touches no existing memory.
+            let ptr = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    len,
+                    libc::PROT_NONE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                    -1,
+                    0,
+                )
+            };
+            if ptr == libc::MAP_FAILED {
+                return Err(explain(io::Error::last_os_error()));
+            }
+            let bottom = ptr as usize;
+            // SAFETY: the range lies inside the mapping just created and
+            // owned here.
+            let rc = unsafe {
+                libc::mprotect(
+                    (bottom + guard) as *mut libc::c_void,
+                    len - guard,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                )
+            };
+            if rc != 0 {
+                let err = explain(io::Error::last_os_error());
+                unmap(bottom, len);
+                return Err(err);
+            }
+            Ok(bottom)
+        }
+    }
+}
+
+/// An anonymous read-write mapping, committed lazily.
+fn map_rw(len: usize) -> io::Result<usize> {
+    // SAFETY: an anonymous private mapping at a kernel-chosen address
+    // touches no existing memory.
     let ptr = unsafe {
         libc::mmap(
             std::ptr::null_mut(),
             len,
-            libc::PROT_NONE,
+            libc::PROT_READ | libc::PROT_WRITE,
             libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
             -1,
             0,
         )
     };
     if ptr == libc::MAP_FAILED {
-        return Err(explain(io::Error::last_os_error()));
+        return Err(io::Error::last_os_error());
     }
-    let bottom = ptr as usize;
-    // SAFETY: the range lies inside the mapping just created and owned here.
-    let rc = unsafe {
-        libc::mprotect(
-            (bottom + guard) as *mut libc::c_void,
-            len - guard,
-            libc::PROT_READ | libc::PROT_WRITE,
-        )
-    };
-    if rc != 0 {
-        let err = explain(io::Error::last_os_error());
-        unmap(bottom, len);
-        return Err(err);
-    }
-    Ok(bottom)
+    Ok(ptr as usize)
 }
 
 /// Gives the pages in `[addr, addr+len)` back to the kernel; they read as
 /// zero when touched again.
-pub(crate) fn release(addr: usize, len: usize) {
-    // SAFETY: callers pass a page-aligned range inside a stack mapping they
-    // own and that no live frame uses (it is below the saved stack pointer
-    // or the stack is idle).
+///
+/// # Safety
+///
+/// The range must be page-aligned, inside a stack mapping the caller owns,
+/// and hold no live data: it lies below the saved stack pointer of a
+/// suspended task (minus a margin for the switch frames), or the stack is
+/// idle.
+pub(crate) unsafe fn release(addr: usize, len: usize) {
+    // SAFETY: forwarded to the caller. MADV_DONTNEED on private anonymous
+    // memory only drops page contents; it cannot fail on a valid range.
     unsafe {
         libc::madvise(addr as *mut libc::c_void, len, libc::MADV_DONTNEED);
     }
 }
 
+/// Whether the page at `page_addr` is resident (`mincore` of one page).
+/// Unlike reading it, asking does not map anything.
+///
+/// # Safety
+///
+/// `page_addr` must be a page-aligned address in a mapping the caller owns.
+pub(crate) unsafe fn page_resident(page_addr: usize) -> bool {
+    let mut vec = 0u8;
+    // SAFETY: one page of a mapped range (caller), one result byte.
+    let rc = unsafe { libc::mincore(page_addr as *mut libc::c_void, page_size(), &mut vec) };
+    rc == 0 && vec & 1 != 0
+}
+
+/// Counts the resident pages of the mapped ranges `[start, end)` (sorted by
+/// address, adjacent ones merged by the caller) with `mincore`.
+///
+/// # Safety
+///
+/// Every range must be mapped for the duration of the call.
+pub(crate) unsafe fn resident_pages(ranges: &[(usize, usize)], buf: &mut Vec<u8>) -> usize {
+    let page = page_size();
+    let mut resident = 0;
+    for &(start, end) in ranges {
+        let pages = (end - start) / page;
+        buf.clear();
+        buf.resize(pages, 0);
+        // SAFETY: the range is mapped (caller) and `buf` has one byte per
+        // page.
+        let rc =
+            unsafe { libc::mincore(start as *mut libc::c_void, end - start, buf.as_mut_ptr()) };
+        if rc == 0 {
+            resident += buf.iter().filter(|&&b| b & 1 != 0).count();
+        }
+    }
+    resident
+}
+
 /// Unmaps a mapping made by [`map_guarded`].
 pub(crate) fn unmap(addr: usize, len: usize) {
-    // SAFETY: `addr`/`len` describe a whole mapping made by `map_guarded`,
-    // owned by the caller, which never touches it again.
+    // SAFETY: `addr`/`len` describe a whole mapping made here, owned by the
+    // caller, which never touches it again.
     unsafe {
         libc::munmap(addr as *mut libc::c_void, len);
     }
 }
 
-/// Turns an `ENOMEM` from `mmap`/`mprotect` into an error that says what to
-/// do: it is almost always the per-process mapping limit.
+/// The calling OS thread's stack as `(lowest usable address, highest
+/// address)`, from `pthread_getattr_np`.
+pub(crate) fn thread_stack_bounds() -> Option<(usize, usize)> {
+    // SAFETY: `attr` is initialised by pthread_getattr_np before use and
+    // destroyed after; the out-pointers point to live locals.
+    unsafe {
+        let mut attr: libc::pthread_attr_t = std::mem::zeroed();
+        if libc::pthread_getattr_np(libc::pthread_self(), &mut attr) != 0 {
+            return None;
+        }
+        let mut addr: *mut libc::c_void = std::ptr::null_mut();
+        let mut size: libc::size_t = 0;
+        let mut guard: libc::size_t = 0;
+        let ok = libc::pthread_attr_getstack(&attr, &mut addr, &mut size) == 0;
+        libc::pthread_attr_getguardsize(&attr, &mut guard);
+        libc::pthread_attr_destroy(&mut attr);
+        if !ok || addr.is_null() {
+            return None;
+        }
+        let bottom = addr as usize;
+        // glibc counts the guard inside the reported stack for threads it
+        // created; stay clear of it either way.
+        Some((bottom + guard, bottom + size))
+    }
+}
+
+/// Turns an `ENOMEM` from `mmap`/`mprotect`/`madvise` into an error that says
+/// what to do: it is almost always the per-process mapping limit.
 fn explain(err: io::Error) -> io::Error {
     if err.raw_os_error() != Some(libc::ENOMEM) {
         return err;
     }
-    let limit = max_map_count()
-        .map(|n| n.to_string())
-        .unwrap_or_else(|| "unknown".into());
     io::Error::new(
         io::ErrorKind::OutOfMemory,
-        format!(
-            "fibra: cannot map a green-thread stack: the process hit the kernel's memory-mapping \
-             limit (vm.max_map_count = {limit}; each green-thread stack uses 2 mappings, so about \
-             {} stacks fit). Raise it, e.g. `sudo sysctl -w vm.max_map_count=2200000` for 1M \
-             green threads, or run fewer tasks at once ({err})",
-            max_map_count().map(|n| n / 2).unwrap_or(0)
-        ),
+        format!("{} ({err})", super::budget::limit_message()),
     )
 }

@@ -31,7 +31,7 @@ use std::task::{Context, Poll, Wake};
 use corosensei::{Coroutine, Yielder};
 
 use crate::sched::{Reason, Shared};
-use crate::stack::Stack;
+use crate::stack::{Stack, TaskStack};
 use state::State;
 
 /// A task's process-unique id.
@@ -224,6 +224,9 @@ pub(crate) struct Task {
     pub(crate) yielder: Cell<*const GreenYielder>,
     /// Set by the owner worker while it unwinds the task at shutdown.
     pub(crate) cancelling: Cell<bool>,
+    /// Stack bounds, segments and shrink bookkeeping of a green thread
+    /// (owner worker's thread only; see `stack::shrink`).
+    pub(crate) stack: TaskStack,
     /// Index in the owner worker's (green) or the runtime's (async) task
     /// registry, for shutdown and dumps.
     pub(crate) slot: AtomicUsize,
@@ -234,11 +237,12 @@ pub(crate) struct Task {
 }
 
 // SAFETY: the non-thread-safe fields (`job`, `coroutine`, `yielder`,
-// `cancelling`) are only accessed by the thread holding the RUNNING
+// `cancelling`, `stack`) are only accessed by the thread holding the RUNNING
 // bit of `state` (for a started green thread that is always its owner
 // worker, which also is the only thread that creates or drops its
-// coroutine), or by the unique join handle after COMPLETE. The job holds
-// `Send` data only.
+// coroutine), or by the unique join handle after COMPLETE. `stack` is also
+// touched by the owner worker's loop while the task is suspended (never
+// from another thread). The job holds `Send` data only.
 unsafe impl Send for Task {}
 // SAFETY: as above; shared access from other threads touches only atomics,
 // the mutex-protected join waker, and immutable fields.
@@ -303,6 +307,7 @@ impl Task {
             coroutine: UnsafeCell::new(None),
             yielder: Cell::new(std::ptr::null()),
             cancelling: Cell::new(false),
+            stack: TaskStack::new(),
             slot: AtomicUsize::new(usize::MAX),
             wait: crate::debug::WaitRecord::new(),
             park_backtrace: parking_lot::Mutex::new(None),

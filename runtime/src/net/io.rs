@@ -1,0 +1,239 @@
+//! [`PollIo`]: a non-blocking mio source registered with a driver, with
+//! the blocking (park until ready) and async (poll) forms of its
+//! operations, timeouts and non-blocking mode.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use std::os::fd::AsRawFd;
+
+use mio::event::Source;
+
+use super::driver::{self, Direction, Driver, ScheduledIo};
+use crate::debug::WaitOn;
+
+/// Settings that std keeps on the socket itself and that therefore are
+/// shared by every clone (`try_clone`) of it.
+#[derive(Default)]
+pub(crate) struct Mode {
+    /// Read timeout in nanoseconds, 0 = none.
+    read_timeout: AtomicU64,
+    /// Write timeout in nanoseconds, 0 = none.
+    write_timeout: AtomicU64,
+    /// Operations return `WouldBlock` instead of parking.
+    nonblocking: AtomicBool,
+}
+
+/// A registered source.
+pub(crate) struct PollIo<S: Source> {
+    /// The mio socket (always non-blocking at the OS level).
+    source: S,
+    /// Its readiness record.
+    io: Arc<ScheduledIo>,
+    /// The driver it is registered with.
+    driver: Arc<Driver>,
+    /// Timeouts and blocking mode.
+    mode: Arc<Mode>,
+}
+
+fn to_nanos(d: Option<Duration>) -> io::Result<u64> {
+    match d {
+        None => Ok(0),
+        Some(d) if d.is_zero() => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "cannot set a 0 duration timeout",
+        )),
+        Some(d) => Ok(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
+    }
+}
+
+fn from_nanos(n: u64) -> Option<Duration> {
+    (n != 0).then(|| Duration::from_nanos(n))
+}
+
+pub(crate) fn timed_out(what: &str) -> io::Error {
+    // std on Unix reports an expired SO_RCVTIMEO/SO_SNDTIMEO as EAGAIN,
+    // i.e. `WouldBlock`; keep the kind, say what happened.
+    io::Error::new(io::ErrorKind::WouldBlock, format!("{what} timed out"))
+}
+
+impl<S: Source + AsRawFd> PollIo<S> {
+    /// Registers `source` with the current runtime's driver (or the
+    /// fallback driver outside a runtime).
+    pub(crate) fn new(source: S) -> io::Result<PollIo<S>> {
+        PollIo::with_mode(source, Arc::default())
+    }
+
+    /// Like `new`, sharing `mode` with another handle of the same socket.
+    pub(crate) fn with_mode(mut source: S, mode: Arc<Mode>) -> io::Result<PollIo<S>> {
+        let driver = driver::current();
+        let io = driver.register(&mut source)?;
+        Ok(PollIo {
+            source,
+            io,
+            driver,
+            mode,
+        })
+    }
+
+    pub(crate) fn get_ref(&self) -> &S {
+        &self.source
+    }
+
+    pub(crate) fn mode(&self) -> &Arc<Mode> {
+        &self.mode
+    }
+
+    pub(crate) fn set_read_timeout(&self, d: Option<Duration>) -> io::Result<()> {
+        self.mode
+            .read_timeout
+            .store(to_nanos(d)?, Ordering::Relaxed);
+        Ok(())
+    }
+
+    pub(crate) fn set_write_timeout(&self, d: Option<Duration>) -> io::Result<()> {
+        self.mode
+            .write_timeout
+            .store(to_nanos(d)?, Ordering::Relaxed);
+        Ok(())
+    }
+
+    pub(crate) fn read_timeout(&self) -> Option<Duration> {
+        from_nanos(self.mode.read_timeout.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn write_timeout(&self) -> Option<Duration> {
+        from_nanos(self.mode.write_timeout.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn set_nonblocking(&self, nonblocking: bool) {
+        self.mode.nonblocking.store(nonblocking, Ordering::Relaxed);
+    }
+
+    /// The blocking form: runs `op` until it does not say `WouldBlock`,
+    /// parking until the source is ready in between, for at most the
+    /// direction's timeout.
+    #[track_caller]
+    pub(crate) fn do_io<R>(
+        &self,
+        dir: Direction,
+        op: impl FnMut(&S) -> io::Result<R>,
+    ) -> io::Result<R> {
+        let timeout = match dir {
+            Direction::Read => self.read_timeout(),
+            Direction::Write => self.write_timeout(),
+        };
+        self.do_io_timeout(dir, timeout, op)
+    }
+
+    /// [`do_io`](Self::do_io) with an explicit timeout.
+    #[track_caller]
+    pub(crate) fn do_io_timeout<R>(
+        &self,
+        dir: Direction,
+        timeout: Option<Duration>,
+        mut op: impl FnMut(&S) -> io::Result<R>,
+    ) -> io::Result<R> {
+        let deadline = timeout.map(|d| Instant::now() + d);
+        loop {
+            let ev = self.io.snapshot(dir);
+            match op(&self.source) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                result => return result,
+            }
+            if self.mode.nonblocking.load(Ordering::Relaxed) {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            if self.io.is_shutdown() {
+                return Err(driver::shutdown_error());
+            }
+            self.io.clear_readiness(ev);
+            let on = WaitOn::Io {
+                fd: self.source.as_raw_fd() as u64,
+                write: dir == Direction::Write,
+            };
+            let ready = crate::park::wait_deadline_as(on, deadline, |cx| {
+                self.io.poll_ready(cx, dir).map(|_| ())
+            });
+            if ready.is_none() {
+                return Err(timed_out(match dir {
+                    Direction::Read => "read",
+                    Direction::Write => "write",
+                }));
+            }
+        }
+    }
+
+    /// The async form: ready with `op`'s result, or pending (waker
+    /// registered) until the source is ready.
+    pub(crate) fn poll_io<R>(
+        &self,
+        cx: &mut Context<'_>,
+        dir: Direction,
+        mut op: impl FnMut(&S) -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        loop {
+            let ev = match self.io.poll_ready(cx, dir) {
+                Poll::Ready(ev) => ev,
+                Poll::Pending => return Poll::Pending,
+            };
+            if self.io.is_shutdown() {
+                return Poll::Ready(Err(driver::shutdown_error()));
+            }
+            match op(&self.source) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.io.clear_readiness(ev),
+                result => return Poll::Ready(result),
+            }
+        }
+    }
+}
+
+impl<S: Source> Drop for PollIo<S> {
+    fn drop(&mut self) {
+        self.driver.deregister(&mut self.source, &self.io);
+    }
+}
+
+impl<S: Source + std::fmt::Debug> std::fmt::Debug for PollIo<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.source.fmt(f)
+    }
+}
+
+/// A future that completes when a socket is ready in one direction: what
+/// `readable()` and `writable()` return. It does not consume the
+/// readiness: the operation that follows may still say `WouldBlock`.
+#[must_use = "futures do nothing unless polled"]
+pub struct Ready<'a> {
+    io: &'a ScheduledIo,
+    dir: Direction,
+}
+
+impl<S: Source + AsRawFd> PollIo<S> {
+    pub(crate) fn ready(&self, dir: Direction) -> Ready<'_> {
+        Ready { io: &self.io, dir }
+    }
+}
+
+impl std::future::Future for Ready<'_> {
+    type Output = io::Result<()>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.io.poll_ready(cx, self.dir) {
+            Poll::Ready(_) if self.io.is_shutdown() => Poll::Ready(Err(driver::shutdown_error())),
+            Poll::Ready(_) => Poll::Ready(Ok(())),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl std::fmt::Debug for Ready<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ready")
+            .field("direction", &self.dir)
+            .finish()
+    }
+}

@@ -1,0 +1,584 @@
+//! Unix domain sockets: [`UnixListener`] and [`UnixStream`].
+
+use std::fmt;
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::net::Shutdown;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::unix::net::SocketAddr;
+use std::path::Path;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use super::driver::Direction;
+use super::io::{PollIo, Ready};
+use super::{pause, AcceptBackoff};
+
+/// A Unix socket server; `std::os::unix::net::UnixListener` whose `accept`
+/// parks the green thread.
+///
+/// ```
+/// use fibra_runtime::net::{UnixListener, UnixStream};
+///
+/// let path = std::env::temp_dir().join(format!("fibra-doc-{}.sock", std::process::id()));
+/// let _ = std::fs::remove_file(&path);
+/// fibra_runtime::run(|| {
+///     let l = UnixListener::bind(&path).unwrap();
+///     let p = path.clone();
+///     fibra_runtime::spawn(move || drop(UnixStream::connect(p).unwrap()));
+///     let (_conn, _addr) = l.accept().unwrap();
+/// });
+/// std::fs::remove_file(&path).unwrap();
+/// ```
+pub struct UnixListener {
+    io: PollIo<mio::net::UnixListener>,
+}
+
+impl UnixListener {
+    /// Binds to `path` (which must not exist).
+    ///
+    /// ```
+    /// let path = std::env::temp_dir().join(format!("fibra-doc-bind-{}.sock", std::process::id()));
+    /// let _ = std::fs::remove_file(&path);
+    /// fibra_runtime::run(|| {
+    ///     let l = fibra_runtime::net::UnixListener::bind(&path).unwrap();
+    ///     assert!(l.local_addr().unwrap().as_pathname().is_some());
+    /// });
+    /// std::fs::remove_file(&path).unwrap();
+    /// ```
+    pub fn bind<P: AsRef<Path>>(path: P) -> io::Result<UnixListener> {
+        Ok(UnixListener {
+            io: PollIo::new(mio::net::UnixListener::bind(path)?)?,
+        })
+    }
+
+    /// Wraps a std listener (switched to non-blocking mode).
+    ///
+    /// ```
+    /// let path = std::env::temp_dir().join(format!("fibra-doc-std-{}.sock", std::process::id()));
+    /// let _ = std::fs::remove_file(&path);
+    /// let l = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    /// let l = fibra_runtime::net::UnixListener::from_std(l).unwrap();
+    /// assert!(l.local_addr().is_ok());
+    /// std::fs::remove_file(&path).unwrap();
+    /// ```
+    pub fn from_std(listener: std::os::unix::net::UnixListener) -> io::Result<UnixListener> {
+        listener.set_nonblocking(true)?;
+        Ok(UnixListener {
+            io: PollIo::new(mio::net::UnixListener::from_std(listener))?,
+        })
+    }
+
+    /// Waits for a connection; retries transient failures like
+    /// [`TcpListener::accept`](super::TcpListener::accept).
+    ///
+    /// ```
+    /// # use fibra_runtime::net::{UnixListener, UnixStream};
+    /// let path = std::env::temp_dir().join(format!("fibra-doc-acc-{}.sock", std::process::id()));
+    /// let _ = std::fs::remove_file(&path);
+    /// fibra_runtime::run(|| {
+    ///     let l = UnixListener::bind(&path).unwrap();
+    ///     let _c = UnixStream::connect(&path).unwrap();
+    ///     assert!(l.accept().is_ok());
+    /// });
+    /// std::fs::remove_file(&path).unwrap();
+    /// ```
+    #[track_caller]
+    pub fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
+        let mut backoff = AcceptBackoff::new();
+        loop {
+            match self.io.do_io(Direction::Read, |l| l.accept()) {
+                Ok((s, addr)) => return Ok((UnixStream::from_mio(s)?, addr)),
+                Err(e) => match backoff.on_error(&e, self) {
+                    Some(d) => pause(d),
+                    None => return Err(e),
+                },
+            }
+        }
+    }
+
+    /// An iterator over incoming connections; never returns `None`.
+    ///
+    /// ```
+    /// # use fibra_runtime::net::{UnixListener, UnixStream};
+    /// let path = std::env::temp_dir().join(format!("fibra-doc-inc-{}.sock", std::process::id()));
+    /// let _ = std::fs::remove_file(&path);
+    /// fibra_runtime::run(|| {
+    ///     let l = UnixListener::bind(&path).unwrap();
+    ///     let _c = UnixStream::connect(&path).unwrap();
+    ///     assert!(l.incoming().next().unwrap().is_ok());
+    /// });
+    /// std::fs::remove_file(&path).unwrap();
+    /// ```
+    pub fn incoming(&self) -> UnixIncoming<'_> {
+        UnixIncoming { listener: self }
+    }
+
+    /// The address it listens on.
+    ///
+    /// ```
+    /// let path = std::env::temp_dir().join(format!("fibra-doc-la-{}.sock", std::process::id()));
+    /// let _ = std::fs::remove_file(&path);
+    /// fibra_runtime::run(|| {
+    ///     let l = fibra_runtime::net::UnixListener::bind(&path).unwrap();
+    ///     assert_eq!(l.local_addr().unwrap().as_pathname(), Some(path.as_path()));
+    /// });
+    /// std::fs::remove_file(&path).unwrap();
+    /// ```
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.io.get_ref().local_addr()
+    }
+
+    /// Takes the pending `SO_ERROR`.
+    ///
+    /// ```
+    /// let path = std::env::temp_dir().join(format!("fibra-doc-te-{}.sock", std::process::id()));
+    /// let _ = std::fs::remove_file(&path);
+    /// fibra_runtime::run(|| {
+    ///     let l = fibra_runtime::net::UnixListener::bind(&path).unwrap();
+    ///     assert!(l.take_error().unwrap().is_none());
+    /// });
+    /// std::fs::remove_file(&path).unwrap();
+    /// ```
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.io.get_ref().take_error()
+    }
+
+    /// In non-blocking mode `accept` returns `WouldBlock` instead of
+    /// parking.
+    ///
+    /// ```
+    /// let path = std::env::temp_dir().join(format!("fibra-doc-nb-{}.sock", std::process::id()));
+    /// let _ = std::fs::remove_file(&path);
+    /// fibra_runtime::run(|| {
+    ///     let l = fibra_runtime::net::UnixListener::bind(&path).unwrap();
+    ///     l.set_nonblocking(true).unwrap();
+    ///     assert!(l.accept().is_err());
+    /// });
+    /// std::fs::remove_file(&path).unwrap();
+    /// ```
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.io.set_nonblocking(nonblocking);
+        Ok(())
+    }
+
+    /// Completes when a connection may be waiting.
+    ///
+    /// ```
+    /// # use fibra_runtime::net::{UnixListener, UnixStream};
+    /// let path = std::env::temp_dir().join(format!("fibra-doc-rd-{}.sock", std::process::id()));
+    /// let _ = std::fs::remove_file(&path);
+    /// fibra_runtime::run(|| {
+    ///     let l = UnixListener::bind(&path).unwrap();
+    ///     let _c = UnixStream::connect(&path).unwrap();
+    ///     fibra_runtime::block_on(l.readable()).unwrap();
+    /// });
+    /// std::fs::remove_file(&path).unwrap();
+    /// ```
+    pub fn readable(&self) -> Ready<'_> {
+        self.io.ready(Direction::Read)
+    }
+}
+
+impl fmt::Debug for UnixListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("UnixListener")
+            .field(self.io.get_ref())
+            .finish()
+    }
+}
+
+impl AsRawFd for UnixListener {
+    fn as_raw_fd(&self) -> RawFd {
+        self.io.get_ref().as_raw_fd()
+    }
+}
+
+impl AsFd for UnixListener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.io.get_ref().as_fd()
+    }
+}
+
+/// The iterator of [`UnixListener::incoming`].
+#[derive(Debug)]
+pub struct UnixIncoming<'a> {
+    listener: &'a UnixListener,
+}
+
+impl Iterator for UnixIncoming<'_> {
+    type Item = io::Result<UnixStream>;
+    fn next(&mut self) -> Option<io::Result<UnixStream>> {
+        Some(self.listener.accept().map(|(s, _)| s))
+    }
+}
+
+/// A Unix stream connection; `std::os::unix::net::UnixStream` whose reads
+/// and writes park the green thread.
+///
+/// ```
+/// use std::io::{Read, Write};
+/// fibra_runtime::run(|| {
+///     let (mut a, mut b) = fibra_runtime::net::UnixStream::pair().unwrap();
+///     a.write_all(b"hey").unwrap();
+///     let mut buf = [0; 3];
+///     b.read_exact(&mut buf).unwrap();
+///     assert_eq!(&buf, b"hey");
+/// });
+/// ```
+pub struct UnixStream {
+    io: PollIo<mio::net::UnixStream>,
+}
+
+impl UnixStream {
+    /// Connects to the socket at `path`.
+    ///
+    /// ```
+    /// # use fibra_runtime::net::{UnixListener, UnixStream};
+    /// let path = std::env::temp_dir().join(format!("fibra-doc-con-{}.sock", std::process::id()));
+    /// let _ = std::fs::remove_file(&path);
+    /// fibra_runtime::run(|| {
+    ///     let _l = UnixListener::bind(&path).unwrap();
+    ///     let s = UnixStream::connect(&path).unwrap();
+    ///     assert_eq!(s.peer_addr().unwrap().as_pathname(), Some(path.as_path()));
+    /// });
+    /// std::fs::remove_file(&path).unwrap();
+    /// ```
+    #[track_caller]
+    pub fn connect<P: AsRef<Path>>(path: P) -> io::Result<UnixStream> {
+        let stream = UnixStream::from_mio(mio::net::UnixStream::connect(path)?)?;
+        stream.io.do_io(Direction::Write, |s| {
+            if let Some(err) = s.take_error()? {
+                return Err(err);
+            }
+            match s.peer_addr() {
+                Ok(_) => Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+                    Err(io::ErrorKind::WouldBlock.into())
+                }
+                Err(e) => Err(e),
+            }
+        })?;
+        Ok(stream)
+    }
+
+    /// A connected pair of sockets.
+    ///
+    /// ```
+    /// fibra_runtime::run(|| {
+    ///     let (a, b) = fibra_runtime::net::UnixStream::pair().unwrap();
+    ///     assert!(a.peer_addr().is_ok() && b.local_addr().is_ok());
+    /// });
+    /// ```
+    pub fn pair() -> io::Result<(UnixStream, UnixStream)> {
+        let (a, b) = mio::net::UnixStream::pair()?;
+        Ok((UnixStream::from_mio(a)?, UnixStream::from_mio(b)?))
+    }
+
+    fn from_mio(s: mio::net::UnixStream) -> io::Result<UnixStream> {
+        Ok(UnixStream {
+            io: PollIo::new(s)?,
+        })
+    }
+
+    /// Wraps a connected std stream (switched to non-blocking mode).
+    ///
+    /// ```
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// let a = fibra_runtime::net::UnixStream::from_std(a).unwrap();
+    /// assert!(a.local_addr().is_ok());
+    /// ```
+    pub fn from_std(stream: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
+        stream.set_nonblocking(true)?;
+        UnixStream::from_mio(mio::net::UnixStream::from_std(stream))
+    }
+
+    /// The local address.
+    ///
+    /// ```
+    /// fibra_runtime::run(|| {
+    ///     let (a, _b) = fibra_runtime::net::UnixStream::pair().unwrap();
+    ///     assert!(a.local_addr().unwrap().is_unnamed());
+    /// });
+    /// ```
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.io.get_ref().local_addr()
+    }
+
+    /// The peer's address.
+    ///
+    /// ```
+    /// fibra_runtime::run(|| {
+    ///     let (a, _b) = fibra_runtime::net::UnixStream::pair().unwrap();
+    ///     assert!(a.peer_addr().unwrap().is_unnamed());
+    /// });
+    /// ```
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.io.get_ref().peer_addr()
+    }
+
+    /// Shuts down one or both halves.
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// fibra_runtime::run(|| {
+    ///     let (a, mut b) = fibra_runtime::net::UnixStream::pair().unwrap();
+    ///     a.shutdown(std::net::Shutdown::Write).unwrap();
+    ///     assert_eq!(b.read(&mut [0; 4]).unwrap(), 0);
+    /// });
+    /// ```
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.io.get_ref().shutdown(how)
+    }
+
+    /// A second handle to the same connection.
+    ///
+    /// ```
+    /// fibra_runtime::run(|| {
+    ///     let (a, _b) = fibra_runtime::net::UnixStream::pair().unwrap();
+    ///     assert!(a.try_clone().is_ok());
+    /// });
+    /// ```
+    pub fn try_clone(&self) -> io::Result<UnixStream> {
+        let fd = self.io.get_ref().as_fd().try_clone_to_owned()?;
+        let s = mio::net::UnixStream::from_std(std::os::unix::net::UnixStream::from(fd));
+        Ok(UnixStream {
+            io: PollIo::with_mode(s, self.io.mode().clone())?,
+        })
+    }
+
+    /// Sets how long a read may wait; see
+    /// [`TcpStream::set_read_timeout`](super::TcpStream::set_read_timeout).
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use std::time::Duration;
+    /// fibra_runtime::run(|| {
+    ///     let (mut a, _b) = fibra_runtime::net::UnixStream::pair().unwrap();
+    ///     a.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
+    ///     assert!(a.read(&mut [0; 4]).is_err());
+    /// });
+    /// ```
+    pub fn set_read_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
+        self.io.set_read_timeout(dur)
+    }
+
+    /// Sets how long a write may wait.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// fibra_runtime::run(|| {
+    ///     let (a, _b) = fibra_runtime::net::UnixStream::pair().unwrap();
+    ///     a.set_write_timeout(Some(Duration::from_secs(1))).unwrap();
+    ///     assert_eq!(a.write_timeout().unwrap(), Some(Duration::from_secs(1)));
+    /// });
+    /// ```
+    pub fn set_write_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
+        self.io.set_write_timeout(dur)
+    }
+
+    /// The read timeout.
+    ///
+    /// ```
+    /// fibra_runtime::run(|| {
+    ///     let (a, _b) = fibra_runtime::net::UnixStream::pair().unwrap();
+    ///     assert_eq!(a.read_timeout().unwrap(), None);
+    /// });
+    /// ```
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.io.read_timeout())
+    }
+
+    /// The write timeout.
+    ///
+    /// ```
+    /// fibra_runtime::run(|| {
+    ///     let (a, _b) = fibra_runtime::net::UnixStream::pair().unwrap();
+    ///     assert_eq!(a.write_timeout().unwrap(), None);
+    /// });
+    /// ```
+    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.io.write_timeout())
+    }
+
+    /// In non-blocking mode reads and writes return `WouldBlock` instead of
+    /// parking.
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// fibra_runtime::run(|| {
+    ///     let (mut a, _b) = fibra_runtime::net::UnixStream::pair().unwrap();
+    ///     a.set_nonblocking(true).unwrap();
+    ///     assert_eq!(a.read(&mut [0; 4]).unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
+    /// });
+    /// ```
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.io.set_nonblocking(nonblocking);
+        Ok(())
+    }
+
+    /// Takes the pending `SO_ERROR`.
+    ///
+    /// ```
+    /// fibra_runtime::run(|| {
+    ///     let (a, _b) = fibra_runtime::net::UnixStream::pair().unwrap();
+    ///     assert!(a.take_error().unwrap().is_none());
+    /// });
+    /// ```
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.io.get_ref().take_error()
+    }
+
+    /// Completes when the stream may be read.
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// fibra_runtime::run(|| {
+    ///     let (mut a, b) = fibra_runtime::net::UnixStream::pair().unwrap();
+    ///     a.write_all(b"x").unwrap();
+    ///     fibra_runtime::block_on(b.readable()).unwrap();
+    /// });
+    /// ```
+    pub fn readable(&self) -> Ready<'_> {
+        self.io.ready(Direction::Read)
+    }
+
+    /// Completes when the stream may be written.
+    ///
+    /// ```
+    /// fibra_runtime::run(|| {
+    ///     let (a, _b) = fibra_runtime::net::UnixStream::pair().unwrap();
+    ///     fibra_runtime::block_on(a.writable()).unwrap();
+    /// });
+    /// ```
+    pub fn writable(&self) -> Ready<'_> {
+        self.io.ready(Direction::Write)
+    }
+
+    /// The async read.
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// fibra_runtime::run(|| {
+    ///     let (mut a, b) = fibra_runtime::net::UnixStream::pair().unwrap();
+    ///     a.write_all(b"x").unwrap();
+    ///     let mut buf = [0; 1];
+    ///     let n = fibra_runtime::block_on(std::future::poll_fn(|cx| b.poll_read(cx, &mut buf))).unwrap();
+    ///     assert_eq!(n, 1);
+    /// });
+    /// ```
+    pub fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        self.io.poll_io(cx, Direction::Read, |mut s| s.read(buf))
+    }
+
+    /// The async write.
+    ///
+    /// ```
+    /// fibra_runtime::run(|| {
+    ///     let (a, _b) = fibra_runtime::net::UnixStream::pair().unwrap();
+    ///     let n = fibra_runtime::block_on(std::future::poll_fn(|cx| a.poll_write(cx, b"x"))).unwrap();
+    ///     assert_eq!(n, 1);
+    /// });
+    /// ```
+    pub fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.io.poll_io(cx, Direction::Write, |mut s| s.write(buf))
+    }
+}
+
+impl fmt::Debug for UnixStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("UnixStream")
+            .field(self.io.get_ref())
+            .finish()
+    }
+}
+
+impl AsRawFd for UnixStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.io.get_ref().as_raw_fd()
+    }
+}
+
+impl AsFd for UnixStream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.io.get_ref().as_fd()
+    }
+}
+
+impl Read for &UnixStream {
+    #[track_caller]
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.io.do_io(Direction::Read, |mut s| s.read(buf))
+    }
+    #[track_caller]
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        self.io
+            .do_io(Direction::Read, |mut s| s.read_vectored(bufs))
+    }
+}
+
+impl Write for &UnixStream {
+    #[track_caller]
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.io.do_io(Direction::Write, |mut s| s.write(buf))
+    }
+    #[track_caller]
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.io
+            .do_io(Direction::Write, |mut s| s.write_vectored(bufs))
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Read for UnixStream {
+    #[track_caller]
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self).read(buf)
+    }
+    #[track_caller]
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        (&*self).read_vectored(bufs)
+    }
+}
+
+impl Write for UnixStream {
+    #[track_caller]
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self).write(buf)
+    }
+    #[track_caller]
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        (&*self).write_vectored(bufs)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl futures_io::AsyncRead for UnixStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        UnixStream::poll_read(&self, cx, buf)
+    }
+}
+
+impl futures_io::AsyncWrite for UnixStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        UnixStream::poll_write(&self, cx, buf)
+    }
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(self.shutdown(Shutdown::Write))
+    }
+}
