@@ -1,6 +1,9 @@
 //! The collector: one background thread that runs cycles (see the crate
 //! docs for the phases), the pacer that starts them, and `collect()`.
 //!
+//! After each cycle's sweep the collector returns free heap pages beyond the
+//! next goal to the OS and asks the runtime to shrink parked tasks' stacks.
+//!
 //! # Cycle requests
 //!
 //! `Control` counts cycles `started` and `completed`, and the highest cycle
@@ -407,6 +410,9 @@ fn run_cycle(n: u64, _forced: bool) {
     // (plus 10%), return the rest.
     let keep = goal.min(1 << 50).saturating_sub(heap_after) + goal.min(1 << 50) / 10;
     heap::pages::scavenge(keep as usize);
+    // As Go shrinks goroutine stacks during GC: each worker releases the
+    // unused stack pages of its parked green threads at its next tick.
+    fibra_runtime::stack::shrink_stacks();
     let sweep_time = t_sweep.elapsed();
     LIVE.store(live, Ordering::Relaxed);
     GOAL.store(goal, Ordering::Relaxed);
