@@ -78,7 +78,34 @@ pub(crate) enum TraceMode {
     Collect,
 }
 
-/// Receives the `Gc` edges of a value (see [`Trace::trace`]).
+/// Receives the `Gc` edges of a value (see [`Trace::trace`]). A
+/// hand-written impl passes it on to each field:
+///
+/// ```
+/// use fibra_gc::{Gc, Handles, Trace, Tracer};
+///
+/// struct Pair {
+///     first: Gc<u64>,
+///     second: Option<Gc<u64>>,
+///     label: String,
+/// }
+///
+/// // SAFETY: both methods visit exactly `first` and `second`; there is no
+/// // interior mutability and no `Drop` impl.
+/// unsafe impl Trace for Pair {
+///     fn trace(&self, tracer: &mut Tracer) {
+///         self.first.trace(tracer);
+///         self.second.trace(tracer);
+///     }
+///     fn trace_handles(&mut self, handles: &mut Handles) {
+///         self.first.trace_handles(handles);
+///         self.second.trace_handles(handles);
+///     }
+/// }
+///
+/// let p = Gc::new(Pair { first: Gc::new(1), second: None, label: "p".into() });
+/// assert_eq!(*p.first + p.label.len() as u64, 2);
+/// ```
 pub struct Tracer {
     pub(crate) mode: TraceMode,
     /// Grey objects to scan (`Mark`), or the edges found (`Collect`).
@@ -112,7 +139,27 @@ impl Tracer {
 }
 
 /// Roots or unroots the `Gc` handles of a value crossing the heap boundary
-/// (see [`Trace::trace_handles`]).
+/// (see [`Trace::trace_handles`]); a hand-written impl passes it on to the
+/// same fields as `trace` (see the example on [`Tracer`]).
+///
+/// ```
+/// use fibra_gc::{Gc, Handles, Trace, Tracer};
+///
+/// struct Wrapper(Vec<Gc<u8>>);
+///
+/// // SAFETY: both methods visit the vector's handles.
+/// unsafe impl Trace for Wrapper {
+///     fn trace(&self, tracer: &mut Tracer) {
+///         self.0.trace(tracer)
+///     }
+///     fn trace_handles(&mut self, handles: &mut Handles) {
+///         self.0.trace_handles(handles)
+///     }
+/// }
+///
+/// let w = Gc::new(Wrapper(vec![Gc::new(3)]));
+/// assert_eq!(*w.0[0], 3);
+/// ```
 pub struct Handles {
     /// True: make handles roots (value leaves the heap); false: unroot them.
     pub(crate) root: bool,
