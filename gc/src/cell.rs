@@ -186,7 +186,7 @@ impl<T: Trace> GcCell<T> {
                 let epoch = local.enter();
                 value.trace_handles(&mut Handles::unroot(epoch));
                 if epoch.marking() {
-                    slot.trace(&mut Tracer::new(TraceMode::Barrier));
+                    slot.trace(&mut Tracer::new(TraceMode::Barrier, epoch.raw()));
                 }
                 let mut old = std::mem::replace(slot, value);
                 if root_old {

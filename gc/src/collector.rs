@@ -263,7 +263,7 @@ fn assist() {
     mutator::with_local(|local| {
         let epoch = local.enter();
         if epoch.marking() {
-            let mut tracer = Tracer::new(TraceMode::Mark);
+            let mut tracer = Tracer::new(TraceMode::Mark, epoch.raw());
             let mut done = 0;
             while done < ASSIST_OBJECTS {
                 let Some(h) = pop_grey(&mut tracer) else {
@@ -293,10 +293,11 @@ fn pop_grey(tracer: &mut Tracer) -> Option<*const Header> {
     }
 }
 
-/// The deletion barrier's shade (called inside a region while marking).
+/// The deletion barrier's shade (called inside a region whose epoch,
+/// `epoch`, is a marking one).
 #[inline]
-pub(crate) fn shade_from_mutator(header: *const Header) {
-    if let Shade::Grey = heap::shade(header) {
+pub(crate) fn shade_from_mutator(header: *const Header, epoch: u64) {
+    if let Shade::Grey = heap::shade(header, epoch) {
         GREY.push(header as usize);
     }
 }
@@ -372,9 +373,11 @@ fn run_cycle(n: u64, _forced: bool) {
     let heap_before = heap::HEAP_BYTES.load(Ordering::Relaxed);
     let t_sweep_term = start.elapsed();
     // 2. Mark start.
-    let stw1 = pause("mark_start", n, || {
-        mutator::set_epoch(Epoch::new(gen, true))
-    });
+    let marking = Epoch::new(gen, true);
+    // Before the flip: every region that sees the marking epoch must also
+    // see this (sweeps of the next generation read it, too).
+    heap::MARK_EPOCH.store(marking.raw(), Ordering::SeqCst);
+    let stw1 = pause("mark_start", n, || mutator::set_epoch(marking));
     mutator::grace_period();
     // 3. Roots and marking.
     let t_mark = Instant::now();
@@ -458,14 +461,15 @@ fn process_start() -> Instant {
 /// Collector-side marking: roots, then drain until termination. Returns
 /// the number of objects scanned.
 fn mark() -> u64 {
-    let mut tracer = Tracer::new(TraceMode::Mark);
+    let marking = heap::MARK_EPOCH.load(Ordering::Acquire);
+    let mut tracer = Tracer::new(TraceMode::Mark, marking);
     let mut deferred: Vec<*const Header> = Vec::new();
     let mut scanned = 0u64;
     // Roots: every allocated, unmarked object with a non-zero root count.
     for s in heap::spans_in_use() {
         let span = s.get();
         for w in 0..span.words() {
-            let mut candidates = span.allocated_word(w) & !span.mark[w].load(Ordering::Relaxed);
+            let mut candidates = span.allocated_word(w) & !span.marked_word(w, marking);
             while candidates != 0 {
                 let slot = w * 64 + candidates.trailing_zeros() as usize;
                 candidates &= candidates - 1;
@@ -516,7 +520,8 @@ fn drain(tracer: &mut Tracer, deferred: &mut Vec<*const Header>, budget: usize) 
 /// marked object is marked (the tri-colour invariant at the end of
 /// marking). Aborts the process on a violation.
 fn verify(cycle: u64) {
-    let mut tracer = Tracer::new(TraceMode::Collect);
+    let marking = heap::MARK_EPOCH.load(Ordering::Acquire);
+    let mut tracer = Tracer::new(TraceMode::Collect, marking);
     let mut checked = 0u64;
     for s in heap::spans_in_use() {
         let span = s.get();
@@ -526,7 +531,7 @@ fn verify(cycle: u64) {
                 let slot = w * 64 + allocated.trailing_zeros() as usize;
                 allocated &= allocated - 1;
                 let h = span.object(slot);
-                let marked = span.is_marked(slot);
+                let marked = span.is_marked(slot, marking);
                 // SAFETY: allocated slots hold initialised objects.
                 let roots = unsafe { (*h).root_count() };
                 if roots > 0 && !marked {
@@ -548,7 +553,7 @@ fn verify(cycle: u64) {
                     std::thread::yield_now();
                 }
                 for &child in &tracer.stack {
-                    if !heap::is_marked(child) {
+                    if !heap::is_marked(child, marking) {
                         violation(cycle, child, "a child of a marked object is not marked");
                     }
                 }

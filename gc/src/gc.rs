@@ -126,7 +126,11 @@ impl<T: Trace + Send + 'static> Gc<T> {
                         value,
                     })
                 };
-                span.publish(slot, epoch.marking(), GcBox::<T>::VTABLE.drop.is_some());
+                span.publish(
+                    slot,
+                    epoch.marking().then(|| epoch.raw()),
+                    GcBox::<T>::VTABLE.drop.is_some(),
+                );
                 local.exit();
                 collector::after_alloc(local);
                 return obj;
@@ -263,7 +267,7 @@ impl<T: 'static> Drop for Gc<T> {
 #[inline]
 fn drop_root(header: *const Header, epoch: mutator::Epoch, into_heap: bool) {
     if epoch.marking() {
-        collector::shade_from_mutator(header);
+        collector::shade_from_mutator(header, epoch.raw());
     }
     // SAFETY: the object is alive while this root exists.
     unsafe { (*header).remove_root(into_heap) };

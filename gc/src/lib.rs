@@ -128,7 +128,10 @@
 //!   serve the caches; a new generation turns `in_use` into `unswept` lazily,
 //!   in O(1) per class.
 //! * Side bitmaps per span: `mark` and `alloc`. Slots below the span's
-//!   `freeindex` were allocated since the last sweep. A span whose objects
+//!   `freeindex` were allocated since the last sweep. Allocating black costs
+//!   no atomic read-modify-write: a span records the first slot its cache
+//!   allocated during the current marking epoch (`black_from`), and free
+//!   slots from there up to `freeindex` count as marked. A span whose objects
 //!   have no destructor (`Trace::HEAP_DROP_IS_NOOP`, e.g. nodes made of
 //!   `Gc`s and numbers) is swept by bitmap operations alone.
 //! * Free page runs beyond what the next heap goal needs are returned to the

@@ -56,6 +56,11 @@ impl Epoch {
     pub(crate) fn gen(self) -> u64 {
         self.0 >> 1
     }
+    /// The raw word (`gen << 1 | marking`).
+    #[inline]
+    pub(crate) fn raw(self) -> u64 {
+        self.0
+    }
     #[inline]
     pub(crate) fn marking(self) -> bool {
         self.0 & 1 == 1

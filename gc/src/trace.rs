@@ -108,6 +108,8 @@ pub(crate) enum TraceMode {
 /// ```
 pub struct Tracer {
     pub(crate) mode: TraceMode,
+    /// The marking epoch (raw) this tracer shades in.
+    pub(crate) epoch: u64,
     /// Grey objects to scan (`Mark`), or the edges found (`Collect`).
     pub(crate) stack: Vec<*const Header>,
     /// Set when a `GcCell` could not be locked: scan the object again later.
@@ -115,9 +117,10 @@ pub struct Tracer {
 }
 
 impl Tracer {
-    pub(crate) fn new(mode: TraceMode) -> Tracer {
+    pub(crate) fn new(mode: TraceMode, epoch: u64) -> Tracer {
         Tracer {
             mode,
+            epoch,
             stack: Vec::new(),
             busy: false,
         }
@@ -129,11 +132,11 @@ impl Tracer {
         match self.mode {
             TraceMode::Collect => self.stack.push(header),
             TraceMode::Mark => {
-                if let Shade::Grey = heap::shade(header) {
+                if let Shade::Grey = heap::shade(header, self.epoch) {
                     self.stack.push(header);
                 }
             }
-            TraceMode::Barrier => crate::collector::shade_from_mutator(header),
+            TraceMode::Barrier => crate::collector::shade_from_mutator(header, self.epoch),
         }
     }
 }

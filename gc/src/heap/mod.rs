@@ -40,6 +40,11 @@ pub(crate) static SWEPT_LIVE: AtomicU64 = AtomicU64::new(0);
 pub(crate) static FREED_OBJECTS: AtomicU64 = AtomicU64::new(0);
 /// Spans being swept right now.
 static SWEEPING: AtomicUsize = AtomicUsize::new(0);
+/// The raw epoch of the current (or last) marking phase, stored by the
+/// collector before it starts: objects allocated during it are black
+/// without a mark bit (see `Span::black_from`). Sweeps of the following
+/// generation read it to know those objects survived.
+pub(crate) static MARK_EPOCH: AtomicU64 = AtomicU64::new(0);
 /// Whether freed objects are overwritten (torture mode).
 pub(crate) static POISON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
@@ -284,7 +289,10 @@ fn sweep_span(s: SpanRef, gen: u64, for_alloc: bool) -> Option<&'static Span> {
     let fresh = span.sweepgen.load(Ordering::Acquire) == gen;
     let mut live = 0;
     if !fresh {
-        let swept = span.sweep(POISON.load(Ordering::Relaxed));
+        let swept = span.sweep(
+            POISON.load(Ordering::Relaxed),
+            MARK_EPOCH.load(Ordering::Acquire),
+        );
         live = swept.live;
         SWEPT_LIVE.fetch_add((swept.live * span.elem_size) as u64, Ordering::Relaxed);
         FREED_OBJECTS.fetch_add(swept.freed as u64, Ordering::Relaxed);
@@ -402,11 +410,11 @@ pub(crate) enum Shade {
     Grey,
 }
 
-/// Sets the mark bit of the object at `header`.
+/// Marks the object at `header` in marking epoch `epoch` (raw).
 #[inline]
-pub(crate) fn shade(header: *const Header) -> Shade {
+pub(crate) fn shade(header: *const Header, epoch: u64) -> Shade {
     let span = pages::span_of(header as usize);
-    if !span.set_mark(span.slot_of(header as usize)) {
+    if !span.set_mark(span.slot_of(header as usize), epoch) {
         Shade::Black
     } else if span.class.noscan() {
         Shade::NoScan
@@ -415,8 +423,8 @@ pub(crate) fn shade(header: *const Header) -> Shade {
     }
 }
 
-/// Whether the object at `header` is marked.
-pub(crate) fn is_marked(header: *const Header) -> bool {
+/// Whether the object at `header` is marked in marking epoch `epoch`.
+pub(crate) fn is_marked(header: *const Header, epoch: u64) -> bool {
     let span = pages::span_of(header as usize);
-    span.is_marked(span.slot_of(header as usize))
+    span.is_marked(span.slot_of(header as usize), epoch)
 }

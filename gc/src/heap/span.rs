@@ -46,6 +46,13 @@ pub(crate) struct Span {
     pub(crate) sweeping: AtomicBool,
     /// The generation in which a thread cache took the span (0: none).
     pub(crate) cache_gen: AtomicU64,
+    /// The marking epoch (raw, odd) in which objects were last allocated
+    /// here; 0: none since the last sweep.
+    pub(crate) black_epoch: AtomicU64,
+    /// First slot allocated during `black_epoch`: free slots (no `alloc`
+    /// bit) in `black_from..freeindex` are black without a mark bit, since
+    /// the owning cache allocates in increasing slot order.
+    pub(crate) black_from: AtomicUsize,
     /// Set once a cleanup was registered for an object here.
     pub(crate) has_cleanups: AtomicBool,
     /// Set once an object whose type has a destructor was allocated here
@@ -66,6 +73,18 @@ pub(crate) struct Swept {
     pub(crate) live: usize,
     /// Objects dropped.
     pub(crate) freed: usize,
+}
+
+/// Bits of word `w` for slots in `from..to`.
+#[inline]
+fn range_mask(w: usize, from: usize, to: usize) -> u64 {
+    let lo = from.saturating_sub(w * 64).min(64);
+    let hi = to.saturating_sub(w * 64).min(64);
+    if lo >= hi {
+        return 0;
+    }
+    let upper = if hi == 64 { u64::MAX } else { (1u64 << hi) - 1 };
+    upper & !((1u64 << lo) - 1)
 }
 
 fn bitmap(n: usize) -> Box<[AtomicU64]> {
@@ -98,6 +117,8 @@ impl Span {
             sweeping: AtomicBool::new(false),
             cache_gen: AtomicU64::new(0),
             has_drops: AtomicBool::new(false),
+            black_epoch: AtomicU64::new(0),
+            black_from: AtomicUsize::new(0),
             has_cleanups: AtomicBool::new(false),
             freeindex: AtomicUsize::new(0),
             mark: bitmap(nelems),
@@ -142,33 +163,61 @@ impl Span {
         (self.alloc[w].load(Ordering::Relaxed) | below) & self.word_mask(w)
     }
 
-    /// Whether slot `slot` is marked.
+    /// Whether the allocated slot `slot` was allocated black in marking
+    /// epoch `epoch` (raw; only odd, marking epochs can match).
     #[inline]
-    pub(crate) fn is_marked(&self, slot: usize) -> bool {
-        self.mark[slot / 64].load(Ordering::Relaxed) & (1 << (slot % 64)) != 0
+    fn allocated_black(&self, slot: usize, epoch: u64) -> bool {
+        epoch & 1 == 1
+            && self.black_epoch.load(Ordering::Acquire) == epoch
+            && slot >= self.black_from.load(Ordering::Relaxed)
+            && self.alloc[slot / 64].load(Ordering::Relaxed) & (1 << (slot % 64)) == 0
     }
 
-    /// Sets the mark bit of `slot`; true if it was clear.
+    /// Whether the allocated slot `slot` is marked in marking epoch `epoch`
+    /// (by its bit, or by being allocated during it).
     #[inline]
-    pub(crate) fn set_mark(&self, slot: usize) -> bool {
+    pub(crate) fn is_marked(&self, slot: usize, epoch: u64) -> bool {
+        self.mark[slot / 64].load(Ordering::Relaxed) & (1 << (slot % 64)) != 0
+            || self.allocated_black(slot, epoch)
+    }
+
+    /// Marked slots of bitmap word `w` in marking epoch `epoch`.
+    #[inline]
+    pub(crate) fn marked_word(&self, w: usize, epoch: u64) -> u64 {
+        let bits = self.mark[w].load(Ordering::Acquire);
+        if epoch & 1 == 0 || self.black_epoch.load(Ordering::Acquire) != epoch {
+            return bits;
+        }
+        let from = self.black_from.load(Ordering::Relaxed);
+        let to = self.freeindex.load(Ordering::Acquire);
+        bits | (range_mask(w, from, to) & !self.alloc[w].load(Ordering::Relaxed))
+    }
+
+    /// Marks `slot` in marking epoch `epoch`; true if it was unmarked.
+    #[inline]
+    pub(crate) fn set_mark(&self, slot: usize, epoch: u64) -> bool {
         let word = &self.mark[slot / 64];
         let bit = 1u64 << (slot % 64);
-        if word.load(Ordering::Relaxed) & bit != 0 {
+        if word.load(Ordering::Relaxed) & bit != 0 || self.allocated_black(slot, epoch) {
             return false;
         }
         word.fetch_or(bit, Ordering::AcqRel) & bit == 0
     }
 
-    /// Makes the object in `slot` visible as allocated (after its header
-    /// and value are written), black if the heap is marking. `drops`: the
-    /// object's type has a destructor.
+    /// Makes the object in `slot` (header and value written) visible as
+    /// allocated; during a marking epoch (`marking`: its raw value) it is
+    /// black: the first black allocation of the epoch fixes `black_from`.
+    /// `drops`: the object's type has a destructor.
     #[inline]
-    pub(crate) fn publish(&self, slot: usize, black: bool, drops: bool) {
+    pub(crate) fn publish(&self, slot: usize, marking: Option<u64>, drops: bool) {
         if drops && !self.has_drops.load(Ordering::Relaxed) {
             self.has_drops.store(true, Ordering::Relaxed);
         }
-        if black {
-            self.set_mark(slot);
+        if let Some(epoch) = marking {
+            if self.black_epoch.load(Ordering::Relaxed) != epoch {
+                self.black_from.store(slot, Ordering::Relaxed);
+                self.black_epoch.store(epoch, Ordering::Release);
+            }
         }
         self.freeindex.store(slot + 1, Ordering::Release);
     }
@@ -187,13 +236,13 @@ impl Span {
     /// Sweeps the span: drops every allocated, unmarked object (running
     /// destructors on this thread) and resets the bitmaps for allocation.
     /// The caller holds the `sweeping` claim.
-    pub(crate) fn sweep(&self, poison: bool) -> Swept {
+    pub(crate) fn sweep(&self, poison: bool, mark_epoch: u64) -> Swept {
         let mut out = Swept::default();
         let cleanups = self.has_cleanups.load(Ordering::Acquire);
         let visit = poison || cleanups || self.has_drops.load(Ordering::Relaxed);
         for w in 0..self.words() {
             let allocated = self.allocated_word(w);
-            let marked = self.mark[w].load(Ordering::Acquire);
+            let marked = self.marked_word(w, mark_epoch);
             let mut garbage = allocated & !marked;
             out.live += marked.count_ones() as usize;
             out.freed += garbage.count_ones() as usize;
@@ -210,10 +259,11 @@ impl Span {
                 // and no marked object reaches; nothing will read it again.
                 unsafe { self.drop_object(slot, poison) };
             }
-            self.alloc[w].store(marked, Ordering::Relaxed);
             self.mark[w].store(0, Ordering::Relaxed);
+            self.alloc[w].store(marked, Ordering::Relaxed);
         }
         self.freeindex.store(0, Ordering::Release);
+        self.black_epoch.store(0, Ordering::Release);
         out
     }
 
@@ -236,5 +286,20 @@ impl Span {
             // SAFETY: the slot is ours until it is allocated again.
             unsafe { std::ptr::write_bytes(header.cast::<u8>(), 0xA5, self.elem_size) };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::range_mask;
+
+    #[test]
+    fn range_masks() {
+        assert_eq!(range_mask(0, 0, 64), u64::MAX);
+        assert_eq!(range_mask(0, 3, 5), 0b11000);
+        assert_eq!(range_mask(1, 3, 5), 0);
+        assert_eq!(range_mask(1, 60, 70), 0b11_1111);
+        assert_eq!(range_mask(0, 60, 70), 0xF << 60);
+        assert_eq!(range_mask(2, 0, 1000), u64::MAX);
     }
 }
