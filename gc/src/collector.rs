@@ -15,16 +15,19 @@
 //! # Marking and termination
 //!
 //! The collector thread holds a local mark stack; mutators shade into the
-//! shared `GREY` queue (barriers) and assist by scanning from it inside a
-//! mutator region. The collector shares work into `GREY` when its stack is
+//! shared `GREY` queue (barriers) and assist inside a mutator region: they
+//! claim root spans from the cycle's `RootJobs` (the root scan reads one
+//! header per allocated object, so it is shared) and scan objects from
+//! `GREY`. An allocation that finds the heap past twice its goal keeps
+//! assisting (or waits, if there is no work) for at most `MAX_STALL`. The collector shares work into `GREY` when its stack is
 //! deep. Objects whose `GcCell` was busy go to a deferred list and are
 //! retried. Marking ends when the stack, `GREY` and the deferred list are
 //! empty after a grace period (which waits for in-flight barriers and
 //! assists): by the snapshot argument in the crate docs no later shade can
 //! find a white object.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::LazyLock;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -224,7 +227,7 @@ fn pace() {
     }
     let goal = GOAL.load(Ordering::Relaxed);
     if mutator::epoch().marking() && heap_now > goal {
-        assist();
+        let _ = assist();
         if heap_now > goal.saturating_mul(2) {
             stall_for_mark(goal);
         }
@@ -235,7 +238,7 @@ fn pace() {
 const MAX_STALL: Duration = Duration::from_millis(20);
 
 /// The heap has outgrown twice its goal while marking (the collector is
-/// behind, e.g. starved of CPU): wait a bounded time for marking to finish
+/// behind, e.g. starved of CPU): help mark, or wait, for a bounded time
 /// instead of growing further. Never while holding a cell lock or running
 /// destructors (the collector may need those to finish).
 #[cold]
@@ -244,26 +247,46 @@ fn stall_for_mark(goal: u64) {
         return;
     }
     let deadline = Instant::now() + MAX_STALL;
-    fibra_runtime::safepoint::blocking(|| {
-        while mutator::epoch().marking()
+    let behind = || {
+        mutator::epoch().marking()
             && LIVE.load(Ordering::Relaxed) + heap::ALLOCATED.load(Ordering::Relaxed)
                 > goal.saturating_mul(2)
             && Instant::now() < deadline
-        {
-            std::thread::sleep(Duration::from_micros(100));
+    };
+    // Help while there is work; wait (counted as stopped) when there is none.
+    while behind() {
+        if !assist() {
+            fibra_runtime::safepoint::blocking(|| std::thread::sleep(Duration::from_micros(100)));
         }
-    });
+    }
 }
 
 /// Work (objects) per assist: bounded, so an allocation never stalls long.
 const ASSIST_OBJECTS: usize = 256;
+/// Root spans scanned per assist.
+const ASSIST_ROOT_SPANS: usize = 4;
 
-/// Scans up to `ASSIST_OBJECTS` grey objects from `GREY` inside a region.
-fn assist() {
+/// Scans a few root spans and up to `ASSIST_OBJECTS` grey objects inside a
+/// region. Returns whether there was work.
+fn assist() -> bool {
     mutator::with_local(|local| {
         let epoch = local.enter();
+        let mut worked = false;
         if epoch.marking() {
             let mut tracer = Tracer::new(TraceMode::Mark, epoch.raw());
+            // Root spans first (the collector scans them alone otherwise).
+            let jobs = ROOT_JOBS.lock().clone();
+            if let Some(jobs) = jobs {
+                for _ in 0..ASSIST_ROOT_SPANS {
+                    match jobs.claim() {
+                        Some(span) => {
+                            scan_roots(span, &mut tracer);
+                            worked = true;
+                        }
+                        None => break,
+                    }
+                }
+            }
             let mut done = 0;
             while done < ASSIST_OBJECTS {
                 let Some(h) = pop_grey(&mut tracer) else {
@@ -271,13 +294,15 @@ fn assist() {
                 };
                 scan(h, &mut tracer, &mut |h| GREY.push(h as usize));
                 done += 1;
+                worked = true;
             }
             for h in tracer.stack.drain(..) {
                 GREY.push(h as usize);
             }
         }
         local.exit();
-    });
+        worked
+    })
 }
 
 fn pop_grey(tracer: &mut Tracer) -> Option<*const Header> {
@@ -465,22 +490,15 @@ fn mark() -> u64 {
     let mut tracer = Tracer::new(TraceMode::Mark, marking);
     let mut deferred: Vec<*const Header> = Vec::new();
     let mut scanned = 0u64;
-    // Roots: every allocated, unmarked object with a non-zero root count.
-    for s in heap::spans_in_use() {
-        let span = s.get();
-        for w in 0..span.words() {
-            let mut candidates = span.allocated_word(w) & !span.marked_word(w, marking);
-            while candidates != 0 {
-                let slot = w * 64 + candidates.trailing_zeros() as usize;
-                candidates &= candidates - 1;
-                let h = span.object(slot);
-                // SAFETY: allocated slots hold initialised objects, and no
-                // object is freed while marking.
-                if unsafe { (*h).root_count() } > 0 {
-                    tracer.edge(h);
-                }
-            }
-        }
+    // Roots: every allocated, unmarked object with a non-zero root count,
+    // found span by span; assists take spans from the same list.
+    let jobs = Arc::new(RootJobs {
+        spans: heap::spans_in_use(),
+        next: AtomicUsize::new(0),
+    });
+    *ROOT_JOBS.lock() = Some(jobs.clone());
+    while let Some(span) = jobs.claim() {
+        scan_roots(span, &mut tracer);
         scanned += drain(&mut tracer, &mut deferred, 4096);
     }
     loop {
@@ -490,9 +508,45 @@ fn mark() -> u64 {
             tracer.stack.append(&mut deferred);
             continue;
         }
+        // Waits for barriers and assists (root jobs included) in flight.
         mutator::grace_period();
         if GREY.is_empty() && tracer.stack.is_empty() {
+            *ROOT_JOBS.lock() = None;
             return scanned;
+        }
+    }
+}
+
+/// The root spans of the current cycle, claimed one at a time by the
+/// collector and by assists.
+struct RootJobs {
+    spans: Vec<heap::SpanRef>,
+    next: AtomicUsize,
+}
+
+impl RootJobs {
+    fn claim(&self) -> Option<&'static heap::span::Span> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        self.spans.get(i).map(|s| s.get())
+    }
+}
+
+/// The running cycle's root jobs (None outside marking).
+static ROOT_JOBS: Mutex<Option<Arc<RootJobs>>> = Mutex::new(None);
+
+/// Shades the rooted, unmarked objects of `span`.
+fn scan_roots(span: &heap::span::Span, tracer: &mut Tracer) {
+    for w in 0..span.words() {
+        let mut candidates = span.allocated_word(w) & !span.marked_word(w, tracer.epoch);
+        while candidates != 0 {
+            let slot = w * 64 + candidates.trailing_zeros() as usize;
+            candidates &= candidates - 1;
+            let h = span.object(slot);
+            // SAFETY: allocated slots hold initialised objects, and no
+            // object is freed while marking.
+            if unsafe { (*h).root_count() } > 0 {
+                tracer.edge(h);
+            }
         }
     }
 }

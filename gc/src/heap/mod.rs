@@ -55,6 +55,8 @@ pub(crate) struct SpanRef(*const Span);
 // SAFETY: spans are shared between threads by design; all their mutable
 // state is atomic.
 unsafe impl Send for SpanRef {}
+// SAFETY: as above.
+unsafe impl Sync for SpanRef {}
 
 impl SpanRef {
     pub(crate) fn get(self) -> &'static Span {
