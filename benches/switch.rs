@@ -1,33 +1,55 @@
-//! Yield ping-pong between two green threads on one worker, beside the raw
-//! corosensei resume/suspend floor.
+//! Context-switch costs, in ns per switch.
+//!
+//! `cargo bench --bench switch`:
+//! - `yield/two_green_threads_one_worker`: two green threads on one worker
+//!   calling `yield_now` in turn; one iteration is one `yield_now`, i.e. one
+//!   switch through the scheduler (Go's `Gosched` does the same work);
+//! - `corosensei/resume_suspend`: a bare corosensei coroutine resumed and
+//!   suspended, the floor any green-thread switch builds on; one iteration is
+//!   one resume + one suspend.
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use std::time::{Duration, Instant};
 
-fn raw_corosensei(c: &mut Criterion) {
-    let mut co = corosensei::Coroutine::new(|y: &corosensei::Yielder<(), ()>, ()| loop {
-        y.suspend(());
-    });
-    c.bench_function("corosensei_resume_suspend", |b| b.iter(|| co.resume(())));
-}
+use corosensei::{Coroutine, CoroutineResult};
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
 
-fn yield_switch(c: &mut Criterion) {
+fn switch(c: &mut Criterion) {
+    let mut group = c.benchmark_group("switch");
+    group.measurement_time(Duration::from_secs(3));
+    group.sample_size(20);
+
     let rt = fibra::Runtime::builder().workers(1).build().unwrap();
-    c.bench_function("fibra_yield_switch_x1000", |b| {
-        b.iter(|| {
+    group.bench_function("yield/two_green_threads_one_worker", |b| {
+        b.iter_custom(|iters| {
+            let half = iters.div_ceil(2);
             rt.run(|| {
-                let other = fibra::spawn(|| {
-                    for _ in 0..500 {
+                let start = Instant::now();
+                let other = fibra::spawn(move || {
+                    for _ in 0..half {
                         fibra::yield_now();
                     }
                 });
-                for _ in 0..500 {
+                for _ in 0..half {
                     fibra::yield_now();
                 }
                 other.join().unwrap();
+                // 2 * half switches; report per requested iteration.
+                start.elapsed().mul_f64(iters as f64 / (2 * half) as f64)
             })
         })
     });
+
+    group.bench_function("corosensei/resume_suspend", |b| {
+        let mut co = Coroutine::new(|yielder, mut input: u64| loop {
+            input = yielder.suspend(black_box(input));
+        });
+        b.iter(|| match co.resume(black_box(1)) {
+            CoroutineResult::Yield(v) => v,
+            CoroutineResult::Return(()) => unreachable!(),
+        })
+    });
+    group.finish();
 }
 
-criterion_group!(benches, raw_corosensei, yield_switch);
+criterion_group!(benches, switch);
 criterion_main!(benches);

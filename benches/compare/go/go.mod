@@ -1,0 +1,3 @@
+module fibra.dev/compare
+
+go 1.22
