@@ -2,7 +2,8 @@
 # Memory checking of fibra-runtime's tests under Valgrind (memcheck).
 #
 #   scripts/memcheck.sh            # smoke subset (CI): spawn/join, shutdown,
-#                                  # timers, net, stacks, faults; ~3 min on 2 cores
+#                                  # timers, net, stacks, faults, channels;
+#                                  # ~3 min on 2 cores
 #   scripts/memcheck.sh --full     # every runtime test binary, every test
 #                                  # (an hour or more: Valgrind runs a process
 #                                  # on one core at a time, 20-50x slower)
@@ -48,6 +49,10 @@ smoke=(
   "faults_blocking"
   "faults_shutdown"
   "faults_leaks"
+  "faults_select"
+  "chan_conformance"
+  "chan_close_drain"
+  "select_cancellation"
 )
 full=(
   spawn_join shutdown
@@ -56,6 +61,8 @@ full=(
   stack_shrink maybe_grow_deep_recursion task_panics pinning async_interop
   "blocking spawn_blocking_does_not_block many_blocking_jobs idle_blocking_threads"
   faults_panics faults_net faults_blocking faults_shutdown faults_leaks
+  faults_select chan_conformance chan_close_drain chan_rendezvous chan_async
+  chan_timeouts select_cancellation select_fairness sync_mutex sync_primitives
 )
 
 # Valgrind serialises threads; fewer parked tasks keep the 100k-task
