@@ -50,7 +50,7 @@ smoke=(
   "faults_shutdown"
   "faults_leaks"
   "faults_select"
-  "chan_conformance"
+  "chan_conformance sieve fifo nonblocking select_on_closed closing_releases"
   "chan_close_drain"
   "select_cancellation"
 )
