@@ -105,7 +105,14 @@ case "$mode" in
     cargo_test=(cargo test -q -p fibra-runtime --features corosensei/sanitizer
       --target x86_64-unknown-linux-gnu --target-dir target/asan)
     "${cargo_test[@]}" --tests --no-run
-    run_list smoke
+    # stack_shrink measures depth with the address of a local, which ASan
+    # may move to its heap-allocated fake stack: the test, not the runtime,
+    # cannot work there.
+    asan_list=()
+    for entry in "${smoke[@]}"; do
+      [ "${entry%% *}" = stack_shrink ] || asan_list+=("$entry")
+    done
+    run_list asan_list
     ;;
 esac
 echo "memcheck ($mode): passed in $((SECONDS - start)) s" >&2
