@@ -138,6 +138,11 @@ impl Worker {
                 self.run_task(task);
                 continue;
             }
+            if let Some(task) = self.linger() {
+                self.found_work();
+                self.run_task(task);
+                continue;
+            }
             self.sleep(&mutator);
         }
         if self.spinning.replace(false) {
@@ -304,10 +309,12 @@ impl Worker {
                 return Some(t);
             }
             if round + 1 < SPIN_ROUNDS {
-                std::thread::yield_now();
+                for _ in 0..64 {
+                    std::hint::spin_loop();
+                }
             }
         }
-        self.linger()
+        None
     }
 
     /// Before sleeping, a worker that owns parked green threads watches for
