@@ -123,6 +123,10 @@ impl Worker {
                     .shrink_all(self.remote().started.lock().iter());
             }
             if let Some(task) = self.next_local() {
+                // A worker woken as a searcher may find its work locally
+                // (its inbox): it must stop counting as spinning before it
+                // runs, or notifiers would rely on a searcher that is busy.
+                self.found_work();
                 self.run_task(task);
                 continue;
             }
