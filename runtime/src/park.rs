@@ -72,7 +72,7 @@ pub(crate) fn wait_as<R>(on: WaitOn, mut poll: impl FnMut(&mut Context<'_>) -> P
                     task.wait.set(on, site);
                     recorded = true;
                 }
-                park_current(&task);
+                park_current(task);
             }
         }
         Some(_) => panic!(
