@@ -1,15 +1,71 @@
 //! Switches the lock-free cores between std's atomics and loom's model
 //! checker (`RUSTFLAGS="--cfg loom"`). Only the modules with a loom model use
-//! these paths: the task state machine, the OS-thread parker and the worker
-//! idle protocol.
+//! these paths: the task state machine, the OS-thread parker, the worker
+//! idle protocol, the channel core (`chan`) and the locks of `sync`.
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{fence, AtomicUsize};
+pub(crate) use loom::cell::UnsafeCell;
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicUsize};
 #[cfg(loom)]
 pub(crate) use loom::sync::{Condvar, Mutex};
 
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{fence, AtomicUsize};
+pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicUsize};
+
+#[cfg(not(loom))]
+pub(crate) use self::std_cell::UnsafeCell;
+
+#[cfg(loom)]
+pub(crate) type MutexGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
+#[cfg(not(loom))]
+pub(crate) type MutexGuard<'a, T> = parking_lot::MutexGuard<'a, T>;
+
+/// Locks `m` (neither lock is ever poisoned: no user code runs under the
+/// internal locks).
+#[inline]
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+/// One step of a short busy wait for another thread that is inside a few
+/// instructions of a critical section (loom must be told to switch threads).
+#[inline]
+pub(crate) fn spin_wait(step: &crossbeam_utils::Backoff) {
+    #[cfg(loom)]
+    {
+        let _ = step;
+        loom::thread::yield_now();
+    }
+    #[cfg(not(loom))]
+    step.snooze();
+}
+
+/// `std::cell::UnsafeCell` with loom's closure-based access, so that loom
+/// can check the accesses of modelled code.
+#[cfg(not(loom))]
+mod std_cell {
+    #[derive(Debug, Default)]
+    pub(crate) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
+
+    impl<T> UnsafeCell<T> {
+        pub(crate) const fn new(v: T) -> UnsafeCell<T> {
+            UnsafeCell(std::cell::UnsafeCell::new(v))
+        }
+        #[inline(always)]
+        #[allow(dead_code)] // used by tests and loom models
+        pub(crate) fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+            f(self.0.get())
+        }
+        #[inline(always)]
+        pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+            f(self.0.get())
+        }
+    }
+}
 
 #[cfg(not(loom))]
 pub(crate) use self::std_sync::{Condvar, Mutex};

@@ -15,6 +15,7 @@
 //! Futures, channels, IO and timers therefore share one wake path.
 
 use std::future::Future;
+#[cfg_attr(loom, allow(unused_imports))]
 use std::pin::{pin, Pin};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
@@ -26,6 +27,7 @@ use crate::context;
 use crate::debug::{WaitOn, BLOCKED_THREADS};
 use crate::sched::parker::{Parker, ThreadWaker};
 use crate::task::{Kind, Suspend};
+#[cfg_attr(loom, allow(unused_imports))]
 use crate::time::Sleep;
 
 thread_local! {
@@ -47,6 +49,7 @@ pub(crate) fn wait<R>(poll: impl FnMut(&mut Context<'_>) -> Poll<R>) -> R {
 /// for dumps and the deadlock report. Blocking APIs are `#[track_caller]`
 /// so the location is the user's call site.
 #[track_caller]
+#[cfg(not(loom))]
 pub(crate) fn wait_as<R>(on: WaitOn, mut poll: impl FnMut(&mut Context<'_>) -> Poll<R>) -> R {
     match context::current_task() {
         Some(task) if task.kind == Kind::Green => {
@@ -107,6 +110,7 @@ pub(crate) fn wait_deadline<R>(
 
 /// [`wait_deadline`], recording what the task waits on (see [`wait_as`]).
 #[track_caller]
+#[cfg(not(loom))]
 pub(crate) fn wait_deadline_as<R>(
     on: WaitOn,
     deadline: Option<Instant>,
@@ -145,6 +149,48 @@ pub(crate) fn wait_deadline_as<R>(
             park_thread(&tw.parker, Some(deadline - now));
         }
     })
+}
+
+/// Under loom, blocking calls run on loom's model threads: `wait` blocks
+/// with loom's executor, and a deadline counts as already passed after the
+/// first poll (which models a timeout racing the operation).
+#[cfg(loom)]
+pub(crate) fn wait_as<R>(_on: WaitOn, mut poll: impl FnMut(&mut Context<'_>) -> Poll<R>) -> R {
+    struct LoomWaker(loom::sync::Notify);
+    impl std::task::Wake for LoomWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.notify();
+        }
+    }
+    let lw = Arc::new(LoomWaker(loom::sync::Notify::new()));
+    let waker = Waker::from(lw.clone());
+    let mut cx = Context::from_waker(&waker);
+    loop {
+        if let Poll::Ready(v) = poll(&mut cx) {
+            return v;
+        }
+        lw.0.wait();
+    }
+}
+
+#[cfg(loom)]
+pub(crate) fn wait_deadline_as<R>(
+    on: WaitOn,
+    deadline: Option<Instant>,
+    mut poll: impl FnMut(&mut Context<'_>) -> Poll<R>,
+) -> Option<R> {
+    if deadline.is_none() {
+        return Some(wait_as(on, poll));
+    }
+    struct Noop;
+    impl std::task::Wake for Noop {
+        fn wake(self: Arc<Self>) {}
+    }
+    let waker = Waker::from(Arc::new(Noop));
+    match poll(&mut Context::from_waker(&waker)) {
+        Poll::Ready(v) => Some(v),
+        Poll::Pending => None,
+    }
 }
 
 /// Suspends the running green thread until its next wake (or returns at

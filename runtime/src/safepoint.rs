@@ -151,6 +151,32 @@ fn poll_slow() {
     }
 }
 
+/// Runs `f`, a blocking wait that does not touch the heap, with the calling
+/// worker (if it is one) counted as stopped, so that a stop-the-world the
+/// wait depends on can proceed. Afterwards the worker waits for any
+/// stop-the-world in progress to end. On other threads it just runs `f`.
+///
+/// ```
+/// let v = fibra_runtime::safepoint::blocking(|| 1 + 1);
+/// assert_eq!(v, 2);
+/// ```
+pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    struct Resume(Option<Arc<MutatorState>>);
+    impl Drop for Resume {
+        fn drop(&mut self) {
+            if let Some(me) = &self.0 {
+                me.leave_idle();
+            }
+        }
+    }
+    let me = CURRENT.with(|c| c.borrow().clone());
+    if let Some(me) = &me {
+        me.state.store(IDLE, SeqCst);
+    }
+    let _resume = Resume(me);
+    f()
+}
+
 /// Proof that the world is stopped: while it lives, no worker of any
 /// runtime runs a task. Dropping it restarts the world.
 #[must_use = "the world restarts when this guard drops"]

@@ -73,6 +73,9 @@ pub(crate) struct Remote {
     pub(crate) stealer: Stealer<Arc<Task>>,
     /// Pinned tasks woken by other threads.
     pub(crate) inbox: Injector<Arc<Task>>,
+    /// Set (release) after every push to `inbox`; the owner swaps it off
+    /// (acquire) before draining, so checking for wake-ups costs one load.
+    pub(crate) inbox_ready: AtomicBool,
     /// Wakes the worker when it sleeps.
     pub(crate) parker: Parker,
     /// Counters the worker publishes.
@@ -133,6 +136,7 @@ impl Shared {
                     Remote {
                         stealer,
                         inbox: Injector::new(),
+                        inbox_ready: AtomicBool::new(false),
                         parker: Parker::with_interrupt(Arc::new(move || {
                             if let Err(err) = waker.wake() {
                                 tracing::error!("fibra: cannot wake the netpoller: {err}");
@@ -216,6 +220,7 @@ impl Shared {
             Some(owner) => {
                 let remote = &self.remotes[owner];
                 remote.inbox.push(task);
+                remote.inbox_ready.store(true, Ordering::Release);
                 remote.parker.unpark();
             }
             None => {

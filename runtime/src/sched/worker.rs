@@ -226,18 +226,31 @@ impl Worker {
         Some(deadline.saturating_duration_since(std::time::Instant::now()))
     }
 
+    #[inline]
     fn drain_inbox(&self) {
-        let inbox = &self.shared.remotes[self.index].inbox;
-        if inbox.is_empty() {
+        if self.remote().inbox_ready.load(Ordering::Relaxed) {
+            self.drain_inbox_slow();
+        }
+    }
+
+    #[cold]
+    fn drain_inbox_slow(&self) {
+        let remote = self.remote();
+        // A push stores the flag after the item, so seeing it (acquire)
+        // means the items before it are visible; a push racing with this
+        // drain sets it again for the next tick.
+        if !remote.inbox_ready.swap(false, Ordering::Acquire) {
             return;
         }
         let mut pinned = self.pinned.borrow_mut();
         for _ in 0..INBOX_BATCH {
-            match steal_one(inbox) {
+            match steal_one(&remote.inbox) {
                 Some(t) => pinned.push_back(t),
-                None => break,
+                None => return,
             }
         }
+        // Batch limit reached: look again next tick.
+        remote.inbox_ready.store(true, Ordering::Relaxed);
     }
 
     fn steal_injector(&self) -> Option<Arc<Task>> {
@@ -355,6 +368,7 @@ impl Worker {
 
     // ----- running -----
 
+    #[inline]
     fn remote(&self) -> &super::Remote {
         &self.shared.remotes[self.index]
     }
@@ -378,7 +392,9 @@ impl Worker {
     }
 
     fn run_green(&self, task: Arc<Task>) {
-        if !task.state.start_running() {
+        // A yielded green thread still holds RUNNING (see `task::state`);
+        // anything else was scheduled and must be claimed.
+        if !task.state.is_held() && !task.state.start_running() {
             return;
         }
         // SAFETY: we hold RUNNING, and a started coroutine is only ever
@@ -423,7 +439,7 @@ impl Worker {
         context::set_task(prev);
         match result {
             CoroutineResult::Yield(Suspend::Yield) => {
-                task.state.yield_now();
+                // Keeps RUNNING: no atomic operation on a yield.
                 self.pinned.borrow_mut().push_back(task);
             }
             CoroutineResult::Yield(Suspend::Park) => {
@@ -524,7 +540,7 @@ impl Worker {
     /// Unwinds a started green thread's stack (running its destructors on
     /// it) and resolves its join handle as cancelled.
     fn cancel_started(&self, task: Arc<Task>) {
-        if !task.state.claim_for_cancel() {
+        if !task.state.claim_own_for_cancel() {
             return;
         }
         self.remote().started.lock().remove(&task);

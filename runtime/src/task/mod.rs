@@ -106,6 +106,10 @@ const JOIN_ATTACHED: u8 = 0;
 const JOIN_DETACHED: u8 = 1;
 const JOIN_FINISHED: u8 = 2;
 
+/// A task's job, stored inside the task's own allocation when it fits in
+/// eight words (a small closure and its output), so spawning allocates once.
+pub(crate) type JobBox = smallbox::SmallBox<dyn Job, smallbox::space::S8>;
+
 /// The type-erased body of a task together with its output slot.
 pub(crate) trait Job: Send {
     /// Green threads: runs the closure to completion, stores `Ok(value)`.
@@ -166,9 +170,10 @@ where
         let Some(fut) = self.fut.as_mut() else {
             return Poll::Ready(());
         };
-        // SAFETY: the job lives in a `Box` that is never moved out of, and
-        // the future is dropped in place (`fail`, or below) before the box
-        // is freed: it is pinned for its whole life.
+        // SAFETY: the job lives in the task (inline or in a box) from before
+        // its first poll until the task is freed; the task is behind an
+        // `Arc` and never moves, and the future is dropped in place (`fail`,
+        // or below): it is pinned from its first poll on.
         let fut = unsafe { Pin::new_unchecked(fut) };
         match fut.poll(cx) {
             Poll::Ready(v) => {
@@ -217,7 +222,7 @@ pub(crate) struct Task {
     /// takes the lock only when someone may be waiting.
     pub(crate) join_waiting: std::sync::atomic::AtomicBool,
     /// Closure or future, and the output slot.
-    pub(crate) job: UnsafeCell<Box<dyn Job>>,
+    pub(crate) job: UnsafeCell<JobBox>,
     /// The coroutine of a started green thread (owner worker only).
     pub(crate) coroutine: UnsafeCell<Option<GreenCoroutine>>,
     /// The coroutine's yielder while it is started (owner worker only).
@@ -259,7 +264,7 @@ impl Task {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let job = Box::new(GreenJob {
+        let job: JobBox = smallbox::smallbox!(GreenJob {
             f: Some(f),
             out: None,
         });
@@ -271,7 +276,7 @@ impl Task {
         Fut: Future + Send + 'static,
         Fut::Output: Send + 'static,
     {
-        let job = Box::new(AsyncJob {
+        let job: JobBox = smallbox::smallbox!(AsyncJob {
             fut: Some(fut),
             out: None,
         });
@@ -283,7 +288,7 @@ impl Task {
         name: Option<Box<str>>,
         stack_size: usize,
         kind: Kind,
-        job: Box<dyn Job>,
+        job: JobBox,
     ) -> Arc<Task> {
         let id = TaskId::next();
         let span = match &name {

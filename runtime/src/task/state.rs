@@ -7,7 +7,9 @@
 //!
 //! - `SCHEDULED`: the task sits in exactly one run queue (or is being pushed
 //!   into one). Only the thread that set the bit pushes it.
-//! - `RUNNING`: a worker is executing the task's body; only that worker
+//! - `RUNNING`: a worker owns the task's body and is executing it - or, for
+//!   a green thread that yielded, holds it in its own pinned queue (a yield
+//!   keeps the bit, so it costs no atomic operation); only that worker
 //!   touches the body (coroutine or future).
 //! - `NOTIFIED`: a wake-up arrived while `RUNNING`; the worker must run the
 //!   task again instead of letting it go idle.
@@ -129,11 +131,26 @@ impl State {
             .is_ok()
     }
 
-    /// The running task yielded: `RUNNING -> SCHEDULED` (a pending
-    /// notification is folded in: it will run again anyway).
-    pub(crate) fn yield_now(&self) {
-        let prev = self.0.swap(SCHEDULED, AcqRel);
-        debug_assert!(prev & RUNNING != 0 && prev & COMPLETE == 0);
+    /// Whether the owner holds the task (a yielded green thread in its
+    /// pinned queue keeps `RUNNING`). Only meaningful to the owner worker.
+    pub(crate) fn is_held(&self) -> bool {
+        self.0.load(Acquire) & RUNNING != 0
+    }
+
+    /// The owner cancels a task it holds (`RUNNING`, yielded, not
+    /// executing) or that is idle or queued. Returns `false` if complete.
+    pub(crate) fn claim_own_for_cancel(&self) -> bool {
+        let mut cur = self.0.load(Acquire);
+        loop {
+            if cur & COMPLETE != 0 {
+                return false;
+            }
+            let next = RUNNING;
+            match self.0.compare_exchange_weak(cur, next, AcqRel, Acquire) {
+                Ok(_) => return true,
+                Err(actual) => cur = actual,
+            }
+        }
     }
 
     /// Wakes the task. See [`WakeAction`].

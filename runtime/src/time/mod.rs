@@ -6,6 +6,7 @@
 //! The same [`Sleep`] future serves green threads (through [`sleep`]), async
 //! tasks and other executors.
 
+mod after;
 mod global;
 pub(crate) mod heap;
 
@@ -17,6 +18,8 @@ use std::time::{Duration, Instant};
 
 use crate::context;
 use heap::TimerEntry;
+
+pub use after::{after, Ticker};
 
 /// Puts the current green thread to sleep for `dur` (its worker runs other
 /// tasks meanwhile). On a plain OS thread it sleeps the thread.

@@ -1,0 +1,625 @@
+//! The collector: one background thread that runs cycles (see the crate
+//! docs for the phases), the pacer that starts them, and `collect()`.
+//!
+//! After each cycle's sweep the collector returns free heap pages beyond the
+//! next goal to the OS and asks the runtime to shrink parked tasks' stacks.
+//!
+//! # Cycle requests
+//!
+//! `Control` counts cycles `started` and `completed`, and the highest cycle
+//! number `requested`. The collector thread runs cycles while `requested >
+//! started`. `collect()` asks for the first cycle that starts after the call
+//! (`started + 1`) and waits until `completed` reaches it; the pacer asks for
+//! `started + 1` only when no cycle is pending.
+//!
+//! # Marking and termination
+//!
+//! The collector thread holds a local mark stack; mutators shade into the
+//! shared `GREY` queue (barriers) and assist inside a mutator region: they
+//! claim root spans from the cycle's `RootJobs` (the root scan reads one
+//! header per allocated object, so it is shared) and scan objects from
+//! `GREY`. An allocation that finds the heap past twice its goal keeps
+//! assisting (or waits, if there is no work) for at most `MAX_STALL`. The collector shares work into `GREY` when its stack is
+//! deep. Objects whose `GcCell` was busy go to a deferred list and are
+//! retried. Marking ends when the stack, `GREY` and the deferred list are
+//! empty after a grace period (which waits for in-flight barriers and
+//! assists): by the snapshot argument in the crate docs no later shade can
+//! find a white object.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock};
+use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
+
+use crossbeam_deque::{Injector, Steal};
+use parking_lot::{Condvar, Mutex};
+
+use crate::config::{config, MIN_HEAP_GOAL};
+use crate::heap::class::SpanClass;
+use crate::heap::object::Header;
+use crate::heap::{self, Shade};
+use crate::mutator::{self, Epoch, Local};
+use crate::stats::{self, COUNTERS};
+use crate::trace::{TraceMode, Tracer};
+
+/// Grey objects shaded by mutators, or shared by the collector.
+static GREY: LazyLock<Injector<usize>> = LazyLock::new(Injector::new);
+
+/// Cycle bookkeeping.
+struct Control {
+    started: u64,
+    completed: u64,
+    requested: u64,
+    /// Whether the collector thread exists.
+    thread: bool,
+    /// Green threads waiting in `collect()`.
+    wakers: Vec<Waker>,
+}
+
+static CONTROL: Mutex<Control> = Mutex::new(Control {
+    started: 0,
+    completed: 0,
+    requested: 0,
+    thread: false,
+    wakers: Vec::new(),
+});
+/// The collector thread waits here for requests; `collect()` callers wait
+/// here for completions.
+static CONTROL_CV: Condvar = Condvar::new();
+
+/// Heap size (live after the last cycle + allocated since) that starts the
+/// next cycle; `u64::MAX` when automatic collection is off.
+static TRIGGER: AtomicU64 = AtomicU64::new(MIN_HEAP_GOAL);
+/// The heap goal of the running cycle (assists start above it).
+static GOAL: AtomicU64 = AtomicU64::new(MIN_HEAP_GOAL);
+/// Live bytes after the last cycle.
+static LIVE: AtomicU64 = AtomicU64::new(0);
+/// Set while a cycle is requested or running (the pacer's fast check).
+static CYCLE_PENDING: AtomicBool = AtomicBool::new(false);
+/// Whether torture mode is on.
+static TORTURE: AtomicBool = AtomicBool::new(false);
+/// Whether configuration has been applied.
+static CONFIGURED: std::sync::Once = std::sync::Once::new();
+
+thread_local! {
+    /// Set on the collector thread (which must never wait for itself).
+    static IS_COLLECTOR: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn configure() {
+    CONFIGURED.call_once(|| {
+        let c = config();
+        if c.percent.is_none() {
+            TRIGGER.store(u64::MAX, Ordering::Relaxed);
+        }
+        if c.torture.is_some() {
+            TORTURE.store(true, Ordering::Relaxed);
+            heap::POISON.store(true, Ordering::Relaxed);
+        }
+    });
+}
+
+// ----- requests -----
+
+/// Asks for cycle `n` (if not yet asked) and starts the thread if needed.
+fn request(control: &mut Control, n: u64) {
+    if control.requested < n {
+        control.requested = n;
+        CYCLE_PENDING.store(true, Ordering::Release);
+        if !control.thread {
+            control.thread = true;
+            std::thread::Builder::new()
+                .name("fibra-gc".into())
+                .spawn(collector_main)
+                .expect("fibra_gc: cannot start the collector thread");
+        }
+        CONTROL_CV.notify_all();
+    }
+}
+
+/// Runs a full collection cycle and returns when it is complete (marking
+/// and sweeping done, so [`stats()`](crate::stats) shows its result). In a
+/// green thread only that green thread waits; elsewhere the calling thread
+/// blocks (a worker counts as stopped meanwhile).
+///
+/// ```
+/// let before = fibra_gc::stats().cycles;
+/// fibra_gc::collect();
+/// assert!(fibra_gc::stats().cycles > before);
+/// ```
+///
+/// # Panics
+/// If called while the thread holds a `GcCell` borrow (`with`/`with_mut`),
+/// which the cycle might need to wait for.
+pub fn collect() {
+    configure();
+    assert!(
+        !crate::cell::holding_cell(),
+        "fibra_gc::collect() called inside GcCell::with/with_mut: the collector may need that cell; collect outside the borrow"
+    );
+    if IS_COLLECTOR.with(|c| c.get()) || heap::sweeping_here() {
+        // A destructor run by a sweep: the cycle would wait for this very
+        // sweep to finish. Collecting later is the best we can do.
+        tracing::debug!(target: "fibra_gc", "collect() called from a destructor during sweeping; skipped");
+        return;
+    }
+    let target = {
+        let mut control = CONTROL.lock();
+        let target = control.started + 1;
+        request(&mut control, target);
+        target
+    };
+    wait_for(target);
+}
+
+fn wait_for(target: u64) {
+    if fibra_runtime::in_green_thread() {
+        fibra_runtime::block_on(std::future::poll_fn(|cx| {
+            let mut control = CONTROL.lock();
+            if control.completed >= target {
+                Poll::Ready(())
+            } else {
+                control.wakers.push(cx.waker().clone());
+                Poll::Pending
+            }
+        }));
+    } else {
+        fibra_runtime::safepoint::blocking(|| {
+            let mut control = CONTROL.lock();
+            while control.completed < target {
+                CONTROL_CV.wait(&mut control);
+            }
+        });
+    }
+}
+
+// ----- allocation hooks -----
+
+/// Called after each small allocation, outside the region.
+#[inline]
+pub(crate) fn after_alloc(local: &Local) {
+    if TORTURE.load(Ordering::Relaxed) {
+        torture_tick(local);
+    }
+}
+
+#[cold]
+fn torture_tick(local: &Local) {
+    let n = local.torture_count.get() + 1;
+    local.torture_count.set(n);
+    let every = config().torture.unwrap_or(u64::MAX);
+    if n.is_multiple_of(every) {
+        let mut control = CONTROL.lock();
+        if control.requested <= control.started {
+            let n = control.started + 1;
+            request(&mut control, n);
+        }
+    }
+}
+
+/// The allocation slow path (outside any region): safepoint, pacing,
+/// assists, then a cache refill.
+#[cold]
+pub(crate) fn alloc_slow(local: &Local, sc: SpanClass) {
+    configure();
+    // Never stop at a safepoint while holding a cell: another worker could
+    // be blocked on that cell's lock, and the world would never stop.
+    if !crate::cell::holding_cell() {
+        fibra_runtime::safepoint::poll();
+    }
+    pace();
+    let gen = mutator::epoch().gen();
+    // SAFETY: this thread's cache; no borrow of it is live (we are outside
+    // the region and `Gc::new` holds none across this call).
+    unsafe { heap::refill(local.cache(), sc, gen) };
+}
+
+/// Starts a cycle when the heap reaches the trigger; helps marking when
+/// it has outgrown the goal during a cycle.
+fn pace() {
+    let heap_now = LIVE.load(Ordering::Relaxed) + heap::ALLOCATED.load(Ordering::Relaxed);
+    if heap_now >= TRIGGER.load(Ordering::Relaxed) && !CYCLE_PENDING.load(Ordering::Acquire) {
+        let mut control = CONTROL.lock();
+        if control.requested <= control.started && control.completed == control.started {
+            let n = control.started + 1;
+            request(&mut control, n);
+        }
+    }
+    let goal = GOAL.load(Ordering::Relaxed);
+    if mutator::epoch().marking() && heap_now > goal {
+        let _ = assist();
+        if heap_now > goal.saturating_mul(2) {
+            stall_for_mark(goal);
+        }
+    }
+}
+
+/// Longest an allocation waits for marking to finish.
+const MAX_STALL: Duration = Duration::from_millis(20);
+
+/// The heap has outgrown twice its goal while marking (the collector is
+/// behind, e.g. starved of CPU): help mark, or wait, for a bounded time
+/// instead of growing further. Never while holding a cell lock or running
+/// destructors (the collector may need those to finish).
+#[cold]
+fn stall_for_mark(goal: u64) {
+    if crate::cell::holding_cell() || heap::sweeping_here() || IS_COLLECTOR.with(|c| c.get()) {
+        return;
+    }
+    let deadline = Instant::now() + MAX_STALL;
+    let behind = || {
+        mutator::epoch().marking()
+            && LIVE.load(Ordering::Relaxed) + heap::ALLOCATED.load(Ordering::Relaxed)
+                > goal.saturating_mul(2)
+            && Instant::now() < deadline
+    };
+    // Help while there is work; wait (counted as stopped) when there is none.
+    while behind() {
+        if !assist() {
+            fibra_runtime::safepoint::blocking(|| std::thread::sleep(Duration::from_micros(100)));
+        }
+    }
+}
+
+/// Work (objects) per assist: bounded, so an allocation never stalls long.
+const ASSIST_OBJECTS: usize = 256;
+/// Root spans scanned per assist.
+const ASSIST_ROOT_SPANS: usize = 4;
+
+/// Scans a few root spans and up to `ASSIST_OBJECTS` grey objects inside a
+/// region. Returns whether there was work.
+fn assist() -> bool {
+    mutator::with_local(|local| {
+        let epoch = local.enter();
+        let mut worked = false;
+        if epoch.marking() {
+            let mut tracer = Tracer::new(TraceMode::Mark, epoch.raw());
+            // Root spans first (the collector scans them alone otherwise).
+            let jobs = ROOT_JOBS.lock().clone();
+            if let Some(jobs) = jobs {
+                for _ in 0..ASSIST_ROOT_SPANS {
+                    match jobs.claim() {
+                        Some(span) => {
+                            scan_roots(span, &mut tracer);
+                            worked = true;
+                        }
+                        None => break,
+                    }
+                }
+            }
+            let mut done = 0;
+            while done < ASSIST_OBJECTS {
+                let Some(h) = pop_grey(&mut tracer) else {
+                    break;
+                };
+                scan(h, &mut tracer, &mut |h| GREY.push(h as usize));
+                done += 1;
+                worked = true;
+            }
+            for h in tracer.stack.drain(..) {
+                GREY.push(h as usize);
+            }
+        }
+        local.exit();
+        worked
+    })
+}
+
+fn pop_grey(tracer: &mut Tracer) -> Option<*const Header> {
+    if let Some(h) = tracer.stack.pop() {
+        return Some(h);
+    }
+    loop {
+        match GREY.steal() {
+            Steal::Success(h) => return Some(h as *const Header),
+            Steal::Empty => return None,
+            Steal::Retry => continue,
+        }
+    }
+}
+
+/// The deletion barrier's shade (called inside a region whose epoch,
+/// `epoch`, is a marking one).
+#[inline]
+pub(crate) fn shade_from_mutator(header: *const Header, epoch: u64) {
+    if let Shade::Grey = heap::shade(header, epoch) {
+        GREY.push(header as usize);
+    }
+}
+
+/// Scans one grey object; a busy `GcCell` defers it.
+fn scan(h: *const Header, tracer: &mut Tracer, defer: &mut dyn FnMut(*const Header)) {
+    tracer.busy = false;
+    // SAFETY: grey objects are marked, allocated and initialised.
+    let vtable = unsafe { (*h).vtable() };
+    // SAFETY: as above; the vtable belongs to the object's type.
+    unsafe { (vtable.trace)(h, tracer) };
+    if tracer.busy {
+        defer(h);
+    }
+}
+
+// ----- the collector thread -----
+
+fn collector_main() {
+    IS_COLLECTOR.with(|c| c.set(true));
+    configure();
+    loop {
+        let (n, forced) = {
+            let mut control = CONTROL.lock();
+            while control.requested <= control.started {
+                CONTROL_CV.wait(&mut control);
+            }
+            control.started += 1;
+            (control.started, control.requested > control.started)
+        };
+        run_cycle(n, forced);
+        let wakers = {
+            let mut control = CONTROL.lock();
+            control.completed = n;
+            if control.requested <= n {
+                CYCLE_PENDING.store(false, Ordering::Release);
+            }
+            CONTROL_CV.notify_all();
+            std::mem::take(&mut control.wakers)
+        };
+        wakers.into_iter().for_each(Waker::wake);
+    }
+}
+
+/// Stops the world, runs `f`, restarts it; records and reports the pause.
+fn pause(phase: &'static str, cycle: u64, f: impl FnOnce()) -> Duration {
+    let world = fibra_runtime::safepoint::stop_the_world();
+    f();
+    let stopping = world.stopping_time();
+    let total = world.elapsed();
+    drop(world);
+    let pause_ns = total.as_nanos() as u64;
+    let stopping_ns = stopping.as_nanos() as u64;
+    stats::record_pause(pause_ns, stopping_ns);
+    if stopping > Duration::from_millis(1) {
+        tracing::warn!(
+            target: "fibra_gc",
+            phase,
+            stopping_ns,
+            cycle,
+            "a worker kept the world waiting for over 1 ms: a task ran without reaching a safepoint (a long loop without allocation or yield_now, or a blocking call on a worker)"
+        );
+    }
+    tracing::info!(target: "fibra_gc", phase, pause_ns, stopping_ns, cycle, "gc pause");
+    total
+}
+
+fn run_cycle(n: u64, _forced: bool) {
+    let start = Instant::now();
+    let gen = mutator::epoch().gen();
+    // 1. Sweep termination.
+    heap::sweep_all(gen);
+    let heap_before = heap::HEAP_BYTES.load(Ordering::Relaxed);
+    let t_sweep_term = start.elapsed();
+    // 2. Mark start.
+    let marking = Epoch::new(gen, true);
+    // Before the flip: every region that sees the marking epoch must also
+    // see this (sweeps of the next generation read it, too).
+    heap::MARK_EPOCH.store(marking.raw(), Ordering::SeqCst);
+    let stw1 = pause("mark_start", n, || mutator::set_epoch(marking));
+    mutator::grace_period();
+    // 3. Roots and marking.
+    let t_mark = Instant::now();
+    let marked = mark();
+    if TORTURE.load(Ordering::Relaxed) {
+        verify(n);
+    }
+    let mark_time = t_mark.elapsed();
+    // 4. Mark termination.
+    let stw2 = pause("mark_termination", n, || {
+        mutator::set_epoch(Epoch::new(gen + 1, false))
+    });
+    mutator::grace_period();
+    // 5. Sweep.
+    let t_sweep = Instant::now();
+    heap::SWEPT_LIVE.store(0, Ordering::Relaxed);
+    heap::ALLOCATED.store(0, Ordering::Relaxed);
+    heap::SWEEP_GEN.store(gen + 1, Ordering::Release);
+    heap::sweep_all(gen + 1);
+    let live = heap::SWEPT_LIVE.load(Ordering::Relaxed);
+    let heap_after = heap::HEAP_BYTES.load(Ordering::Relaxed);
+    // Pacer: the next goal.
+    let mut goal = match config().percent {
+        Some(p) => (live + live * p / 100).max(MIN_HEAP_GOAL),
+        None => u64::MAX,
+    };
+    if let Some(limit) = config().memory_limit {
+        // A soft limit: aim below it, but never below the live heap plus a
+        // margin (collecting without freeing anything would only burn CPU).
+        goal = goal.min(limit.max(live + live / 16 + (1 << 20)));
+    }
+    // Keep resident what the heap will grow into before the next cycle
+    // (plus 10%), return the rest.
+    let keep = goal.min(1 << 50).saturating_sub(heap_after) + goal.min(1 << 50) / 10;
+    heap::pages::scavenge(keep as usize);
+    // As Go shrinks goroutine stacks during GC: each worker releases the
+    // unused stack pages of its parked green threads at its next tick.
+    fibra_runtime::stack::shrink_stacks();
+    let sweep_time = t_sweep.elapsed();
+    LIVE.store(live, Ordering::Relaxed);
+    GOAL.store(goal, Ordering::Relaxed);
+    // Start the next cycle early enough for marking to end near the goal.
+    let trigger = if goal == u64::MAX {
+        u64::MAX
+    } else {
+        live + (goal - live) * 7 / 8
+    };
+    TRIGGER.store(trigger, Ordering::Relaxed);
+    {
+        let mut c = COUNTERS.lock();
+        c.cycles = n;
+        c.live_bytes = live;
+        c.heap_after_sweep = heap_after;
+        c.goal_bytes = if goal == u64::MAX { 0 } else { goal };
+    }
+    if config().gctrace {
+        let mb = |b: u64| b as f64 / (1 << 20) as f64;
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        eprintln!(
+            "gc {n} @{:.3}s: {:.3}+{:.3}+{:.3}+{:.3}+{:.3} ms clock (sweep-term+stw+mark+stw+sweep), {:.1}->{:.1} MB heap, {:.1} MB live, {:.1} MB goal, {marked} objects marked, {} workers",
+            process_start().elapsed().as_secs_f64(),
+            ms(t_sweep_term),
+            ms(stw1),
+            ms(mark_time),
+            ms(stw2),
+            ms(sweep_time),
+            mb(heap_before),
+            mb(heap_after),
+            mb(live),
+            mb(goal.min(1 << 50)),
+            fibra_runtime::safepoint::mutators(),
+        );
+    }
+}
+
+fn process_start() -> Instant {
+    static START: LazyLock<Instant> = LazyLock::new(Instant::now);
+    *START
+}
+
+/// Collector-side marking: roots, then drain until termination. Returns
+/// the number of objects scanned.
+fn mark() -> u64 {
+    let marking = heap::MARK_EPOCH.load(Ordering::Acquire);
+    let mut tracer = Tracer::new(TraceMode::Mark, marking);
+    let mut deferred: Vec<*const Header> = Vec::new();
+    let mut scanned = 0u64;
+    // Roots: every allocated, unmarked object with a non-zero root count,
+    // found span by span; assists take spans from the same list.
+    let jobs = Arc::new(RootJobs {
+        spans: heap::spans_in_use(),
+        next: AtomicUsize::new(0),
+    });
+    *ROOT_JOBS.lock() = Some(jobs.clone());
+    while let Some(span) = jobs.claim() {
+        scan_roots(span, &mut tracer);
+        scanned += drain(&mut tracer, &mut deferred, 4096);
+    }
+    loop {
+        scanned += drain(&mut tracer, &mut deferred, usize::MAX);
+        if !deferred.is_empty() {
+            std::thread::sleep(Duration::from_micros(50));
+            tracer.stack.append(&mut deferred);
+            continue;
+        }
+        // Waits for barriers and assists (root jobs included) in flight.
+        mutator::grace_period();
+        if GREY.is_empty() && tracer.stack.is_empty() {
+            *ROOT_JOBS.lock() = None;
+            return scanned;
+        }
+    }
+}
+
+/// The root spans of the current cycle, claimed one at a time by the
+/// collector and by assists.
+struct RootJobs {
+    spans: Vec<heap::SpanRef>,
+    next: AtomicUsize,
+}
+
+impl RootJobs {
+    fn claim(&self) -> Option<&'static heap::span::Span> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        self.spans.get(i).map(|s| s.get())
+    }
+}
+
+/// The running cycle's root jobs (None outside marking).
+static ROOT_JOBS: Mutex<Option<Arc<RootJobs>>> = Mutex::new(None);
+
+/// Shades the rooted, unmarked objects of `span`.
+fn scan_roots(span: &heap::span::Span, tracer: &mut Tracer) {
+    for w in 0..span.words() {
+        let mut candidates = span.allocated_word(w) & !span.marked_word(w, tracer.epoch);
+        while candidates != 0 {
+            let slot = w * 64 + candidates.trailing_zeros() as usize;
+            candidates &= candidates - 1;
+            let h = span.object(slot);
+            // SAFETY: allocated slots hold initialised objects, and no
+            // object is freed while marking.
+            if unsafe { (*h).root_count() } > 0 {
+                tracer.edge(h);
+            }
+        }
+    }
+}
+
+/// Scans grey objects until the local stack and `GREY` are empty (or
+/// `budget` objects were scanned); objects with busy cells go to
+/// `deferred`.
+fn drain(tracer: &mut Tracer, deferred: &mut Vec<*const Header>, budget: usize) -> u64 {
+    let mut scanned = 0;
+    while (scanned as usize) < budget {
+        let Some(h) = pop_grey(tracer) else { break };
+        scan(h, tracer, &mut |h| deferred.push(h));
+        scanned += 1;
+        // Share work so that assists find some.
+        if scanned % 256 == 0 && tracer.stack.len() > 512 && GREY.is_empty() {
+            for h in tracer.stack.drain(..128) {
+                GREY.push(h as usize);
+            }
+        }
+    }
+    scanned
+}
+
+/// Torture mode: checks that every rooted object and every child of a
+/// marked object is marked (the tri-colour invariant at the end of
+/// marking). Aborts the process on a violation.
+fn verify(cycle: u64) {
+    let marking = heap::MARK_EPOCH.load(Ordering::Acquire);
+    let mut tracer = Tracer::new(TraceMode::Collect, marking);
+    let mut checked = 0u64;
+    for s in heap::spans_in_use() {
+        let span = s.get();
+        for w in 0..span.words() {
+            let mut allocated = span.allocated_word(w);
+            while allocated != 0 {
+                let slot = w * 64 + allocated.trailing_zeros() as usize;
+                allocated &= allocated - 1;
+                let h = span.object(slot);
+                let marked = span.is_marked(slot, marking);
+                // SAFETY: allocated slots hold initialised objects.
+                let roots = unsafe { (*h).root_count() };
+                if roots > 0 && !marked {
+                    violation(cycle, h, "a rooted object is not marked");
+                }
+                if !marked || span.class.noscan() {
+                    continue;
+                }
+                checked += 1;
+                let deadline = Instant::now() + Duration::from_millis(200);
+                loop {
+                    tracer.stack.clear();
+                    tracer.busy = false;
+                    // SAFETY: as above.
+                    unsafe { ((*h).vtable().trace)(h, &mut tracer) };
+                    if !tracer.busy || Instant::now() > deadline {
+                        break;
+                    }
+                    std::thread::yield_now();
+                }
+                for &child in &tracer.stack {
+                    if !heap::is_marked(child, marking) {
+                        violation(cycle, child, "a child of a marked object is not marked");
+                    }
+                }
+            }
+        }
+    }
+    tracing::debug!(target: "fibra_gc", cycle, checked, "heap verified");
+}
+
+fn violation(cycle: u64, h: *const Header, what: &str) -> ! {
+    // SAFETY: `h` is an allocated object.
+    let name = unsafe { ((*h).vtable().name)() };
+    eprintln!("fibra_gc: heap verification failed in cycle {cycle}: {what} ({name} at {h:p})");
+    std::process::abort()
+}

@@ -1,0 +1,432 @@
+//! The allocator: thread caches over central per-class span lists over the
+//! page heap, plus marking and sweeping primitives on spans.
+//!
+//! # Central lists (per span class, behind a mutex)
+//!
+//! * `in_use`: every span of the class that holds or may hold objects
+//!   (swept for `gen`, cached, full or partial);
+//! * `partial`: spans swept for `gen` with free slots, owned by no cache;
+//! * `unswept`: spans still to be swept for `gen`.
+//!
+//! `gen` trails the global `SWEEP_GEN` by at most one: the first access
+//! after a new generation may sweep moves `in_use` into `unswept` ("roll
+//! over", O(1) per class). Sweeping is allowed for generation `g` once the
+//! grace period after mark termination has ended (`SWEEP_GEN = g`); until
+//! then a cache that needs a span takes a fresh one.
+
+pub(crate) mod class;
+pub(crate) mod object;
+pub(crate) mod pages;
+pub(crate) mod span;
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use parking_lot::Mutex;
+
+use class::{pages_of, SpanClass, CLASS_SIZES, NUM_SPAN_CLASSES, PAGE_SIZE};
+use object::Header;
+use span::Span;
+
+/// Generation for which sweeping is allowed.
+pub(crate) static SWEEP_GEN: AtomicU64 = AtomicU64::new(1);
+/// Bytes in spans.
+pub(crate) static HEAP_BYTES: AtomicU64 = AtomicU64::new(0);
+/// Bytes handed to caches and large objects since the last mark
+/// termination (the pacer's allocation count).
+pub(crate) static ALLOCATED: AtomicU64 = AtomicU64::new(0);
+/// Bytes of objects found live by sweeps of generation `SWEEP_GEN`.
+pub(crate) static SWEPT_LIVE: AtomicU64 = AtomicU64::new(0);
+/// Objects freed by sweeping, ever.
+pub(crate) static FREED_OBJECTS: AtomicU64 = AtomicU64::new(0);
+/// Spans being swept right now.
+static SWEEPING: AtomicUsize = AtomicUsize::new(0);
+/// The raw epoch of the current (or last) marking phase, stored by the
+/// collector before it starts: objects allocated during it are black
+/// without a mark bit (see `Span::black_from`). Sweeps of the following
+/// generation read it to know those objects survived.
+pub(crate) static MARK_EPOCH: AtomicU64 = AtomicU64::new(0);
+/// Whether freed objects are overwritten (torture mode).
+pub(crate) static POISON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// A span pointer in a list.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SpanRef(*const Span);
+
+// SAFETY: spans are shared between threads by design; all their mutable
+// state is atomic.
+unsafe impl Send for SpanRef {}
+// SAFETY: as above.
+unsafe impl Sync for SpanRef {}
+
+impl SpanRef {
+    pub(crate) fn get(self) -> &'static Span {
+        // SAFETY: spans listed centrally are live until freed by a sweep,
+        // which first removes them from every list.
+        unsafe { &*self.0 }
+    }
+}
+
+/// The central lists of one span class.
+struct Lists {
+    gen: u64,
+    in_use: Vec<SpanRef>,
+    partial: Vec<SpanRef>,
+    unswept: Vec<SpanRef>,
+}
+
+impl Lists {
+    const fn new() -> Lists {
+        Lists {
+            gen: 1,
+            in_use: Vec::new(),
+            partial: Vec::new(),
+            unswept: Vec::new(),
+        }
+    }
+
+    fn roll_over(&mut self) {
+        let sweep_gen = SWEEP_GEN.load(Ordering::Acquire);
+        if sweep_gen > self.gen {
+            let mut in_use = std::mem::take(&mut self.in_use);
+            self.unswept.append(&mut in_use);
+            self.partial.clear();
+            self.gen = sweep_gen;
+        }
+    }
+}
+
+/// Per span class (class 0 = large objects).
+static CENTRAL: [Mutex<Lists>; NUM_SPAN_CLASSES] =
+    [const { Mutex::new(Lists::new()) }; NUM_SPAN_CLASSES];
+
+/// One span class's slot of a thread cache.
+#[derive(Clone, Copy)]
+struct Entry {
+    /// The owned span, or null.
+    span: *const Span,
+    /// Free slots of the current window (bit i = slot `window + i`).
+    bits: u64,
+    /// First slot of the window.
+    window: usize,
+    /// Generation the entry is valid for.
+    gen: u64,
+}
+
+/// A thread's allocation cache: one span per span class.
+pub(crate) struct Cache {
+    entries: [Entry; NUM_SPAN_CLASSES],
+}
+
+impl Cache {
+    pub(crate) const fn new() -> Cache {
+        Cache {
+            entries: [Entry {
+                span: std::ptr::null(),
+                bits: 0,
+                window: 0,
+                gen: 0,
+            }; NUM_SPAN_CLASSES],
+        }
+    }
+}
+
+/// The allocation fast path: a free slot of span class `sc` from the cache,
+/// if its span is valid for `gen`. The caller initialises the object and
+/// then calls `Span::publish`.
+#[inline(always)]
+pub(crate) fn try_alloc(
+    cache: &mut Cache,
+    sc: SpanClass,
+    gen: u64,
+) -> Option<(&'static Span, usize)> {
+    let e = &mut cache.entries[sc.index()];
+    if e.bits == 0 || e.gen != gen {
+        return None;
+    }
+    let i = e.bits.trailing_zeros() as usize;
+    e.bits &= e.bits - 1;
+    // SAFETY: an entry with free bits for the current generation holds a
+    // span owned by this cache (see `span` ownership).
+    let span = unsafe { &*e.span };
+    Some((span, e.window + i))
+}
+
+/// The slow path: gives the cache a window of free slots for `sc`. May
+/// sweep spans (running destructors), so the caller must be outside any
+/// mutator region and must not hold a borrow of the cache.
+///
+/// # Safety
+/// `cache` is the calling thread's own cache.
+pub(crate) unsafe fn refill(cache: *mut Cache, sc: SpanClass, gen: u64) {
+    // 1. Drop stale entries; try the next window of the current span.
+    {
+        // SAFETY: no other borrow of the cache is live (caller's contract).
+        let c = unsafe { &mut *cache };
+        if c.entries[sc.index()].gen != gen {
+            for e in c.entries.iter_mut() {
+                *e = Entry {
+                    span: std::ptr::null(),
+                    bits: 0,
+                    window: 0,
+                    gen,
+                };
+            }
+        }
+        let e = &mut c.entries[sc.index()];
+        if e.bits != 0 {
+            return;
+        }
+        if !e.span.is_null() {
+            // SAFETY: owned span, see `try_alloc`.
+            let span = unsafe { &*e.span };
+            let mut w = e.window / 64 + 1;
+            while w < span.words() {
+                let free = span.free_word(w);
+                if free != 0 {
+                    e.window = w * 64;
+                    e.bits = free;
+                    return;
+                }
+                w += 1;
+            }
+            span.cache_gen.store(0, Ordering::Release);
+            e.span = std::ptr::null();
+        }
+    }
+    // 2. A new span (may sweep: no cache borrow across this call).
+    let span = take_span(sc, gen);
+    let mut free_slots = 0;
+    for w in 0..span.words() {
+        free_slots += span.free_word(w).count_ones() as u64;
+    }
+    ALLOCATED.fetch_add(free_slots * span.elem_size as u64, Ordering::Relaxed);
+    // SAFETY: as above; the nested calls made by destructors have returned.
+    let c = unsafe { &mut *cache };
+    let e = &mut c.entries[sc.index()];
+    if e.gen != gen || e.bits != 0 {
+        // A destructor refilled this class meanwhile (or a new generation
+        // began): keep that, leave ours to the next sweep.
+        span.cache_gen.store(0, Ordering::Release);
+        return;
+    }
+    if !e.span.is_null() {
+        // SAFETY: owned span.
+        unsafe { &*e.span }.cache_gen.store(0, Ordering::Release);
+    }
+    e.span = span;
+    for w in 0..span.words() {
+        let free = span.free_word(w);
+        if free != 0 {
+            e.window = w * 64;
+            e.bits = free;
+            return;
+        }
+    }
+}
+
+/// A span of `sc` with free slots, owned by the caller's cache for `gen`.
+fn take_span(sc: SpanClass, gen: u64) -> &'static Span {
+    loop {
+        let mut lists = CENTRAL[sc.index()].lock();
+        lists.roll_over();
+        if lists.gen == gen {
+            if let Some(s) = lists.partial.pop() {
+                s.get().cache_gen.store(gen, Ordering::Release);
+                return s.get();
+            }
+            if let Some(s) = lists.unswept.pop() {
+                // Counted under the lock: see `sweep_all`.
+                SWEEPING.fetch_add(1, Ordering::AcqRel);
+                drop(lists);
+                if let Some(span) = sweep_span(s, gen, true) {
+                    return span;
+                }
+                continue;
+            }
+        }
+        drop(lists);
+        let class = sc.class();
+        let size = CLASS_SIZES[class] as usize;
+        let span = new_span(sc, pages_of(class), size, gen);
+        span.cache_gen.store(gen, Ordering::Release);
+        return span;
+    }
+}
+
+/// Makes a span of `npages` for `sc`, registers it and lists it `in_use`.
+fn new_span(sc: SpanClass, npages: usize, elem_size: usize, gen: u64) -> &'static Span {
+    let base = pages::alloc_pages(npages);
+    let span: &'static Span = Box::leak(Box::new(Span::new(base, npages, sc, elem_size, gen)));
+    pages::set_span(base, npages, span);
+    HEAP_BYTES.fetch_add((npages * PAGE_SIZE) as u64, Ordering::Relaxed);
+    let mut lists = CENTRAL[sc.index()].lock();
+    lists.roll_over();
+    lists.in_use.push(SpanRef(span));
+    span
+}
+
+/// Allocates a span for one large object of `size` bytes (header
+/// included). The caller initialises and publishes slot 0 inside its
+/// mutator region.
+pub(crate) fn alloc_large(noscan: bool, size: usize, gen: u64) -> &'static Span {
+    let npages = size.div_ceil(PAGE_SIZE);
+    ALLOCATED.fetch_add((npages * PAGE_SIZE) as u64, Ordering::Relaxed);
+    new_span(SpanClass::new(0, noscan), npages, npages * PAGE_SIZE, gen)
+}
+
+/// Sweeps `s` for `gen` (if it is not swept yet) and files it. With
+/// `for_alloc`, a span with free slots is returned owned by the caller
+/// instead of going to `partial`. The caller popped `s` from `unswept` and
+/// incremented `SWEEPING` while holding the class lock.
+fn sweep_span(s: SpanRef, gen: u64, for_alloc: bool) -> Option<&'static Span> {
+    let span = s.get();
+    let _sweeping = SweepingHere::enter();
+    while span
+        .sweeping
+        .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        std::thread::yield_now();
+    }
+    let fresh = span.sweepgen.load(Ordering::Acquire) == gen;
+    let mut live = 0;
+    if !fresh {
+        let swept = span.sweep(
+            POISON.load(Ordering::Relaxed),
+            MARK_EPOCH.load(Ordering::Acquire),
+        );
+        live = swept.live;
+        SWEPT_LIVE.fetch_add((swept.live * span.elem_size) as u64, Ordering::Relaxed);
+        FREED_OBJECTS.fetch_add(swept.freed as u64, Ordering::Relaxed);
+        span.sweepgen.store(gen, Ordering::Release);
+    }
+    span.sweeping.store(false, Ordering::Release);
+    let owned = span.cache_gen.load(Ordering::Acquire) == gen;
+    let result = if !fresh && !owned && live == 0 {
+        free_span(span);
+        None
+    } else {
+        let mut lists = CENTRAL[span.class.index()].lock();
+        lists.roll_over();
+        lists.in_use.push(s);
+        // Only a just-swept span has its free slots in `alloc` form.
+        if fresh || owned || live == span.nelems || span.class.class() == 0 {
+            None
+        } else if for_alloc {
+            span.cache_gen.store(gen, Ordering::Release);
+            Some(span)
+        } else {
+            lists.partial.push(s);
+            None
+        }
+    };
+    SWEEPING.fetch_sub(1, Ordering::AcqRel);
+    result
+}
+
+thread_local! {
+    /// Sweeps this thread is running (destructors run inside them).
+    static SWEEPS_HERE: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Marks the calling thread as sweeping while it lives.
+struct SweepingHere;
+
+impl SweepingHere {
+    fn enter() -> SweepingHere {
+        SWEEPS_HERE.with(|s| s.set(s.get() + 1));
+        SweepingHere
+    }
+}
+
+impl Drop for SweepingHere {
+    fn drop(&mut self) {
+        SWEEPS_HERE.with(|s| s.set(s.get() - 1));
+    }
+}
+
+/// Whether the calling thread is running destructors of swept objects
+/// (a cycle cannot complete until it returns).
+pub(crate) fn sweeping_here() -> bool {
+    SWEEPS_HERE.with(|s| s.get() > 0)
+}
+
+fn free_span(span: &'static Span) {
+    pages::set_span(span.base, span.npages, std::ptr::null());
+    pages::free_pages(span.base, span.npages);
+    HEAP_BYTES.fetch_sub((span.npages * PAGE_SIZE) as u64, Ordering::Relaxed);
+    // SAFETY: the span was leaked from a Box in `new_span`, is in no list
+    // and no page points to it; no cache owns it (checked by the caller)
+    // and stale caches never dereference it.
+    drop(unsafe { Box::from_raw(span as *const Span as *mut Span) });
+}
+
+/// Sweeps every span not yet swept for `gen` (the collector's background
+/// sweep and sweep termination), then waits for sweeps other threads are
+/// running. Whoever pops a span from `unswept` counts it in `SWEEPING`
+/// before releasing the class lock, so when this returns no sweep of `gen`
+/// is pending or running anywhere (the next mark may start).
+pub(crate) fn sweep_all(gen: u64) {
+    for class_lists in CENTRAL.iter() {
+        loop {
+            let next = {
+                let mut lists = class_lists.lock();
+                lists.roll_over();
+                let next = lists.unswept.pop();
+                if next.is_some() {
+                    SWEEPING.fetch_add(1, Ordering::AcqRel);
+                }
+                next
+            };
+            match next {
+                Some(s) => {
+                    sweep_span(s, gen, false);
+                }
+                None => break,
+            }
+        }
+    }
+    while SWEEPING.load(Ordering::Acquire) != 0 {
+        std::thread::yield_now();
+    }
+}
+
+/// Every span in use (after sweep termination this is every span).
+pub(crate) fn spans_in_use() -> Vec<SpanRef> {
+    let mut all = Vec::new();
+    for lists in CENTRAL.iter() {
+        let lists = lists.lock();
+        all.extend_from_slice(&lists.in_use);
+        all.extend_from_slice(&lists.unswept);
+    }
+    all
+}
+
+/// Result of shading an object.
+pub(crate) enum Shade {
+    /// Already marked.
+    Black,
+    /// Newly marked, holds no `Gc` (done).
+    NoScan,
+    /// Newly marked, must be scanned (grey).
+    Grey,
+}
+
+/// Marks the object at `header` in marking epoch `epoch` (raw).
+#[inline]
+pub(crate) fn shade(header: *const Header, epoch: u64) -> Shade {
+    let span = pages::span_of(header as usize);
+    if !span.set_mark(span.slot_of(header as usize), epoch) {
+        Shade::Black
+    } else if span.class.noscan() {
+        Shade::NoScan
+    } else {
+        Shade::Grey
+    }
+}
+
+/// Whether the object at `header` is marked in marking epoch `epoch`.
+pub(crate) fn is_marked(header: *const Header, epoch: u64) -> bool {
+    let span = pages::span_of(header as usize);
+    span.is_marked(span.slot_of(header as usize), epoch)
+}

@@ -1,0 +1,223 @@
+//! The page heap: 64 MiB arenas reserved from the OS, handed out as runs of
+//! 8 KiB pages, with a page-to-span table at the start of each arena.
+//!
+//! All mmap/madvise/munmap calls of the collector live here.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicPtr, Ordering};
+
+use parking_lot::Mutex;
+
+use super::class::{PAGE_SHIFT, PAGE_SIZE};
+use super::span::Span;
+
+/// Arenas are this large and aligned to their size.
+pub(crate) const ARENA_SHIFT: usize = 26;
+pub(crate) const ARENA_SIZE: usize = 1 << ARENA_SHIFT;
+const PAGES_PER_ARENA: usize = ARENA_SIZE / PAGE_SIZE;
+/// Pages at the start of each arena that hold its `ArenaHeader`.
+const META_PAGES: usize = (PAGES_PER_ARENA * std::mem::size_of::<usize>()).div_ceil(PAGE_SIZE);
+/// Free runs at least this long are returned to the OS by `scavenge`.
+const RELEASE_PAGES: usize = 16;
+
+/// The start of every arena: which span owns each page.
+#[repr(C)]
+struct ArenaHeader {
+    spans: [AtomicPtr<Span>; PAGES_PER_ARENA],
+}
+
+/// A free run of pages.
+#[derive(Clone, Copy)]
+struct FreeRun {
+    pages: usize,
+    /// Whether some of its pages may be resident (not yet returned).
+    dirty: bool,
+}
+
+/// Free page runs and the arenas they come from.
+struct PageHeap {
+    /// Free runs by start address.
+    free: BTreeMap<usize, FreeRun>,
+    /// Mappings made for single huge objects: start -> bytes.
+    huge: BTreeMap<usize, usize>,
+}
+
+static PAGE_HEAP: Mutex<PageHeap> = Mutex::new(PageHeap {
+    free: BTreeMap::new(),
+    huge: BTreeMap::new(),
+});
+
+/// Allocates a run of `npages` pages; returns its address.
+pub(crate) fn alloc_pages(npages: usize) -> usize {
+    let mut heap = PAGE_HEAP.lock();
+    if npages > PAGES_PER_ARENA - META_PAGES {
+        let bytes = (META_PAGES + npages) * PAGE_SIZE;
+        let bytes = bytes.div_ceil(ARENA_SIZE) * ARENA_SIZE;
+        let base = reserve_aligned(bytes);
+        heap.huge.insert(base, bytes);
+        return base + META_PAGES * PAGE_SIZE;
+    }
+    loop {
+        // First fit, preferring resident (dirty) memory.
+        let found = heap
+            .free
+            .iter()
+            .find(|(_, r)| r.pages >= npages && r.dirty)
+            .or_else(|| heap.free.iter().find(|(_, r)| r.pages >= npages))
+            .map(|(&a, &r)| (a, r));
+        if let Some((addr, run)) = found {
+            heap.free.remove(&addr);
+            if run.pages > npages {
+                heap.free.insert(
+                    addr + npages * PAGE_SIZE,
+                    FreeRun {
+                        pages: run.pages - npages,
+                        dirty: run.dirty,
+                    },
+                );
+            }
+            return addr;
+        }
+        let base = reserve_aligned(ARENA_SIZE);
+        heap.free.insert(
+            base + META_PAGES * PAGE_SIZE,
+            FreeRun {
+                pages: PAGES_PER_ARENA - META_PAGES,
+                dirty: false,
+            },
+        );
+    }
+}
+
+/// Returns a run to the heap, merging it with free neighbours.
+pub(crate) fn free_pages(addr: usize, npages: usize) {
+    let mut heap = PAGE_HEAP.lock();
+    let base = addr - META_PAGES * PAGE_SIZE;
+    if let Some(bytes) = heap.huge.remove(&base) {
+        // SAFETY: the mapping was made by `reserve_aligned` and holds only
+        // this (dead) object.
+        unsafe { libc::munmap(base as *mut libc::c_void, bytes) };
+        return;
+    }
+    let (mut start, mut n) = (addr, npages);
+    if let Some((&a, &r)) = heap.free.range(..addr).next_back() {
+        if a + r.pages * PAGE_SIZE == addr {
+            heap.free.remove(&a);
+            start = a;
+            n += r.pages;
+        }
+    }
+    if let Some(r) = heap.free.remove(&(addr + npages * PAGE_SIZE)) {
+        n += r.pages;
+    }
+    heap.free.insert(
+        start,
+        FreeRun {
+            pages: n,
+            dirty: true,
+        },
+    );
+}
+
+/// Returns the memory of long free runs to the OS (after each cycle's
+/// sweep) until at most `keep` bytes of free memory stay resident (the
+/// heap will grow into them before the next cycle). Their pages read as
+/// zero when used again. Returns the bytes released.
+pub(crate) fn scavenge(keep: usize) -> usize {
+    let mut heap = PAGE_HEAP.lock();
+    let mut resident: usize = heap
+        .free
+        .values()
+        .filter(|r| r.dirty)
+        .map(|r| r.pages * PAGE_SIZE)
+        .sum();
+    let mut released = 0;
+    for (&addr, run) in heap.free.iter_mut() {
+        if resident <= keep {
+            break;
+        }
+        if run.dirty && run.pages >= RELEASE_PAGES {
+            resident -= run.pages * PAGE_SIZE;
+            // SAFETY: the run belongs to the heap and holds no object.
+            unsafe {
+                libc::madvise(
+                    addr as *mut libc::c_void,
+                    run.pages * PAGE_SIZE,
+                    libc::MADV_DONTNEED,
+                )
+            };
+            run.dirty = false;
+            released += run.pages * PAGE_SIZE;
+        }
+    }
+    released
+}
+
+/// Records `span` as the owner of its pages (or clears them with null).
+pub(crate) fn set_span(base: usize, npages: usize, span: *const Span) {
+    let header = arena_header(base);
+    let first = (base & (ARENA_SIZE - 1)) >> PAGE_SHIFT;
+    // Huge spans only need their first page: objects start there.
+    let last = (first + npages).min(PAGES_PER_ARENA);
+    for page in &header.spans[first..last] {
+        page.store(span as *mut Span, Ordering::Release);
+    }
+}
+
+/// The span holding the object at `addr` (which must be an object start).
+#[inline]
+pub(crate) fn span_of(addr: usize) -> &'static Span {
+    let header = arena_header(addr);
+    let page = (addr & (ARENA_SIZE - 1)) >> PAGE_SHIFT;
+    let span = header.spans[page].load(Ordering::Acquire);
+    debug_assert!(!span.is_null(), "fibra_gc: no span at {addr:#x}");
+    // SAFETY: `addr` is an object in the heap, so its page belongs to a live
+    // span (spans are freed only when no object in them is reachable).
+    unsafe { &*span }
+}
+
+#[inline]
+fn arena_header(addr: usize) -> &'static ArenaHeader {
+    let base = addr & !(ARENA_SIZE - 1);
+    // SAFETY: every heap address lies in an arena or huge mapping whose
+    // first pages hold an `ArenaHeader` (zeroed by mmap, i.e. null spans).
+    unsafe { &*std::ptr::with_exposed_provenance::<ArenaHeader>(base) }
+}
+
+/// Reserves `bytes` (a multiple of `ARENA_SIZE`) aligned to `ARENA_SIZE`.
+fn reserve_aligned(bytes: usize) -> usize {
+    let len = bytes + ARENA_SIZE;
+    // SAFETY: an anonymous private mapping; no existing memory is touched.
+    let raw = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if raw == libc::MAP_FAILED {
+        let err = std::io::Error::last_os_error();
+        panic!("fibra_gc: cannot reserve {bytes} bytes of heap: {err}");
+    }
+    let start = raw as usize;
+    let aligned = (start + ARENA_SIZE - 1) & !(ARENA_SIZE - 1);
+    // SAFETY: trimming the unaligned head and tail of our own mapping.
+    unsafe {
+        if aligned > start {
+            libc::munmap(raw, aligned - start);
+        }
+        let end = start + len;
+        if end > aligned + bytes {
+            libc::munmap(
+                (aligned + bytes) as *mut libc::c_void,
+                end - aligned - bytes,
+            );
+        }
+    }
+    // Expose so `span_of` may rebuild pointers from plain addresses.
+    let _ = (raw as *mut u8).expose_provenance();
+    aligned
+}

@@ -1,0 +1,305 @@
+//! A span: a run of pages holding objects of one span class, with side
+//! bitmaps for marking and allocation.
+//!
+//! # States of a slot
+//!
+//! A slot is *allocated* if it is below `freeindex` (allocated since the
+//! span was last swept) or its `alloc` bit is set (survived the last
+//! sweep). An allocated slot is *marked* if its `mark` bit is set. Sweeping
+//! for generation `g` drops every allocated, unmarked object, then copies
+//! `mark` into `alloc`, clears `mark` and resets `freeindex`; afterwards
+//! `sweepgen == g`.
+//!
+//! # Ownership
+//!
+//! A span is allocated into by at most one thread cache at a time: the one
+//! that set `cache_gen` to the current generation. A cache only uses its
+//! span while the generation it read in its mutator region equals
+//! `cache_gen`, so after a generation's grace period stale caches never touch
+//! their spans again and any sweeper may sweep them. Sweeping is claimed by
+//! the `sweeping` flag; mark bits are set with atomic `fetch_or` by the
+//! marker, assists and barriers; `alloc` bits change only while sweeping.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+use super::class::{SpanClass, PAGE_SIZE};
+use super::object::Header;
+
+/// A run of pages serving one span class.
+pub(crate) struct Span {
+    /// Address of slot 0.
+    pub(crate) base: usize,
+    /// Length in pages.
+    pub(crate) npages: usize,
+    /// Bytes per slot (header included).
+    pub(crate) elem_size: usize,
+    /// Number of slots.
+    pub(crate) nelems: usize,
+    /// `ceil(2^32 / elem_size)`: slot index by multiplication.
+    div_mul: u64,
+    /// Size class and scan/noscan.
+    pub(crate) class: SpanClass,
+    /// The generation this span was last swept for.
+    pub(crate) sweepgen: AtomicU64,
+    /// Set while a thread sweeps the span.
+    pub(crate) sweeping: AtomicBool,
+    /// The generation in which a thread cache took the span (0: none).
+    pub(crate) cache_gen: AtomicU64,
+    /// The marking epoch (raw, odd) in which objects were last allocated
+    /// here; 0: none since the last sweep.
+    pub(crate) black_epoch: AtomicU64,
+    /// First slot allocated during `black_epoch`: free slots (no `alloc`
+    /// bit) in `black_from..freeindex` are black without a mark bit, since
+    /// the owning cache allocates in increasing slot order.
+    pub(crate) black_from: AtomicUsize,
+    /// Set once a cleanup was registered for an object here.
+    pub(crate) has_cleanups: AtomicBool,
+    /// Set once an object whose type has a destructor was allocated here
+    /// (otherwise sweeping never reads the objects).
+    pub(crate) has_drops: AtomicBool,
+    /// Slots below this were allocated since the last sweep.
+    pub(crate) freeindex: AtomicUsize,
+    /// Mark bits, one per slot.
+    pub(crate) mark: Box<[AtomicU64]>,
+    /// Slots that survived the last sweep.
+    pub(crate) alloc: Box<[AtomicU64]>,
+}
+
+/// What sweeping found.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Swept {
+    /// Objects that survived.
+    pub(crate) live: usize,
+    /// Objects dropped.
+    pub(crate) freed: usize,
+}
+
+/// Bits of word `w` for slots in `from..to`.
+#[inline]
+fn range_mask(w: usize, from: usize, to: usize) -> u64 {
+    let lo = from.saturating_sub(w * 64).min(64);
+    let hi = to.saturating_sub(w * 64).min(64);
+    if lo >= hi {
+        return 0;
+    }
+    let upper = if hi == 64 { u64::MAX } else { (1u64 << hi) - 1 };
+    upper & !((1u64 << lo) - 1)
+}
+
+fn bitmap(n: usize) -> Box<[AtomicU64]> {
+    (0..n.div_ceil(64)).map(|_| AtomicU64::new(0)).collect()
+}
+
+impl Span {
+    /// A span over `npages` pages at `base`, with no objects, swept for
+    /// `gen`.
+    pub(crate) fn new(
+        base: usize,
+        npages: usize,
+        class: SpanClass,
+        elem_size: usize,
+        gen: u64,
+    ) -> Span {
+        let nelems = if class.class() == 0 {
+            1
+        } else {
+            npages * PAGE_SIZE / elem_size
+        };
+        Span {
+            base,
+            npages,
+            elem_size,
+            nelems,
+            div_mul: (1u64 << 32).div_ceil(elem_size as u64),
+            class,
+            sweepgen: AtomicU64::new(gen),
+            sweeping: AtomicBool::new(false),
+            cache_gen: AtomicU64::new(0),
+            has_drops: AtomicBool::new(false),
+            black_epoch: AtomicU64::new(0),
+            black_from: AtomicUsize::new(0),
+            has_cleanups: AtomicBool::new(false),
+            freeindex: AtomicUsize::new(0),
+            mark: bitmap(nelems),
+            alloc: bitmap(nelems),
+        }
+    }
+
+    /// The slot of the object starting at `addr`.
+    #[inline]
+    pub(crate) fn slot_of(&self, addr: usize) -> usize {
+        (((addr - self.base) as u64 * self.div_mul) >> 32) as usize
+    }
+
+    /// The header of slot `slot`.
+    #[inline]
+    pub(crate) fn object(&self, slot: usize) -> *mut Header {
+        std::ptr::with_exposed_provenance_mut(self.base + slot * self.elem_size)
+    }
+
+    /// Valid-slot mask of bitmap word `w`.
+    #[inline]
+    pub(crate) fn word_mask(&self, w: usize) -> u64 {
+        let remaining = self.nelems - w * 64;
+        if remaining >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << remaining) - 1
+        }
+    }
+
+    /// Allocated slots of bitmap word `w` (see the module docs).
+    #[inline]
+    pub(crate) fn allocated_word(&self, w: usize) -> u64 {
+        let free_index = self.freeindex.load(Ordering::Acquire);
+        let below = if free_index >= (w + 1) * 64 {
+            u64::MAX
+        } else if free_index <= w * 64 {
+            0
+        } else {
+            (1u64 << (free_index - w * 64)) - 1
+        };
+        (self.alloc[w].load(Ordering::Relaxed) | below) & self.word_mask(w)
+    }
+
+    /// Whether the allocated slot `slot` was allocated black in marking
+    /// epoch `epoch` (raw; only odd, marking epochs can match).
+    #[inline]
+    fn allocated_black(&self, slot: usize, epoch: u64) -> bool {
+        epoch & 1 == 1
+            && self.black_epoch.load(Ordering::Acquire) == epoch
+            && slot >= self.black_from.load(Ordering::Relaxed)
+            && self.alloc[slot / 64].load(Ordering::Relaxed) & (1 << (slot % 64)) == 0
+    }
+
+    /// Whether the allocated slot `slot` is marked in marking epoch `epoch`
+    /// (by its bit, or by being allocated during it).
+    #[inline]
+    pub(crate) fn is_marked(&self, slot: usize, epoch: u64) -> bool {
+        self.mark[slot / 64].load(Ordering::Relaxed) & (1 << (slot % 64)) != 0
+            || self.allocated_black(slot, epoch)
+    }
+
+    /// Marked slots of bitmap word `w` in marking epoch `epoch`.
+    #[inline]
+    pub(crate) fn marked_word(&self, w: usize, epoch: u64) -> u64 {
+        let bits = self.mark[w].load(Ordering::Acquire);
+        if epoch & 1 == 0 || self.black_epoch.load(Ordering::Acquire) != epoch {
+            return bits;
+        }
+        let from = self.black_from.load(Ordering::Relaxed);
+        let to = self.freeindex.load(Ordering::Acquire);
+        bits | (range_mask(w, from, to) & !self.alloc[w].load(Ordering::Relaxed))
+    }
+
+    /// Marks `slot` in marking epoch `epoch`; true if it was unmarked.
+    #[inline]
+    pub(crate) fn set_mark(&self, slot: usize, epoch: u64) -> bool {
+        let word = &self.mark[slot / 64];
+        let bit = 1u64 << (slot % 64);
+        if word.load(Ordering::Relaxed) & bit != 0 || self.allocated_black(slot, epoch) {
+            return false;
+        }
+        word.fetch_or(bit, Ordering::AcqRel) & bit == 0
+    }
+
+    /// Makes the object in `slot` (header and value written) visible as
+    /// allocated; during a marking epoch (`marking`: its raw value) it is
+    /// black: the first black allocation of the epoch fixes `black_from`.
+    /// `drops`: the object's type has a destructor.
+    #[inline]
+    pub(crate) fn publish(&self, slot: usize, marking: Option<u64>, drops: bool) {
+        if drops && !self.has_drops.load(Ordering::Relaxed) {
+            self.has_drops.store(true, Ordering::Relaxed);
+        }
+        if let Some(epoch) = marking {
+            if self.black_epoch.load(Ordering::Relaxed) != epoch {
+                self.black_from.store(slot, Ordering::Relaxed);
+                self.black_epoch.store(epoch, Ordering::Release);
+            }
+        }
+        self.freeindex.store(slot + 1, Ordering::Release);
+    }
+
+    /// Free slots (not allocated) of bitmap word `w`, for allocation.
+    #[inline]
+    pub(crate) fn free_word(&self, w: usize) -> u64 {
+        !self.alloc[w].load(Ordering::Relaxed) & self.word_mask(w)
+    }
+
+    /// Number of bitmap words.
+    pub(crate) fn words(&self) -> usize {
+        self.mark.len()
+    }
+
+    /// Sweeps the span: drops every allocated, unmarked object (running
+    /// destructors on this thread) and resets the bitmaps for allocation.
+    /// The caller holds the `sweeping` claim.
+    pub(crate) fn sweep(&self, poison: bool, mark_epoch: u64) -> Swept {
+        let mut out = Swept::default();
+        let cleanups = self.has_cleanups.load(Ordering::Acquire);
+        let visit = poison || cleanups || self.has_drops.load(Ordering::Relaxed);
+        for w in 0..self.words() {
+            let allocated = self.allocated_word(w);
+            let marked = self.marked_word(w, mark_epoch);
+            let mut garbage = allocated & !marked;
+            out.live += marked.count_ones() as usize;
+            out.freed += garbage.count_ones() as usize;
+            while visit && garbage != 0 {
+                let slot = w * 64 + garbage.trailing_zeros() as usize;
+                garbage &= garbage - 1;
+                if cleanups {
+                    // SAFETY: the slot holds an initialised object.
+                    if unsafe { (*self.object(slot)).has_cleanup() } {
+                        crate::cleanup::object_died(self.object(slot) as usize);
+                    }
+                }
+                // SAFETY: the slot holds an initialised object that no root
+                // and no marked object reaches; nothing will read it again.
+                unsafe { self.drop_object(slot, poison) };
+            }
+            self.mark[w].store(0, Ordering::Relaxed);
+            self.alloc[w].store(marked, Ordering::Relaxed);
+        }
+        self.freeindex.store(0, Ordering::Release);
+        self.black_epoch.store(0, Ordering::Release);
+        out
+    }
+
+    /// Runs the destructor of the object in `slot`.
+    ///
+    /// # Safety
+    /// The slot holds an unreachable, initialised object.
+    unsafe fn drop_object(&self, slot: usize, poison: bool) {
+        let header = self.object(slot);
+        // SAFETY: per the contract, the header is initialised.
+        let vtable = unsafe { (*header).vtable() };
+        if let Some(drop) = vtable.drop {
+            // SAFETY: the value is initialised and dropped exactly once.
+            let result = catch_unwind(AssertUnwindSafe(|| unsafe { drop(header) }));
+            if result.is_err() {
+                tracing::error!(target: "fibra_gc", ty = (vtable.name)(), "a destructor panicked while its object was swept");
+            }
+        }
+        if poison {
+            // SAFETY: the slot is ours until it is allocated again.
+            unsafe { std::ptr::write_bytes(header.cast::<u8>(), 0xA5, self.elem_size) };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::range_mask;
+
+    #[test]
+    fn range_masks() {
+        assert_eq!(range_mask(0, 0, 64), u64::MAX);
+        assert_eq!(range_mask(0, 3, 5), 0b11000);
+        assert_eq!(range_mask(1, 3, 5), 0);
+        assert_eq!(range_mask(1, 60, 70), 0b11_1111);
+        assert_eq!(range_mask(0, 60, 70), 0xF << 60);
+        assert_eq!(range_mask(2, 0, 1000), u64::MAX);
+    }
+}

@@ -1,0 +1,267 @@
+//! Parked waiters of the `sync` primitives.
+//!
+//! # Protocol
+//!
+//! A primitive keeps its state and a FIFO [`WaitQueue`] of [`Waiter`]s behind
+//! one internal lock. A waiter lives on the parked thread's stack (or in a
+//! pinned future):
+//!
+//! 1. Under the lock, the waiter checks whether it can proceed; if not, it
+//!    stores its waker and pushes itself into the queue.
+//! 2. A releaser, under the same lock, pops waiters, decides what each gets
+//!    (`WOKEN`: retry; `GRANTED`: the resource was handed over), takes the
+//!    waker and publishes the grant (release store), and wakes after
+//!    unlocking.
+//! 3. The waiter returns once it sees a grant (acquire load). A waiter that
+//!    gives up (unwinding, future dropped, timeout) takes the lock: if it is
+//!    still queued it removes itself; otherwise it was already granted and
+//!    passes on what it got (the primitive decides how).
+//!
+//! Invariant: a queued waiter is only touched under the lock, and a waiter
+//! leaves (its memory may go) only when it is no longer in the queue, which
+//! it checks under the lock. Hence the raw pointers in the queue are always
+//! valid. No wake-up is lost because checking and queueing (1) and
+//! releasing and popping (2) are serialized by the lock.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+use crate::loom::{AtomicUsize, UnsafeCell};
+use std::sync::atomic::Ordering::{Acquire, Release};
+
+/// Still queued.
+pub(crate) const WAITING: usize = 0;
+/// Popped and woken to try again (no ownership passed).
+pub(crate) const WOKEN: usize = 1;
+/// Popped and handed the resource it waited for.
+pub(crate) const GRANTED: usize = 2;
+
+/// One parked thread or future.
+pub(crate) struct Waiter {
+    state: AtomicUsize,
+    /// Accessed under the primitive's lock only.
+    waker: UnsafeCell<Option<Waker>>,
+    /// What the waiter asks for (permits, reader or writer, ...).
+    pub(crate) arg: usize,
+    /// When the waiter first queued (Mutex starvation mode).
+    pub(crate) since: Instant,
+}
+
+// SAFETY: `waker` is only accessed under the owning primitive's lock (see
+// the module docs); `state` is atomic.
+unsafe impl Send for Waiter {}
+// SAFETY: as above.
+unsafe impl Sync for Waiter {}
+
+impl Waiter {
+    pub(crate) fn new(arg: usize) -> Waiter {
+        Waiter {
+            state: AtomicUsize::new(WAITING),
+            waker: UnsafeCell::new(None),
+            arg,
+            since: Instant::now(),
+        }
+    }
+
+    /// The state published by a releaser (acquire).
+    #[inline]
+    pub(crate) fn state(&self) -> usize {
+        self.state.load(Acquire)
+    }
+
+    /// Back to `WAITING` before queueing again.
+    ///
+    /// # Safety
+    /// The waiter is not in any queue.
+    pub(crate) unsafe fn reset(&self) {
+        self.state.store(WAITING, Release);
+    }
+
+    /// # Safety
+    /// The caller holds the primitive's lock.
+    pub(crate) unsafe fn set_waker(&self, waker: &Waker) {
+        // SAFETY: exclusive under the lock.
+        self.waker.with_mut(|w| unsafe {
+            match &*w {
+                Some(old) if old.will_wake(waker) => {}
+                _ => *w = Some(waker.clone()),
+            }
+        });
+    }
+
+    /// Publishes `state` (`WOKEN` or `GRANTED`) for a popped waiter and
+    /// returns its waker, to call after unlocking.
+    ///
+    /// # Safety
+    /// The caller holds the primitive's lock and just popped `w`.
+    pub(crate) unsafe fn release(w: *const Waiter, state: usize) -> Option<Waker> {
+        // SAFETY: a popped waiter stays valid until it sees the new state,
+        // and we hold the lock its waker is guarded by.
+        let w = unsafe { &*w };
+        let waker = w.waker.with_mut(|p| unsafe { (*p).take() });
+        w.state.store(state, Release);
+        waker
+    }
+}
+
+/// FIFO queue of waiters.
+#[derive(Default)]
+pub(crate) struct WaitQueue {
+    q: VecDeque<*const Waiter>,
+}
+
+// SAFETY: the queue holds pointers to `Sync` waiters, used under the
+// primitive's lock only.
+unsafe impl Send for WaitQueue {}
+
+impl WaitQueue {
+    /// # Safety
+    /// `w` stays valid until it was popped or removed.
+    pub(crate) unsafe fn push_back(&mut self, w: &Waiter) {
+        self.q.push_back(w);
+    }
+
+    /// # Safety
+    /// As for [`push_back`](Self::push_back).
+    pub(crate) unsafe fn push_front(&mut self, w: &Waiter) {
+        self.q.push_front(w);
+    }
+
+    pub(crate) fn pop_front(&mut self) -> Option<*const Waiter> {
+        self.q.pop_front()
+    }
+
+    pub(crate) fn front(&self) -> Option<&Waiter> {
+        // SAFETY: queued waiters are valid (module invariant).
+        self.q.front().map(|w| unsafe { &**w })
+    }
+
+    /// Removes `w` if it is queued; false if a releaser popped it.
+    pub(crate) fn remove(&mut self, w: &Waiter) -> bool {
+        match self.q.iter().position(|p| std::ptr::eq(*p, w)) {
+            Some(i) => {
+                self.q.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.q.is_empty()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.q.len()
+    }
+}
+
+/// Wakes the wakers collected under a lock, after it was released.
+pub(crate) fn wake_all(wakers: impl IntoIterator<Item = Option<Waker>>) {
+    for w in wakers.into_iter().flatten() {
+        w.wake();
+    }
+}
+
+/// A primitive whose waiters queue in a [`WaitQueue`] (the blocking and
+/// async forms of its operations share this poll function).
+pub(crate) trait Parkable {
+    type Output;
+
+    /// Tries to proceed; if it cannot, queues `w` (with `cx`'s waker) and
+    /// sets `queued`. Called again after a wake-up while `queued`.
+    ///
+    /// # Safety
+    /// `w` must stay in place while queued, and [`abandon`](Self::abandon)
+    /// must be called if the caller stops waiting while `queued` is set.
+    unsafe fn poll_wait(
+        &self,
+        w: &Waiter,
+        queued: &mut bool,
+        cx: &mut Context<'_>,
+    ) -> Poll<Self::Output>;
+
+    /// Stops waiting: removes `w` from the queue, or passes on whatever a
+    /// releaser already handed to it.
+    fn abandon(&self, w: &Waiter);
+}
+
+/// Waits for `p` (parks a green thread, blocks an OS thread) until
+/// `deadline`; `None` if it passed.
+#[track_caller]
+pub(crate) fn block<P: Parkable + ?Sized>(
+    what: crate::debug::SyncKind,
+    p: &P,
+    arg: usize,
+    deadline: Option<Instant>,
+) -> Option<P::Output> {
+    let mut g = Abandon {
+        p,
+        w: Waiter::new(arg),
+        queued: false,
+    };
+    // SAFETY: `g.w` stays in place until `g` drops, and dropping `g`
+    // abandons a wait left queued (timeout or unwinding).
+    let on = crate::debug::WaitOn::Sync { what };
+    crate::park::wait_deadline_as(on, deadline, |cx| unsafe {
+        g.p.poll_wait(&g.w, &mut g.queued, cx)
+    })
+}
+
+/// Abandons a queued wait when dropped.
+struct Abandon<'a, P: Parkable + ?Sized> {
+    p: &'a P,
+    w: Waiter,
+    queued: bool,
+}
+
+impl<P: Parkable + ?Sized> Drop for Abandon<'_, P> {
+    fn drop(&mut self) {
+        if self.queued {
+            self.queued = false;
+            self.p.abandon(&self.w);
+        }
+    }
+}
+
+/// The async form of a wait: the waiter lives in the pinned future.
+pub(crate) struct WaitFuture<'a, P: Parkable + ?Sized> {
+    p: &'a P,
+    w: Waiter,
+    queued: bool,
+    _pinned: std::marker::PhantomPinned,
+}
+
+impl<'a, P: Parkable + ?Sized> WaitFuture<'a, P> {
+    pub(crate) fn new(p: &'a P, arg: usize) -> Self {
+        WaitFuture {
+            p,
+            w: Waiter::new(arg),
+            queued: false,
+            _pinned: std::marker::PhantomPinned,
+        }
+    }
+}
+
+impl<P: Parkable + ?Sized> Future for WaitFuture<'_, P> {
+    type Output = P::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<P::Output> {
+        // SAFETY: the waiter is used in place, never moved out.
+        let this = unsafe { self.get_unchecked_mut() };
+        // SAFETY: the future is pinned, and its drop abandons.
+        unsafe { this.p.poll_wait(&this.w, &mut this.queued, cx) }
+    }
+}
+
+impl<P: Parkable + ?Sized> Drop for WaitFuture<'_, P> {
+    fn drop(&mut self) {
+        if self.queued {
+            self.queued = false;
+            self.p.abandon(&self.w);
+        }
+    }
+}
