@@ -5,7 +5,7 @@
 //! cargo run --release --example http -- 127.0.0.1:8080
 //! curl -i http://127.0.0.1:8080/plaintext          # Hello, World!
 //! curl -i http://127.0.0.1:8080/json               # {"message":"Hello, World!"}
-//! curl -i http://127.0.0.1:8080/visits             # a counter kept in the shared heap
+//! curl -i http://127.0.0.1:8080/visits             # a counter kept in the GC heap
 //! curl -i -X PUT --data-binary hi http://127.0.0.1:8080/cache/greeting
 //! curl -i http://127.0.0.1:8080/cache/greeting     # hi
 //! curl -i -H 'Transfer-Encoding: chunked' --data-binary @Cargo.toml http://127.0.0.1:8080/echo
@@ -21,8 +21,9 @@
 //! Ctrl-C (or SIGTERM) stops accepting, closes idle connections, lets requests
 //! in flight finish, and exits; a second Ctrl-C exits at once.
 //!
-//! Logging goes through tracing-subscriber (`RUST_LOG`, default
-//! `info,fibra_gc=debug`, which shows the collector's pause events).
+//! The visit counter and the cache values live in fibra's GC heap (see
+//! `state.rs`). Logging goes through tracing-subscriber (`RUST_LOG`, default
+//! `info,fibra_gc=debug`), which shows the collector's `gc pause` events.
 
 mod parse;
 mod state;

@@ -15,6 +15,8 @@
 //! GET / COMMAND probes that clients send on connect. Pipelined commands are
 //! answered with one write per read. Unknown commands get an `-ERR` reply;
 //! a malformed frame gets `-ERR Protocol error` and the connection is closed.
+//! Values live in fibra's GC heap; the collector's pauses are logged
+//! (`RUST_LOG`, default `info,fibra_gc=debug`).
 
 mod resp;
 mod store;

@@ -1,7 +1,9 @@
 //! The key-value example's keyspace: sharded hash maps with per-key expiry.
 //!
-//! NOTE: the values are meant to live in fibra's GC heap (`fibra::gc::Gc`);
-//! until the heap lands they are kept in ordinary Rust types.
+//! Values live in fibra's GC heap: each is a `Gc<Vec<u8>>`, and the maps
+//! hold the handles (roots). Overwriting or deleting a key just drops a
+//! handle; the collector frees the old value, and its pauses show up in the
+//! log as `gc pause` events.
 //!
 //! Expiry is lazy (a read of an expired key removes it) plus a sweeper that
 //! walks the shards periodically, so DBSIZE converges without reads.
@@ -11,10 +13,12 @@ use std::hash::BuildHasher;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use fibra::gc::Gc;
+
 const SHARDS: usize = 32;
 
 struct Entry {
-    value: Vec<u8>,
+    value: Gc<Vec<u8>>,
     expires: Option<Instant>,
 }
 
@@ -64,15 +68,14 @@ impl Store {
         let mut shard = self.shard(key);
         match shard.get_mut(key) {
             Some(e) => {
-                e.value.clear();
-                e.value.extend_from_slice(value);
+                e.value = Gc::new(value.to_vec());
                 e.expires = expires;
             }
             None => {
                 shard.insert(
                     key.to_vec(),
                     Entry {
-                        value: value.to_vec(),
+                        value: Gc::new(value.to_vec()),
                         expires,
                     },
                 );
@@ -89,7 +92,7 @@ impl Store {
             return false;
         }
         let entry = Entry {
-            value: value.to_vec(),
+            value: Gc::new(value.to_vec()),
             expires: ttl_ms.map(deadline),
         };
         shard.insert(key.to_vec(), entry);
@@ -120,19 +123,19 @@ impl Store {
                 let n = n
                     .checked_add(1)
                     .ok_or("ERR increment or decrement would overflow")?;
-                e.value = n.to_string().into_bytes();
+                e.value = Gc::new(n.to_string().into_bytes());
                 Ok(n)
             }
             MapEntry::Occupied(mut o) => {
                 o.insert(Entry {
-                    value: b"1".to_vec(),
+                    value: Gc::new(b"1".to_vec()),
                     expires: None,
                 });
                 Ok(1)
             }
             MapEntry::Vacant(v) => {
                 v.insert(Entry {
-                    value: b"1".to_vec(),
+                    value: Gc::new(b"1".to_vec()),
                     expires: None,
                 });
                 Ok(1)
