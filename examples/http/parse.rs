@@ -180,6 +180,9 @@ fn parse_content_length(value: &[u8]) -> Result<usize, Reject> {
         .ok_or(Reject::BodyTooLarge)
 }
 
+/// A complete body and how many bytes of the buffer it took.
+pub type Body<'b> = (Cow<'b, [u8]>, usize);
+
 /// Frames (and for chunked coding, decodes) a body from the start of `buf`.
 ///
 /// `Ok(Some((body, used)))`: the body is complete and took `used` bytes of
@@ -188,7 +191,7 @@ pub fn parse_body<'b>(
     buf: &'b [u8],
     framing: Framing,
     limits: &Limits,
-) -> Result<Option<(Cow<'b, [u8]>, usize)>, Reject> {
+) -> Result<Option<Body<'b>>, Reject> {
     match framing {
         Framing::Empty => Ok(Some((Cow::Borrowed(&[]), 0))),
         Framing::Length(n) if buf.len() >= n => Ok(Some((Cow::Borrowed(&buf[..n]), n))),
@@ -197,10 +200,7 @@ pub fn parse_body<'b>(
     }
 }
 
-fn parse_chunked<'b>(
-    buf: &'b [u8],
-    limits: &Limits,
-) -> Result<Option<(Cow<'b, [u8]>, usize)>, Reject> {
+fn parse_chunked<'b>(buf: &'b [u8], limits: &Limits) -> Result<Option<Body<'b>>, Reject> {
     let mut body = Vec::new();
     let mut pos = 0;
     loop {

@@ -77,12 +77,6 @@ enum Flow {
     Quit,
 }
 
-impl From<()> for Flow {
-    fn from((): ()) -> Flow {
-        Flow::Continue
-    }
-}
-
 fn execute(store: &Store, args: &[&[u8]], out: &mut Vec<u8>) -> Flow {
     let mut name = [0u8; 16];
     let cmd = args[0];
@@ -146,7 +140,10 @@ fn execute(store: &Store, args: &[&[u8]], out: &mut Vec<u8>) -> Flow {
             let value: &[u8] = match param.as_slice() {
                 b"save" => b"",
                 b"appendonly" => b"no",
-                _ => return array_len(out, 0).into(),
+                _ => {
+                    array_len(out, 0);
+                    return Flow::Continue;
+                }
             };
             array_len(out, 2);
             bulk(out, Some(&param));

@@ -18,10 +18,13 @@ pub const MAX_INLINE: usize = 64 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProtocolError(pub &'static str);
 
+/// A complete command's arguments and how many bytes of the buffer it took.
+pub type Command<'b> = (Vec<&'b [u8]>, usize);
+
 /// Parses one command from the start of `buf`: `Ok(Some((args, used)))`,
 /// `Ok(None)` if more bytes are needed. An empty inline line yields an empty
 /// argument list (the caller ignores it, as redis does).
-pub fn parse_command(buf: &[u8]) -> Result<Option<(Vec<&[u8]>, usize)>, ProtocolError> {
+pub fn parse_command(buf: &[u8]) -> Result<Option<Command<'_>>, ProtocolError> {
     match buf.first() {
         None => Ok(None),
         Some(b'*') => parse_array(buf),
@@ -29,7 +32,7 @@ pub fn parse_command(buf: &[u8]) -> Result<Option<(Vec<&[u8]>, usize)>, Protocol
     }
 }
 
-fn parse_array(buf: &[u8]) -> Result<Option<(Vec<&[u8]>, usize)>, ProtocolError> {
+fn parse_array(buf: &[u8]) -> Result<Option<Command<'_>>, ProtocolError> {
     let Some((count, mut pos)) = parse_length_line(buf, b'*')? else {
         return Ok(None);
     };
@@ -102,7 +105,7 @@ fn parse_length_line(buf: &[u8], prefix: u8) -> Result<Option<(i64, usize)>, Pro
     Ok(Some((if negative { -n } else { n }, cr + 2)))
 }
 
-fn parse_inline(buf: &[u8]) -> Result<Option<(Vec<&[u8]>, usize)>, ProtocolError> {
+fn parse_inline(buf: &[u8]) -> Result<Option<Command<'_>>, ProtocolError> {
     let Some(nl) = buf.iter().position(|&b| b == b'\n') else {
         return if buf.len() > MAX_INLINE {
             Err(ProtocolError("too big inline request"))

@@ -175,7 +175,9 @@ pub fn raise_fd_limit(want: u64) -> u64 {
             libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
         }
     }
-    lim.rlim_cur as u64
+    #[allow(clippy::unnecessary_cast)] // rlim_t is not u64 everywhere
+    let soft = lim.rlim_cur as u64;
+    soft
 }
 
 /// Opens up to `want` idle connections to `addr` (fewer if the fd limit is
