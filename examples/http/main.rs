@@ -91,8 +91,8 @@ fn serve(server: Arc<Server>, conn: Arc<Conn>, id: u64) {
 
 fn serve_requests(server: &Server, conn: &Conn) -> io::Result<()> {
     let mut stream = &conn.stream;
-    let mut inbuf: Vec<u8> = Vec::with_capacity(8 * 1024);
-    let mut start = 0; // first unconsumed byte of inbuf
+    let mut inbuf = RecvBuf::new(8 * 1024);
+    let mut start = 0; // first unconsumed byte of inbuf.data()
     let mut out: Vec<u8> = Vec::with_capacity(8 * 1024);
     let mut continue_sent = false;
     let mut deadline = Instant::now() + server.read_timeout;
@@ -100,12 +100,13 @@ fn serve_requests(server: &Server, conn: &Conn) -> io::Result<()> {
         // Answer every complete request in the buffer (pipelining).
         let mut close = false;
         loop {
-            let head = match parse::parse_head(&inbuf[start..], &server.limits) {
+            let data = inbuf.data();
+            let head = match parse::parse_head(&data[start..], &server.limits) {
                 Ok(Some(head)) => head,
                 Ok(None) => break,
                 Err(reject) => return reject_and_close(stream, &mut out, reject),
             };
-            let body_buf = &inbuf[start + head.len..];
+            let body_buf = &data[start + head.len..];
             let (body, used) = match parse::parse_body(body_buf, head.framing, &server.limits) {
                 Ok(Some(done)) => done,
                 Ok(None) => {
@@ -140,9 +141,9 @@ fn serve_requests(server: &Server, conn: &Conn) -> io::Result<()> {
         if close {
             return Ok(());
         }
-        if start == inbuf.len() {
-            inbuf.clear();
-            start = 0;
+        inbuf.consume(start);
+        start = 0;
+        if inbuf.data().is_empty() {
             // Idle between requests. Shutdown sets its flag and then closes
             // every idle connection; here we publish idleness and then check
             // the flag, so one of the two sides always sees the other.
@@ -150,19 +151,14 @@ fn serve_requests(server: &Server, conn: &Conn) -> io::Result<()> {
             if server.shutting_down.load(SeqCst) {
                 return Ok(());
             }
-        } else if start > 0 {
-            inbuf.drain(..start);
-            start = 0;
         }
 
         let now = Instant::now();
         if now >= deadline {
-            return timed_out(stream, &mut out, !inbuf.is_empty());
+            return timed_out(stream, &mut out, !inbuf.data().is_empty());
         }
         stream.set_read_timeout(Some(deadline - now))?;
-        let filled = inbuf.len();
-        inbuf.resize(filled + 8 * 1024, 0);
-        let n = match stream.read(&mut inbuf[filled..]) {
+        let n = match inbuf.read_from(stream) {
             Ok(n) => n,
             Err(err)
                 if matches!(
@@ -170,16 +166,51 @@ fn serve_requests(server: &Server, conn: &Conn) -> io::Result<()> {
                     io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                 ) =>
             {
-                inbuf.truncate(filled);
-                return timed_out(stream, &mut out, !inbuf.is_empty());
+                return timed_out(stream, &mut out, !inbuf.data().is_empty());
             }
             Err(err) => return Err(err),
         };
-        inbuf.truncate(filled + n);
         conn.idle.store(false, SeqCst);
         if n == 0 {
             return Ok(()); // the client closed (or shutdown closed an idle connection)
         }
+    }
+}
+
+/// A receive buffer: `data()` is what has been read and not consumed; the
+/// rest is room for the next read, zeroed only when the buffer grows (not on
+/// every read).
+struct RecvBuf {
+    buf: Vec<u8>,
+    filled: usize,
+}
+
+impl RecvBuf {
+    fn new(capacity: usize) -> RecvBuf {
+        RecvBuf {
+            buf: vec![0; capacity],
+            filled: 0,
+        }
+    }
+
+    fn data(&self) -> &[u8] {
+        &self.buf[..self.filled]
+    }
+
+    /// Drops the first `n` bytes of data.
+    fn consume(&mut self, n: usize) {
+        self.buf.copy_within(n..self.filled, 0);
+        self.filled -= n;
+    }
+
+    /// One read into the free space (doubling the buffer if there is none).
+    fn read_from(&mut self, mut source: impl Read) -> io::Result<usize> {
+        if self.filled == self.buf.len() {
+            self.buf.resize(self.buf.len() * 2, 0);
+        }
+        let n = source.read(&mut self.buf[self.filled..])?;
+        self.filled += n;
+        Ok(n)
     }
 }
 

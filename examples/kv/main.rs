@@ -28,21 +28,18 @@ use fibra::net::{TcpListener, TcpStream};
 
 use store::Store;
 
-fn serve(mut stream: TcpStream, store: &Store) -> io::Result<()> {
-    let mut inbuf: Vec<u8> = Vec::with_capacity(16 * 1024);
+fn serve(stream: TcpStream, store: &Store) -> io::Result<()> {
+    let mut inbuf = RecvBuf::new(16 * 1024);
     let mut out: Vec<u8> = Vec::with_capacity(16 * 1024);
     loop {
-        let filled = inbuf.len();
-        inbuf.resize(filled + 16 * 1024, 0);
-        let n = stream.read(&mut inbuf[filled..])?;
-        inbuf.truncate(filled + n);
-        if n == 0 {
+        if inbuf.read_from(&stream)? == 0 {
             return Ok(());
         }
         let mut start = 0;
         let mut quit = false;
-        while start < inbuf.len() {
-            match resp::parse_command(&inbuf[start..]) {
+        let data = inbuf.data();
+        while start < data.len() {
+            match resp::parse_command(&data[start..]) {
                 Ok(Some((args, used))) => {
                     start += used;
                     if !args.is_empty() && execute(store, &args, &mut out) == Flow::Quit {
@@ -60,14 +57,51 @@ fn serve(mut stream: TcpStream, store: &Store) -> io::Result<()> {
                 }
             }
         }
-        inbuf.drain(..start);
+        inbuf.consume(start);
         if !out.is_empty() {
-            stream.write_all(&out)?;
+            (&stream).write_all(&out)?;
             out.clear();
         }
         if quit {
             return Ok(());
         }
+    }
+}
+
+/// A receive buffer: `data()` is what has been read and not consumed; the
+/// rest is room for the next read, zeroed only when the buffer grows (not on
+/// every read).
+struct RecvBuf {
+    buf: Vec<u8>,
+    filled: usize,
+}
+
+impl RecvBuf {
+    fn new(capacity: usize) -> RecvBuf {
+        RecvBuf {
+            buf: vec![0; capacity],
+            filled: 0,
+        }
+    }
+
+    fn data(&self) -> &[u8] {
+        &self.buf[..self.filled]
+    }
+
+    /// Drops the first `n` bytes of data.
+    fn consume(&mut self, n: usize) {
+        self.buf.copy_within(n..self.filled, 0);
+        self.filled -= n;
+    }
+
+    /// One read into the free space (doubling the buffer if there is none).
+    fn read_from(&mut self, mut source: impl Read) -> io::Result<usize> {
+        if self.filled == self.buf.len() {
+            self.buf.resize(self.buf.len() * 2, 0);
+        }
+        let n = source.read(&mut self.buf[self.filled..])?;
+        self.filled += n;
+        Ok(n)
     }
 }
 
