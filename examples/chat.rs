@@ -238,6 +238,7 @@ fn client(id: u64, stream: TcpStream, events: Sender<Event>) -> io::Result<()> {
 
 fn main() {
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )

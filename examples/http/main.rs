@@ -407,6 +407,7 @@ fn watch_signals(server: Arc<Server>, local: SocketAddr) -> io::Result<()> {
 
 fn main() {
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,fibra_gc=debug".into()),

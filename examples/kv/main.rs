@@ -295,6 +295,7 @@ fn bulk(out: &mut Vec<u8>, v: Option<&[u8]>) {
 
 fn main() {
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,fibra_gc=debug".into()),
