@@ -18,7 +18,7 @@
 //! shared `GREY` queue (barriers) and assist inside a mutator region: they
 //! claim root spans from the cycle's `RootJobs` (the root scan reads one
 //! header per allocated object, so it is shared) and scan objects from
-//! `GREY`. An allocation that finds the heap past twice its goal keeps
+//! `GREY`. An allocation that finds the heap 25% past its goal keeps
 //! assisting (or waits, if there is no work) for at most `MAX_STALL`. The collector shares work into `GREY` when its stack is
 //! deep. Objects whose `GcCell` was busy go to a deferred list and are
 //! retried. Marking ends when the stack, `GREY` and the deferred list are
@@ -228,16 +228,25 @@ fn pace() {
     let goal = GOAL.load(Ordering::Relaxed);
     if mutator::epoch().marking() && heap_now > goal {
         let _ = assist();
-        if heap_now > goal.saturating_mul(2) {
+        if heap_now > hard_goal(goal) {
             stall_for_mark(goal);
         }
     }
 }
 
+/// The heap size past which allocations stall to help marking: the goal
+/// plus `HARD_GOAL_SLACK_PERCENT`.
+fn hard_goal(goal: u64) -> u64 {
+    goal.saturating_add(goal / 100 * HARD_GOAL_SLACK_PERCENT)
+}
+
+/// How far (percent) the heap may outgrow its goal before allocations stall.
+const HARD_GOAL_SLACK_PERCENT: u64 = 25;
+
 /// Longest an allocation waits for marking to finish.
 const MAX_STALL: Duration = Duration::from_millis(20);
 
-/// The heap has outgrown twice its goal while marking (the collector is
+/// The heap has outgrown its hard goal while marking (the collector is
 /// behind, e.g. starved of CPU): help mark, or wait, for a bounded time
 /// instead of growing further. Never while holding a cell lock or running
 /// destructors (the collector may need those to finish).
@@ -250,7 +259,7 @@ fn stall_for_mark(goal: u64) {
     let behind = || {
         mutator::epoch().marking()
             && LIVE.load(Ordering::Relaxed) + heap::ALLOCATED.load(Ordering::Relaxed)
-                > goal.saturating_mul(2)
+                > hard_goal(goal)
             && Instant::now() < deadline
     };
     // Help while there is work; wait (counted as stopped) when there is none.

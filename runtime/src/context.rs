@@ -49,26 +49,12 @@ pub(crate) fn set_task(task: *const Task) -> *const Task {
     TASK.with(|c| c.replace(task))
 }
 
-/// The running task, as a new reference.
-#[inline]
-pub(crate) fn current_task() -> Option<Arc<Task>> {
-    let ptr = TASK.with(|c| c.get());
-    if ptr.is_null() {
-        return None;
-    }
-    // SAFETY: `ptr` was obtained with `Arc::as_ptr` from an `Arc<Task>` the
-    // worker keeps alive for as long as the pointer is set.
-    unsafe {
-        Arc::increment_strong_count(ptr);
-        Some(Arc::from_raw(ptr))
-    }
-}
-
 /// Runs `f` with the running task, without touching its reference count.
 #[inline]
 pub(crate) fn with_task<R>(f: impl FnOnce(Option<&Task>) -> R) -> R {
     let ptr = TASK.with(|c| c.get());
-    // SAFETY: see `current_task`.
+    // SAFETY: `ptr` was obtained with `Arc::as_ptr` from an `Arc<Task>` the
+    // worker keeps alive for as long as the pointer is set.
     f(unsafe { ptr.as_ref() })
 }
 

@@ -26,7 +26,7 @@ use std::sync::atomic::Ordering;
 use crate::context;
 use crate::debug::{WaitOn, BLOCKED_THREADS};
 use crate::sched::parker::{Parker, ThreadWaker};
-use crate::task::{Kind, Suspend};
+use crate::task::{Kind, Suspend, Task};
 #[cfg_attr(loom, allow(unused_imports))]
 use crate::time::Sleep;
 
@@ -51,9 +51,13 @@ pub(crate) fn wait<R>(poll: impl FnMut(&mut Context<'_>) -> Poll<R>) -> R {
 #[track_caller]
 #[cfg(not(loom))]
 pub(crate) fn wait_as<R>(on: WaitOn, mut poll: impl FnMut(&mut Context<'_>) -> Poll<R>) -> R {
-    match context::current_task() {
+    let current = context::with_task(|t| t.map(|t| t as *const Task));
+    // SAFETY: the running task outlives this call: its worker's registry of
+    // started green threads (or the worker itself, while cancelling) holds
+    // a reference for as long as its coroutine - and so this frame - exists.
+    match current.map(|t| unsafe { &*t }) {
         Some(task) if task.kind == Kind::Green => {
-            let waker = Waker::from(task.clone());
+            let waker = task.borrowed_waker();
             let mut cx = Context::from_waker(&waker);
             let site = std::panic::Location::caller();
             let mut recorded = false;
@@ -68,7 +72,7 @@ pub(crate) fn wait_as<R>(on: WaitOn, mut poll: impl FnMut(&mut Context<'_>) -> P
                     task.wait.set(on, site);
                     recorded = true;
                 }
-                park_current(&task);
+                park_current(task);
             }
         }
         Some(_) => panic!(
@@ -195,7 +199,7 @@ pub(crate) fn wait_deadline_as<R>(
 
 /// Suspends the running green thread until its next wake (or returns at
 /// once if a wake already arrived).
-fn park_current(task: &Arc<crate::task::Task>) {
+fn park_current(task: &Task) {
     if task.state.take_notification() {
         return;
     }

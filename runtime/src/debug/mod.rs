@@ -31,7 +31,6 @@ pub use wait::{SyncKind, WaitOn};
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 
 use crate::sched::Shared;
 use crate::task::{Kind, Task};
@@ -205,7 +204,7 @@ pub(crate) fn install_sigquit_dump() {
 }
 
 /// Captures a backtrace for the dump when `FIBRA_TRACEBACK` is set.
-pub(crate) fn record_backtrace(task: &Arc<Task>) {
+pub(crate) fn record_backtrace(task: &Task) {
     if traceback_enabled() {
         *task.park_backtrace.lock() = Some(std::backtrace::Backtrace::force_capture());
     }

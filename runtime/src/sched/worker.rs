@@ -41,6 +41,9 @@ const INJECTOR_INTERVAL: u32 = 61;
 const RUNNEXT_STREAK: u32 = 16;
 /// Rounds of stealing before a searching worker gives up.
 const SPIN_ROUNDS: usize = 4;
+/// How long a searching worker with parked green threads watches for their
+/// wake-ups before it sleeps.
+const LINGER: std::time::Duration = std::time::Duration::from_micros(50);
 /// Most pinned wake-ups moved from the inbox per tick.
 const INBOX_BATCH: usize = 32;
 /// Check the timer heap every this many ticks while busy.
@@ -120,6 +123,10 @@ impl Worker {
                     .shrink_all(self.remote().started.lock().iter());
             }
             if let Some(task) = self.next_local() {
+                // A worker woken as a searcher may find its work locally
+                // (its inbox): it must stop counting as spinning before it
+                // runs, or notifiers would rely on a searcher that is busy.
+                self.found_work();
                 self.run_task(task);
                 continue;
             }
@@ -131,6 +138,11 @@ impl Worker {
             }
             if let Some(task) = self.search() {
                 self.metrics().steals.add(1);
+                self.found_work();
+                self.run_task(task);
+                continue;
+            }
+            if let Some(task) = self.linger() {
                 self.found_work();
                 self.run_task(task);
                 continue;
@@ -189,7 +201,10 @@ impl Worker {
         }
         self.runnext_streak.set(0);
         self.drain_inbox();
-        let t = if tick & 1 == 0 {
+        // Started green threads (woken or yielded) get three turns for each
+        // turn of the movable queue: a woken task should not wait behind a
+        // burst of spawns, yet spawns are never starved.
+        let t = if tick & 3 != 0 {
             self.pinned
                 .borrow_mut()
                 .pop_front()
@@ -298,10 +313,42 @@ impl Worker {
                 return Some(t);
             }
             if round + 1 < SPIN_ROUNDS {
-                std::thread::yield_now();
+                for _ in 0..64 {
+                    std::hint::spin_loop();
+                }
             }
         }
         None
+    }
+
+    /// Before sleeping, a worker that owns parked green threads watches for
+    /// their wake-ups a little longer: in a ping-pong with a task on another
+    /// worker the answer usually comes within microseconds, and catching it
+    /// here saves two futex round trips (the sleep and the wake). Bounded by
+    /// `LINGER`, so an idle runtime still goes to sleep almost at once.
+    fn linger(&self) -> Option<Arc<Task>> {
+        if self.remote().started.lock().len() == 0 {
+            return None;
+        }
+        let start = std::time::Instant::now();
+        let remote = self.remote();
+        loop {
+            for _ in 0..64 {
+                if remote.inbox_ready.load(Ordering::Relaxed) {
+                    self.drain_inbox();
+                    if let Some(t) = self.pinned.borrow_mut().pop_front() {
+                        return Some(t);
+                    }
+                }
+                std::hint::spin_loop();
+            }
+            if !self.shared.injector.is_empty() {
+                return self.steal_injector();
+            }
+            if start.elapsed() >= LINGER {
+                return None;
+            }
+        }
     }
 
     /// A spinning worker found work: stop spinning, and if it was the last

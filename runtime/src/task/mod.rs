@@ -26,7 +26,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll, Wake};
+use std::task::{Context, Poll, RawWaker, RawWakerVTable, Wake};
 
 use corosensei::{Coroutine, Yielder};
 
@@ -386,6 +386,50 @@ impl Task {
                 );
             }
         }
+    }
+}
+
+/// A `Waker` whose data pointer is an `Arc<Task>`'s pointer, so a running
+/// green thread can lend one without touching the reference count.
+static WAKER_VTABLE: RawWakerVTable =
+    RawWakerVTable::new(waker_clone, waker_wake, waker_wake_by_ref, waker_drop);
+
+/// SAFETY (all four): `ptr` comes from `Arc::as_ptr`/`Arc::into_raw` of an
+/// `Arc<Task>`; a borrowed waker never drops its (uncounted) reference,
+/// an owned one (made by `waker_clone`) holds one count.
+unsafe fn waker_clone(ptr: *const ()) -> RawWaker {
+    // SAFETY: see above; the new waker owns the count added here.
+    unsafe { Arc::increment_strong_count(ptr as *const Task) };
+    RawWaker::new(ptr, &WAKER_VTABLE)
+}
+
+unsafe fn waker_wake(ptr: *const ()) {
+    // SAFETY: an owned waker: its count moves into the Arc.
+    let task = unsafe { Arc::from_raw(ptr as *const Task) };
+    Wake::wake(task);
+}
+
+unsafe fn waker_wake_by_ref(ptr: *const ()) {
+    // SAFETY: borrowed for the call only; the count is not touched.
+    let task = std::mem::ManuallyDrop::new(unsafe { Arc::from_raw(ptr as *const Task) });
+    Wake::wake_by_ref(&*task);
+}
+
+unsafe fn waker_drop(ptr: *const ()) {
+    // SAFETY: an owned waker gives back its count.
+    drop(unsafe { Arc::from_raw(ptr as *const Task) });
+}
+
+impl Task {
+    /// A waker for this task that does not own a reference: valid only while
+    /// the caller can guarantee the task stays alive (a green thread lending
+    /// it from its own stack). Clones made from it are ordinary owned wakers.
+    pub(crate) fn borrowed_waker(&self) -> std::mem::ManuallyDrop<std::task::Waker> {
+        let raw = RawWaker::new(self as *const Task as *const (), &WAKER_VTABLE);
+        // SAFETY: the vtable's contract holds for `self`'s pointer, which is
+        // an `Arc<Task>`'s (tasks only live in Arcs); `ManuallyDrop` keeps the
+        // uncounted waker from ever running `waker_drop`.
+        std::mem::ManuallyDrop::new(unsafe { std::task::Waker::from_raw(raw) })
     }
 }
 

@@ -12,7 +12,7 @@ fn round(tasks: usize, per_task: usize) -> f64 {
             let counter = counter.clone();
             fibra::spawn(move || {
                 for _ in 0..per_task {
-                    *counter.lock() += 1;
+                    *counter.lock().unwrap() += 1;
                 }
             })
         })
@@ -21,7 +21,7 @@ fn round(tasks: usize, per_task: usize) -> f64 {
         h.join().unwrap();
     }
     let ns = ns_per(start.elapsed(), tasks * per_task);
-    assert_eq!(*counter.lock(), tasks * per_task);
+    assert_eq!(*counter.lock().unwrap(), tasks * per_task);
     ns
 }
 
