@@ -37,6 +37,21 @@ pub struct TcpListener {
     async_backoff: Mutex<Option<(AcceptBackoff, Sleep)>>,
 }
 
+/// Listen backlog of `bind` (the kernel caps it at `net.core.somaxconn`).
+const BACKLOG: libc::c_int = 1024;
+
+/// Raises a listening socket's backlog to [`BACKLOG`]. mio listens with
+/// std's 128, which a burst of connects overflows while the acceptor waits
+/// for its turn; the kernel then drops SYNs and clients retry only after a
+/// second. Listening again on a listening socket just changes the backlog.
+pub(crate) fn listen_deeper<L: AsRawFd>(listener: L) -> io::Result<L> {
+    // SAFETY: `listener` owns a valid, bound, listening socket.
+    if unsafe { libc::listen(listener.as_raw_fd(), BACKLOG) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(listener)
+}
+
 impl TcpListener {
     /// Binds to `addr` (trying each address it resolves to), with
     /// `SO_REUSEADDR` and a backlog of 1024.
@@ -49,7 +64,7 @@ impl TcpListener {
     /// ```
     pub fn bind<A: ToSocketAddrs + Send>(addr: A) -> io::Result<TcpListener> {
         each_addr(addr, |a| {
-            TcpListener::from_mio(mio::net::TcpListener::bind(a)?)
+            TcpListener::from_mio(listen_deeper(mio::net::TcpListener::bind(a)?)?)
         })
     }
 

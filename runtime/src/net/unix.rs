@@ -48,7 +48,9 @@ impl UnixListener {
     /// ```
     pub fn bind<P: AsRef<Path>>(path: P) -> io::Result<UnixListener> {
         Ok(UnixListener {
-            io: PollIo::new(mio::net::UnixListener::bind(path)?)?,
+            io: PollIo::new(super::tcp::listen_deeper(mio::net::UnixListener::bind(
+                path,
+            )?)?)?,
         })
     }
 

@@ -1,0 +1,206 @@
+//! The key-value example's keyspace: sharded hash maps with per-key expiry.
+//!
+//! Values live in fibra's GC heap: each is a `Gc<Vec<u8>>`, and the maps
+//! hold the handles (roots). Overwriting or deleting a key just drops a
+//! handle; the collector frees the old value, and its pauses show up in the
+//! log as `gc pause` events.
+//!
+//! Expiry is lazy (a read of an expired key removes it) plus a sweeper that
+//! walks the shards periodically, so DBSIZE converges without reads.
+
+use std::collections::hash_map::{Entry as MapEntry, HashMap, RandomState};
+use std::hash::BuildHasher;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use fibra::gc::Gc;
+
+const SHARDS: usize = 32;
+
+struct Entry {
+    value: Gc<Vec<u8>>,
+    expires: Option<Instant>,
+}
+
+impl Entry {
+    fn live(&self, now: Instant) -> bool {
+        self.expires.is_none_or(|t| t > now)
+    }
+}
+
+type Shard = HashMap<Vec<u8>, Entry>;
+
+/// The keyspace.
+pub struct Store {
+    hasher: RandomState,
+    shards: Vec<Mutex<Shard>>,
+}
+
+impl Store {
+    pub fn new() -> Store {
+        Store {
+            hasher: RandomState::new(),
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+        }
+    }
+
+    fn shard(&self, key: &[u8]) -> std::sync::MutexGuard<'_, Shard> {
+        let i = self.hasher.hash_one(key) as usize % SHARDS;
+        self.shards[i].lock().unwrap()
+    }
+
+    /// Calls `f` with the live value of `key`, if any.
+    pub fn get<R>(&self, key: &[u8], f: impl FnOnce(Option<&[u8]>) -> R) -> R {
+        let now = Instant::now();
+        let mut shard = self.shard(key);
+        match shard.get(key) {
+            Some(e) if e.live(now) => f(Some(&e.value)),
+            Some(_) => {
+                shard.remove(key);
+                f(None)
+            }
+            None => f(None),
+        }
+    }
+
+    pub fn set(&self, key: &[u8], value: &[u8], ttl_ms: Option<i64>) {
+        let expires = ttl_ms.map(deadline);
+        let mut shard = self.shard(key);
+        match shard.get_mut(key) {
+            Some(e) => {
+                e.value = Gc::new(value.to_vec());
+                e.expires = expires;
+            }
+            None => {
+                shard.insert(
+                    key.to_vec(),
+                    Entry {
+                        value: Gc::new(value.to_vec()),
+                        expires,
+                    },
+                );
+            }
+        }
+    }
+
+    /// SET with NX (`if_absent`) or XX: whether the value was stored.
+    pub fn set_if(&self, key: &[u8], value: &[u8], ttl_ms: Option<i64>, if_absent: bool) -> bool {
+        let now = Instant::now();
+        let mut shard = self.shard(key);
+        let present = shard.get(key).is_some_and(|e| e.live(now));
+        if present == if_absent {
+            return false;
+        }
+        let entry = Entry {
+            value: Gc::new(value.to_vec()),
+            expires: ttl_ms.map(deadline),
+        };
+        shard.insert(key.to_vec(), entry);
+        true
+    }
+
+    pub fn remove(&self, key: &[u8]) -> bool {
+        let now = Instant::now();
+        self.shard(key).remove(key).is_some_and(|e| e.live(now))
+    }
+
+    pub fn exists(&self, key: &[u8]) -> bool {
+        self.get(key, |v| v.is_some())
+    }
+
+    /// INCR: the new value, or the error reply.
+    pub fn incr(&self, key: &[u8]) -> Result<i64, &'static str> {
+        const NOT_INT: &str = "ERR value is not an integer or out of range";
+        let now = Instant::now();
+        let mut shard = self.shard(key);
+        match shard.entry(key.to_vec()) {
+            MapEntry::Occupied(mut o) if o.get().live(now) => {
+                let e = o.get_mut();
+                let n: i64 = std::str::from_utf8(&e.value)
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or(NOT_INT)?;
+                let n = n
+                    .checked_add(1)
+                    .ok_or("ERR increment or decrement would overflow")?;
+                e.value = Gc::new(n.to_string().into_bytes());
+                Ok(n)
+            }
+            MapEntry::Occupied(mut o) => {
+                o.insert(Entry {
+                    value: Gc::new(b"1".to_vec()),
+                    expires: None,
+                });
+                Ok(1)
+            }
+            MapEntry::Vacant(v) => {
+                v.insert(Entry {
+                    value: Gc::new(b"1".to_vec()),
+                    expires: None,
+                });
+                Ok(1)
+            }
+        }
+    }
+
+    /// EXPIRE: whether the key exists (a non-positive TTL deletes it).
+    pub fn expire(&self, key: &[u8], ttl_ms: i64) -> bool {
+        let now = Instant::now();
+        let mut shard = self.shard(key);
+        match shard.get_mut(key) {
+            Some(e) if e.live(now) => {
+                if ttl_ms <= 0 {
+                    shard.remove(key);
+                } else {
+                    e.expires = Some(deadline(ttl_ms));
+                }
+                true
+            }
+            Some(_) => {
+                shard.remove(key);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// TTL: -2 if the key does not exist, -1 if it has no expiry, else the
+    /// remaining seconds (rounded).
+    pub fn ttl_secs(&self, key: &[u8]) -> i64 {
+        let now = Instant::now();
+        let shard = self.shard(key);
+        match shard.get(key) {
+            Some(e) if e.live(now) => match e.expires {
+                None => -1,
+                Some(t) => ((t - now).as_millis() as i64 + 500) / 1000,
+            },
+            _ => -2,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().unwrap().len()).sum()
+    }
+
+    pub fn clear(&self) {
+        for shard in &self.shards {
+            // Drop the old map outside the lock.
+            let old = std::mem::take(&mut *shard.lock().unwrap());
+            drop(old);
+        }
+    }
+
+    /// Removes every expired key.
+    pub fn sweep_expired(&self) {
+        for shard in &self.shards {
+            let now = Instant::now();
+            shard.lock().unwrap().retain(|_, e| e.live(now));
+        }
+    }
+}
+
+fn deadline(ttl_ms: i64) -> Instant {
+    let ms = u64::try_from(ttl_ms.max(0)).unwrap_or(0);
+    // Far-future TTLs saturate at about 30 years.
+    Instant::now() + Duration::from_millis(ms.min(1_000_000_000_000))
+}
