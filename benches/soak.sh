@@ -103,7 +103,7 @@ stop_server() {
   wait "$pid" 2>/dev/null || true
 }
 
-if [ -f examples/http.rs ] && command -v wrk >/dev/null; then
+if { [ -f examples/http.rs ] || [ -f examples/http/main.rs ]; } && command -v wrk >/dev/null; then
   start_server http
   sample_rss "$pid" "$out/http.rss" &
   wrk -t2 -c128 -d"${duration}s" --latency "http://$addr/" >"$out/wrk.txt" 2>&1 || true
@@ -117,7 +117,7 @@ if [ -f examples/http.rs ] && command -v wrk >/dev/null; then
   judge http "${errors:-0}" "$out/http.rss"
 fi
 
-if [ -f examples/kv.rs ] && command -v redis-benchmark >/dev/null; then
+if { [ -f examples/kv.rs ] || [ -f examples/kv/main.rs ]; } && command -v redis-benchmark >/dev/null; then
   start_server kv
   sample_rss "$pid" "$out/kv.rss" &
   port=${addr##*:}
