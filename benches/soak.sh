@@ -22,7 +22,8 @@
 #
 # Output: a table of RSS samples (seconds, KiB), the error count per load
 # generator, and PASS/FAIL. Warm-up is the first 20% of the run; growth is
-# the last sample against the median of the samples just after warm-up.
+# the peak RSS of the last fifth of the remaining samples against the peak
+# of their first fifth (peaks, since a GC heap's RSS is a sawtooth).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -76,11 +77,12 @@ judge() {
     $1 >= warm { after[n++] = $2 }
     END {
       if (n < 2) { print "too-few-samples 0 0"; exit }
-      k = (n < 5 ? n : 5)
-      # median of the first k samples after warm-up
-      for (i = 0; i < k; i++) s[i] = after[i]
-      for (i = 0; i < k; i++) for (j = i + 1; j < k; j++) if (s[j] < s[i]) { t = s[i]; s[i] = s[j]; s[j] = t }
-      base = s[int(k / 2)]; last = after[n - 1]
+      # Peaks, not single samples: the RSS of a GC heap is a sawtooth. Compare
+      # the highest sample of the last fifth of the run after warm-up with
+      # the highest of its first fifth.
+      k = int(n / 5); if (k < 1) k = 1
+      for (i = 0; i < k; i++) if (after[i] > base) base = after[i]
+      for (i = n - k; i < n; i++) if (after[i] > last) last = after[i]
       printf "%s %d %d\n", (last > base * 1.10 ? "grew" : "ok"), base, last
     }' "$rss")
   read -r word base last <<<"$verdict"
