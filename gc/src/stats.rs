@@ -205,6 +205,19 @@ pub fn stats() -> GcStats {
     }
 }
 
+/// The figures `fibra::stats()` shows (see [`fibra_runtime::GcSummary`]).
+pub(crate) fn summary() -> fibra_runtime::GcSummary {
+    let s = stats();
+    fibra_runtime::GcSummary {
+        cycles: s.cycles,
+        heap_bytes: s.heap_bytes,
+        live_bytes: s.live_bytes,
+        pauses: s.pauses,
+        pause_total_ns: s.pause_total_ns,
+        pause_max_ns: s.pause_max_ns,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -50,6 +50,6 @@ pub mod io {
     pub use crate::bridge::SyncIo;
 }
 pub use runtime::{run, spawn, spawn_async, Builder, Runtime};
-pub use sched::metrics::{RuntimeStats, WorkerStats};
+pub use sched::metrics::{set_gc_stats_source, GcSummary, RuntimeStats, WorkerStats};
 pub use sched::stats;
 pub use task::{JoinError, JoinHandle, TaskId};

@@ -250,6 +250,7 @@ impl Runtime {
         let mut out = crate::RuntimeStats::default();
         self.shared.collect_stats(&mut out);
         out.stacks = crate::stack::stats();
+        out.gc = crate::sched::metrics::gc_summary();
         out
     }
 

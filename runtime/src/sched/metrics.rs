@@ -68,6 +68,44 @@ pub struct WorkerStats {
     pub timers: u64,
 }
 
+/// Figures of the process's garbage-collected heap, as reported by the
+/// collector (`fibra::gc::stats()` has the full set).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GcSummary {
+    /// Completed collection cycles.
+    pub cycles: u64,
+    /// Bytes in the heap's spans now.
+    pub heap_bytes: u64,
+    /// Bytes found live by the last cycle.
+    pub live_bytes: u64,
+    /// Stop-the-world pauses so far.
+    pub pauses: u64,
+    /// Total time of those pauses, in nanoseconds.
+    pub pause_total_ns: u64,
+    /// Longest pause, in nanoseconds.
+    pub pause_max_ns: u64,
+}
+
+static GC_SOURCE: std::sync::OnceLock<fn() -> GcSummary> = std::sync::OnceLock::new();
+
+/// Lets the collector make its figures part of [`crate::stats`] (the
+/// runtime does not depend on the collector). The first caller wins; the
+/// `fibra-gc` crate calls it when its heap is first used.
+///
+/// ```
+/// fn none() -> fibra_runtime::GcSummary {
+///     fibra_runtime::GcSummary::default()
+/// }
+/// fibra_runtime::set_gc_stats_source(none);
+/// ```
+pub fn set_gc_stats_source(source: fn() -> GcSummary) {
+    let _ = GC_SOURCE.set(source);
+}
+
+pub(crate) fn gc_summary() -> Option<GcSummary> {
+    GC_SOURCE.get().map(|f| f())
+}
+
 /// A snapshot of one or more runtimes.
 ///
 /// ```
@@ -101,4 +139,6 @@ pub struct RuntimeStats {
     pub sockets: usize,
     /// Process-wide green-thread stacks.
     pub stacks: crate::stack::StackStats,
+    /// The GC heap's figures, once the heap has been used.
+    pub gc: Option<GcSummary>,
 }

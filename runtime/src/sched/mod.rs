@@ -356,6 +356,7 @@ pub fn stats() -> metrics::RuntimeStats {
         }
     }
     out.stacks = crate::stack::stats();
+    out.gc = metrics::gc_summary();
     out
 }
 
