@@ -79,24 +79,41 @@ pub(crate) fn wait_as<R>(on: WaitOn, mut poll: impl FnMut(&mut Context<'_>) -> P
             "fibra: a blocking call was made from an async task, which would stall its worker; \
              await the `_async` form instead (or call it from a green thread)"
         ),
-        None => THREAD_WAKER.with(|tw| {
-            let waker = Waker::from(tw.clone());
-            let mut cx = Context::from_waker(&waker);
-            loop {
-                if let Poll::Ready(v) = poll(&mut cx) {
-                    return v;
-                }
-                park_thread(&tw.parker, None);
-            }
-        }),
+        None => match block_thread(None, poll) {
+            Some(v) => v,
+            None => unreachable!("a wait without a deadline cannot time out"),
+        },
     }
 }
 
-/// Parks a plain OS thread, counted for the deadlock detector.
-fn park_thread(parker: &Parker, timeout: Option<std::time::Duration>) {
-    BLOCKED_THREADS.fetch_add(1, Ordering::SeqCst);
-    parker.park(timeout);
-    BLOCKED_THREADS.fetch_sub(1, Ordering::SeqCst);
+/// Blocks a plain OS thread until `poll` is ready (`Some`) or `deadline`
+/// passes (`None`), counted as blocked for the deadlock detector.
+fn block_thread<R>(
+    deadline: Option<Instant>,
+    mut poll: impl FnMut(&mut Context<'_>) -> Poll<R>,
+) -> Option<R> {
+    THREAD_WAKER.with(|tw| {
+        let waker = Waker::from(tw.clone());
+        let mut cx = Context::from_waker(&waker);
+        loop {
+            if let Poll::Ready(v) = poll(&mut cx) {
+                return Some(v);
+            }
+            let timeout = match deadline {
+                None => None,
+                Some(deadline) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return None;
+                    }
+                    Some(deadline - now)
+                }
+            };
+            BLOCKED_THREADS.fetch_add(1, Ordering::SeqCst);
+            tw.parker.park(timeout);
+            BLOCKED_THREADS.fetch_sub(1, Ordering::SeqCst);
+        }
+    })
 }
 
 /// Like [`wait`], but gives up at `deadline` and returns `None`.
@@ -139,20 +156,7 @@ pub(crate) fn wait_deadline_as<R>(
         // An async task: `wait_as` explains the misuse.
         return Some(wait_as(on, poll));
     }
-    THREAD_WAKER.with(|tw| {
-        let waker = Waker::from(tw.clone());
-        let mut cx = Context::from_waker(&waker);
-        loop {
-            if let Poll::Ready(v) = poll(&mut cx) {
-                return Some(v);
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return None;
-            }
-            park_thread(&tw.parker, Some(deadline - now));
-        }
-    })
+    block_thread(Some(deadline), poll)
 }
 
 /// Under loom, blocking calls run on loom's model threads: `wait` blocks
