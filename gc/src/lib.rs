@@ -186,7 +186,8 @@
 //! under a soft limit. Allocating threads assist marking when the heap
 //! outgrows its goal during a cycle. Each pause emits a `tracing` event (target `fibra_gc`, message
 //! `gc pause`, fields `phase`, `pause_ns`, `stopping_ns`, `cycle`) and lands in
-//! [`stats()`]'s histogram. `FIBRA_GCTRACE=1` prints one line per cycle to
+//! [`stats()`]'s histograms (pause length, and the time spent stopping the
+//! world). `FIBRA_GCTRACE=1` prints one line per cycle to
 //! stderr. `FIBRA_GC_TORTURE=1` collects every few hundred allocations, checks
 //! the heap's invariants after each mark (every root and every child of a
 //! marked object is marked) and poisons freed memory.

@@ -129,6 +129,18 @@ pub struct GcStats {
     pub stopping_max_ns: u64,
     /// Distribution of pause lengths.
     pub pause_histogram: PauseHistogram,
+    /// Distribution of the time each pause spent stopping the world (the
+    /// wait for every worker to reach a safepoint; part of the pause). One
+    /// entry per pause, so `stopping_histogram.count() == pauses`.
+    ///
+    /// ```
+    /// fibra_gc::collect();
+    /// let s = fibra_gc::stats();
+    /// assert_eq!(s.stopping_histogram.count(), s.pauses);
+    /// // Bucket bounds are exclusive upper limits: the top one covers the max.
+    /// assert!(s.stopping_histogram.quantile(1.0) > s.stopping_max_ns);
+    /// ```
+    pub stopping_histogram: PauseHistogram,
     /// Heap size that starts the next cycle (bytes; 0 when collection is off).
     pub goal_bytes: u64,
     /// Objects freed by sweeping, ever.
@@ -149,6 +161,7 @@ pub(crate) struct Counters {
     pub(crate) pause_max_ns: u64,
     pub(crate) stopping_max_ns: u64,
     pub(crate) histogram: Option<PauseHistogram>,
+    pub(crate) stopping_histogram: Option<PauseHistogram>,
     pub(crate) goal_bytes: u64,
 }
 
@@ -161,6 +174,7 @@ pub(crate) static COUNTERS: Mutex<Counters> = Mutex::new(Counters {
     pause_max_ns: 0,
     stopping_max_ns: 0,
     histogram: None,
+    stopping_histogram: None,
     goal_bytes: 0,
 });
 
@@ -174,6 +188,9 @@ pub(crate) fn record_pause(ns: u64, stopping_ns: u64) {
     c.histogram
         .get_or_insert_with(PauseHistogram::default)
         .record(ns);
+    c.stopping_histogram
+        .get_or_insert_with(PauseHistogram::default)
+        .record(stopping_ns);
 }
 
 /// The collector's counters now.
@@ -199,6 +216,7 @@ pub fn stats() -> GcStats {
         pause_max_ns: c.pause_max_ns,
         stopping_max_ns: c.stopping_max_ns,
         pause_histogram: c.histogram.clone().unwrap_or_default(),
+        stopping_histogram: c.stopping_histogram.clone().unwrap_or_default(),
         goal_bytes: c.goal_bytes,
         freed_objects: heap::FREED_OBJECTS.load(Ordering::Relaxed),
         fragmentation,
@@ -235,6 +253,19 @@ mod tests {
                 assert!(ns >= bucket_limit(b - 1), "{ns} below bucket {b}");
             }
         }
+    }
+
+    #[test]
+    fn every_pause_lands_in_both_histograms() {
+        crate::collect();
+        let s = stats();
+        assert!(s.pauses >= 2, "a cycle has two pauses: {}", s.pauses);
+        assert_eq!(s.pause_histogram.count(), s.pauses);
+        assert_eq!(s.stopping_histogram.count(), s.pauses);
+        // Stopping is part of the pause, and bucket limits are exclusive.
+        assert!(s.stopping_histogram.quantile(1.0) > s.stopping_max_ns);
+        assert!(s.stopping_max_ns <= s.pause_max_ns);
+        assert!(s.stopping_histogram.quantile(0.5) <= s.pause_histogram.quantile(1.0));
     }
 
     #[test]
