@@ -24,7 +24,14 @@
 //! The visit counter and the cache values live in fibra's GC heap (see
 //! `state.rs`). Logging goes through tracing-subscriber (`RUST_LOG`, default
 //! `info,fibra_gc=debug`), which shows the collector's `gc pause` events.
+//! With `FIBRA_GC_CHURN=1` every request also allocates garbage on the GC
+//! heap and refreshes a bounded ring of recent objects (see
+//! `../shared/gc_churn.rs`; `benches/soak.sh` uses it). On exit after Ctrl-C
+//! or SIGTERM the server prints one line to stdout,
+//! `gc pauses: n=… p50=…us p99=…us max=…us stopping_p99=…us …`.
 
+#[path = "../shared/gc_churn.rs"]
+mod gc_churn;
 mod parse;
 mod state;
 
@@ -56,6 +63,8 @@ struct Server {
     limits: Limits,
     /// Application state (visit counter, cache).
     store: Store,
+    /// GC garbage per request (`FIBRA_GC_CHURN`), off by default.
+    churn: Option<gc_churn::Churn>,
 }
 
 /// One accepted connection.
@@ -253,6 +262,9 @@ fn route(
     out: &mut Vec<u8>,
 ) {
     const OK: (u16, &str) = (200, "OK");
+    if let Some(churn) = &server.churn {
+        std::hint::black_box(churn.request());
+    }
     let path = head.path.split('?').next().unwrap_or("");
     match (head.method, path) {
         ("GET", "/" | "/plaintext") => respond(out, OK, "text/plain", b"Hello, World!", keep_alive),
@@ -399,6 +411,7 @@ fn watch_signals(server: Arc<Server>, local: SocketAddr) -> io::Result<()> {
             let _ = std::net::TcpStream::connect_timeout(&wake, Duration::from_secs(1));
             if signals.next().is_some() {
                 eprintln!("second signal: exiting now");
+                println!("{}", gc_churn::pause_summary());
                 std::process::exit(130);
             }
         })?;
@@ -420,6 +433,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .map_or(Duration::from_secs(10), Duration::from_millis);
+    let churn = gc_churn::Churn::from_env();
     fibra::run(move || {
         let listener = match TcpListener::bind(addr.as_str()) {
             Ok(l) => l,
@@ -437,6 +451,7 @@ fn main() {
             read_timeout,
             limits: Limits::default(),
             store: Store::new(),
+            churn,
         });
         if let Err(err) = watch_signals(server.clone(), local) {
             eprintln!("cannot install signal handlers: {err}");
@@ -474,4 +489,5 @@ fn main() {
         }
         tracing::info!(unfinished = server.active.load(SeqCst), "shut down");
     });
+    println!("{}", gc_churn::pause_summary());
 }

@@ -16,19 +16,28 @@
 //! answered with one write per read. Unknown commands get an `-ERR` reply;
 //! a malformed frame gets `-ERR Protocol error` and the connection is closed.
 //! Values live in fibra's GC heap; the collector's pauses are logged
-//! (`RUST_LOG`, default `info,fibra_gc=debug`).
+//! (`RUST_LOG`, default `info,fibra_gc=debug`). With `FIBRA_GC_CHURN=1` every
+//! command also allocates garbage on the GC heap and refreshes a bounded ring
+//! of recent objects (see `../shared/gc_churn.rs`; `benches/soak.sh` uses it).
+//! Ctrl-C (or SIGTERM) prints one line to stdout,
+//! `gc pauses: n=… p50=…us p99=…us max=…us stopping_p99=…us …`, and exits
+//! (nothing is persisted, so there is nothing to finish).
 
+#[path = "../shared/gc_churn.rs"]
+mod gc_churn;
 mod resp;
 mod store;
 
 use std::io::{self, Read, Write};
 use std::time::Duration;
 
+use gc_churn::Churn;
+
 use fibra::net::{TcpListener, TcpStream};
 
 use store::Store;
 
-fn serve(stream: TcpStream, store: &Store) -> io::Result<()> {
+fn serve(stream: TcpStream, store: &Store, churn: Option<&Churn>) -> io::Result<()> {
     let mut inbuf = RecvBuf::new(16 * 1024);
     let mut out: Vec<u8> = Vec::with_capacity(16 * 1024);
     loop {
@@ -42,6 +51,9 @@ fn serve(stream: TcpStream, store: &Store) -> io::Result<()> {
             match resp::parse_command(&data[start..]) {
                 Ok(Some((args, used))) => {
                     start += used;
+                    if let Some(churn) = churn {
+                        std::hint::black_box(churn.request());
+                    }
                     if !args.is_empty() && execute(store, &args, &mut out) == Flow::Quit {
                         quit = true;
                         break;
@@ -293,6 +305,23 @@ fn bulk(out: &mut Vec<u8>, v: Option<&[u8]>) {
     }
 }
 
+/// Ctrl-C / SIGTERM: print the GC pause summary and exit. Runs on an OS
+/// thread.
+fn watch_signals() -> io::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if signals.forever().next().is_some() {
+                tracing::info!("shutting down");
+                println!("{}", gc_churn::pause_summary());
+                std::process::exit(0);
+            }
+        })?;
+    Ok(())
+}
+
 fn main() {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -304,6 +333,11 @@ fn main() {
     let addr = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:6380".to_string());
+    if let Err(err) = watch_signals() {
+        eprintln!("cannot install signal handlers: {err}");
+        std::process::exit(1);
+    }
+    let churn: Option<&'static Churn> = Churn::from_env().map(|c| &*Box::leak(Box::new(c)));
     fibra::run(move || {
         let listener = match TcpListener::bind(addr.as_str()) {
             Ok(l) => l,
@@ -324,7 +358,7 @@ fn main() {
                 Ok((stream, _)) => {
                     let _ = stream.set_nodelay(true);
                     drop(fibra::spawn(move || {
-                        if let Err(err) = serve(stream, store) {
+                        if let Err(err) = serve(stream, store, churn) {
                             tracing::debug!("connection ended: {err}");
                         }
                     }));
