@@ -281,3 +281,39 @@ fn ctrl_c_finishes_requests_in_flight_then_exits() {
         .expect("server did not exit");
     assert!(status.success(), "{status}");
 }
+
+#[test]
+fn gc_churn_runs_cycles_and_ctrl_c_prints_the_pause_report() {
+    // Eight lists per request: ~6 KiB of GC garbage, so the first cycle
+    // (at 4 MiB) comes after about 700 requests.
+    let mut server = Server::start("http", &[("FIBRA_GC_CHURN", "8")]);
+    let mut conn = server.connect();
+    let requests = 3000;
+    let mut pipeline = b"GET /plaintext HTTP/1.1\r\nHost: t\r\n\r\n".repeat(requests - 1);
+    pipeline.extend_from_slice(b"GET /plaintext HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    // Write from another thread: the replies fill the socket buffers long
+    // before the requests are all written.
+    let mut writer = conn.try_clone().unwrap();
+    let writing = std::thread::spawn(move || writer.write_all(&pipeline));
+    let reply = common::read_until_close(&mut conn);
+    writing.join().unwrap().unwrap();
+    let text = String::from_utf8_lossy(&reply);
+    assert_eq!(text.matches("HTTP/1.1 200 OK").count(), requests);
+
+    let report = server.gc_pause_report(libc::SIGINT);
+    let field = |name: &str| {
+        report
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("no {name} in {report:?}"))
+            .1
+    };
+    assert!(field("cycles") >= 1.0, "{report:?}");
+    assert!(field("n") >= 2.0 * field("cycles"), "{report:?}");
+    assert!(
+        field("p50") > 0.0 && field("p50") <= field("p99"),
+        "{report:?}"
+    );
+    assert!(field("max") > 0.0, "{report:?}");
+    assert!(field("stopping_p99") <= field("p99"), "{report:?}");
+}

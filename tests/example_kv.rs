@@ -201,3 +201,46 @@ fn idle_connections_do_not_stop_service() {
     conn.read_exact(&mut buf).unwrap();
     assert_eq!(&buf, b"+PONG\r\n");
 }
+
+#[test]
+fn gc_churn_runs_cycles_and_ctrl_c_prints_the_pause_report() {
+    // Eight lists per command: ~6 KiB of GC garbage, so the first cycle
+    // (at 4 MiB) comes after about 700 commands.
+    let mut s = Server::start("kv", &[("FIBRA_GC_CHURN", "8")]);
+    let commands = 3000;
+    let mut pipeline = Vec::new();
+    let mut want = Vec::new();
+    for i in 0..commands / 2 {
+        let (k, v) = (format!("k{}", i % 50), format!("v{i:05}"));
+        pipeline.extend_from_slice(format!("SET {k} {v}\r\nGET {k}\r\n").as_bytes());
+        want.extend_from_slice(format!("+OK\r\n$6\r\n{v}\r\n").as_bytes());
+    }
+    pipeline.extend_from_slice(b"QUIT\r\n");
+    want.extend_from_slice(b"+OK\r\n");
+    let mut conn = s.connect();
+    let mut writer = conn.try_clone().unwrap();
+    let writing = std::thread::spawn(move || writer.write_all(&pipeline));
+    let reply = common::read_until_close(&mut conn);
+    writing.join().unwrap().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&reply),
+        String::from_utf8_lossy(&want)
+    );
+
+    let report = s.gc_pause_report(libc::SIGINT);
+    let field = |name: &str| {
+        report
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("no {name} in {report:?}"))
+            .1
+    };
+    assert!(field("cycles") >= 1.0, "{report:?}");
+    assert!(field("n") >= 2.0 * field("cycles"), "{report:?}");
+    assert!(
+        field("p50") > 0.0 && field("p50") <= field("p99"),
+        "{report:?}"
+    );
+    assert!(field("max") > 0.0, "{report:?}");
+    assert!(field("stopping_p99") <= field("p99"), "{report:?}");
+}

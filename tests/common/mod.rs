@@ -8,12 +8,16 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Mutex;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// A running example server, killed when dropped.
 pub struct Server {
     pub child: Child,
     pub addr: SocketAddr,
+    /// Drains the server's stdout (so it never blocks on a full pipe) and
+    /// returns the lines after "listening on".
+    stdout: Option<JoinHandle<String>>,
 }
 
 impl Server {
@@ -46,11 +50,58 @@ impl Server {
             }
         };
         // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || {
-            let mut sink = Vec::new();
-            let _ = stdout.read_to_end(&mut sink);
+        let stdout = std::thread::spawn(move || {
+            let mut rest = Vec::new();
+            let _ = stdout.read_to_end(&mut rest);
+            String::from_utf8_lossy(&rest).into_owned()
         });
-        Server { child, addr }
+        Server {
+            child,
+            addr,
+            stdout: Some(stdout),
+        }
+    }
+
+    /// What the server wrote to stdout after "listening on ADDR", once it
+    /// has exited (call after `wait_exit`).
+    pub fn stdout_after_exit(&mut self) -> String {
+        assert!(
+            self.child.try_wait().unwrap().is_some(),
+            "the server still runs"
+        );
+        self.stdout
+            .take()
+            .expect("stdout already taken")
+            .join()
+            .unwrap()
+    }
+
+    /// Sends `signal`, waits for a clean exit, and returns the figures of
+    /// the `gc pauses: n=… p50=…us …` line the server printed (the number
+    /// before any unit, by name).
+    pub fn gc_pause_report(&mut self, signal: libc::c_int) -> Vec<(String, f64)> {
+        self.signal(signal);
+        let status = self
+            .wait_exit(Duration::from_secs(10))
+            .expect("the server did not exit after the signal");
+        assert!(status.success(), "{status}");
+        let out = self.stdout_after_exit();
+        let line = out
+            .lines()
+            .find_map(|l| l.strip_prefix("gc pauses: "))
+            .unwrap_or_else(|| panic!("no `gc pauses:` line in stdout:\n{out}"));
+        line.split_whitespace()
+            .map(|field| {
+                let (name, value) = field
+                    .split_once('=')
+                    .unwrap_or_else(|| panic!("bad field {field:?} in {line:?}"));
+                let number = value.trim_end_matches("us");
+                let number = number
+                    .parse()
+                    .unwrap_or_else(|_| panic!("bad value {value:?} in {line:?}"));
+                (name.to_string(), number)
+            })
+            .collect()
     }
 
     pub fn port(&self) -> String {
