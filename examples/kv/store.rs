@@ -7,13 +7,22 @@
 //!
 //! Expiry is lazy (a read of an expired key removes it) plus a sweeper that
 //! walks the shards periodically, so DBSIZE converges without reads.
+//!
+//! The shard locks are `fibra::sync::Mutex`es, which park a waiting green
+//! thread, not `std::sync::Mutex`es, which would block its worker thread.
+//! The difference matters with a GC heap: an allocation may stop its task
+//! at a safepoint while the collector stops the world, and if that task
+//! holds a lock on which another worker is blocked in the OS, that worker
+//! never reaches a safepoint and the world never stops (a deadlock). A
+//! parked green thread leaves its worker free to stop. New values are also
+//! allocated before the lock is taken, which keeps critical sections short.
 
 use std::collections::hash_map::{Entry as MapEntry, HashMap, RandomState};
 use std::hash::BuildHasher;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use fibra::gc::Gc;
+use fibra::sync::{Mutex, MutexGuard};
 
 const SHARDS: usize = 32;
 
@@ -44,7 +53,7 @@ impl Store {
         }
     }
 
-    fn shard(&self, key: &[u8]) -> std::sync::MutexGuard<'_, Shard> {
+    fn shard(&self, key: &[u8]) -> MutexGuard<'_, Shard> {
         let i = self.hasher.hash_one(key) as usize % SHARDS;
         self.shards[i].lock().unwrap()
     }
@@ -65,20 +74,15 @@ impl Store {
 
     pub fn set(&self, key: &[u8], value: &[u8], ttl_ms: Option<i64>) {
         let expires = ttl_ms.map(deadline);
+        let value = Gc::new(value.to_vec());
         let mut shard = self.shard(key);
         match shard.get_mut(key) {
             Some(e) => {
-                e.value = Gc::new(value.to_vec());
+                e.value = value;
                 e.expires = expires;
             }
             None => {
-                shard.insert(
-                    key.to_vec(),
-                    Entry {
-                        value: Gc::new(value.to_vec()),
-                        expires,
-                    },
-                );
+                shard.insert(key.to_vec(), Entry { value, expires });
             }
         }
     }
@@ -86,15 +90,15 @@ impl Store {
     /// SET with NX (`if_absent`) or XX: whether the value was stored.
     pub fn set_if(&self, key: &[u8], value: &[u8], ttl_ms: Option<i64>, if_absent: bool) -> bool {
         let now = Instant::now();
+        let entry = Entry {
+            value: Gc::new(value.to_vec()),
+            expires: ttl_ms.map(deadline),
+        };
         let mut shard = self.shard(key);
         let present = shard.get(key).is_some_and(|e| e.live(now));
         if present == if_absent {
             return false;
         }
-        let entry = Entry {
-            value: Gc::new(value.to_vec()),
-            expires: ttl_ms.map(deadline),
-        };
         shard.insert(key.to_vec(), entry);
         true
     }
@@ -203,4 +207,60 @@ fn deadline(ttl_ms: i64) -> Instant {
     let ms = u64::try_from(ttl_ms.max(0)).unwrap_or(0);
     // Far-future TTLs saturate at about 30 years.
     Instant::now() + Duration::from_millis(ms.min(1_000_000_000_000))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// Writers on two workers contend for one shard while an OS thread runs
+    /// GC cycles back to back. A writer that holds the shard lock can stop
+    /// at a safepoint inside its allocation; with a lock that blocked the
+    /// other worker in the OS, the world stop never completed (a deadlock
+    /// seen under `benches/soak.sh`).
+    #[test]
+    fn contended_shards_never_hold_up_a_world_stop() {
+        static DONE: AtomicBool = AtomicBool::new(false);
+        static STOP: AtomicBool = AtomicBool::new(false);
+        std::thread::spawn(|| {
+            std::thread::sleep(Duration::from_secs(30));
+            if !DONE.load(Ordering::SeqCst) {
+                eprintln!("deadlock: the writers and the collector made no progress in 30 s");
+                std::process::abort();
+            }
+        });
+        let store: &'static Store = Box::leak(Box::new(Store::new()));
+        let rt = fibra::Runtime::builder().workers(2).build().unwrap();
+        let cycles = std::thread::spawn(|| {
+            for _ in 0..600 {
+                fibra::gc::collect();
+            }
+            STOP.store(true, Ordering::SeqCst);
+        });
+        let writes: u64 = rt.run(move || {
+            let writers: Vec<_> = (0..8u8)
+                .map(|i| {
+                    fibra::spawn(move || {
+                        let mut n = 0u64;
+                        while !STOP.load(Ordering::Relaxed) {
+                            store.set(b"k", &[i; 16], None);
+                            store.incr(b"n").unwrap();
+                            n += 1;
+                            if n % 64 == 0 {
+                                fibra::yield_now();
+                            }
+                        }
+                        n
+                    })
+                })
+                .collect();
+            writers.into_iter().map(|w| w.join().unwrap()).sum()
+        });
+        cycles.join().unwrap();
+        DONE.store(true, Ordering::SeqCst);
+        assert!(writes > 0);
+        let n = store.get(b"n", |v| v.map(|v| v.to_vec())).unwrap();
+        assert_eq!(std::str::from_utf8(&n).unwrap(), writes.to_string());
+    }
 }
