@@ -247,7 +247,7 @@ mod tests {
                             store.set(b"k", &[i; 16], None);
                             store.incr(b"n").unwrap();
                             n += 1;
-                            if n % 64 == 0 {
+                            if n & 63 == 0 {
                                 fibra::yield_now();
                             }
                         }

@@ -21,6 +21,9 @@
 //! [`stop_the_world`] returns, no worker runs a task.
 //!
 //! Stopping touches each worker once: O(workers), never O(tasks) or O(heap).
+//! A worker that keeps the stopper waiting for over a second (a task that
+//! never yields, or that blocks its thread, e.g. on a `std::sync::Mutex`
+//! whose holder is stopped, a deadlock) is named in a `tracing` warning.
 //! Plain OS threads are not stopped; the collector must cover them with its
 //! barriers.
 //!
@@ -54,7 +57,13 @@ thread_local! {
 
 struct MutatorState {
     state: AtomicU8,
+    /// The worker thread's name, for the slow-stop warning.
+    thread: String,
 }
+
+/// How long a stop-the-world waits for one worker before it warns (and
+/// stops spinning: it then checks every 100 µs).
+const SLOW_STOP: Duration = Duration::from_secs(1);
 
 /// A worker thread's registration as a mutator. Unregisters on drop.
 pub(crate) struct Mutator {
@@ -66,6 +75,10 @@ impl Mutator {
     pub(crate) fn register() -> Mutator {
         let inner = Arc::new(MutatorState {
             state: AtomicU8::new(IDLE),
+            thread: std::thread::current()
+                .name()
+                .unwrap_or("unnamed worker")
+                .to_string(),
         });
         MUTATORS.lock().push(inner.clone());
         CURRENT.with(|c| *c.borrow_mut() = Some(inner.clone()));
@@ -301,12 +314,19 @@ pub fn stop_the_world() -> WorldStopped {
     let mutators: Vec<Arc<MutatorState>> = MUTATORS.lock().clone();
     for m in &mutators {
         let mut spins = 0u32;
+        let mut slow = false;
         while !out_of_the_way(&m.state) {
-            spins += 1;
+            spins = spins.wrapping_add(1);
             if spins < 64 {
                 std::hint::spin_loop();
+            } else if slow {
+                std::thread::sleep(Duration::from_micros(100));
             } else {
                 std::thread::yield_now();
+                if spins & 255 == 0 && started.elapsed() >= SLOW_STOP {
+                    slow = true;
+                    warn_slow_stop(m, started);
+                }
             }
         }
     }
@@ -316,6 +336,17 @@ pub fn stop_the_world() -> WorldStopped {
         me,
         _serial: serial,
     }
+}
+
+/// A worker has kept a stop-the-world waiting for `SLOW_STOP`: say which,
+/// and the likely causes (the stop may never complete).
+#[cold]
+fn warn_slow_stop(m: &MutatorState, started: Instant) {
+    tracing::warn!(
+        worker = %m.thread,
+        waited_ms = started.elapsed().as_millis() as u64,
+        "stopping the world has waited over 1 s for a worker to reach a safepoint: a task on it runs without yielding, or blocks the thread (a system call, or an OS-level lock such as std::sync::Mutex). If that lock is held by a task stopped at a safepoint, this is a deadlock: green threads should use fibra::sync locks, which park instead of blocking the worker"
+    );
 }
 
 /// Number of registered worker threads (mutators) in the process.
