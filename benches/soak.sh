@@ -7,6 +7,11 @@
 #   benches/soak.sh --duration 3600  # an hour
 #   benches/soak.sh --smoke          # 20 seconds per server
 #
+# A smoke run is too short for a steady-state RSS verdict: a server's
+# malloc arenas are first touched over its first ~30 s (the kv example's
+# RSS climbs 10-20% to a plateau while malloc's mapped bytes stay flat), so
+# --smoke fails only on growth over 50%, which still catches a gross leak.
+#
 # Servers, each when its example exists:
 #   http: examples/http.rs under wrk (non-2xx responses and socket errors
 #         count as errors)
@@ -33,9 +38,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 duration=600
+max_growth=10 # percent
 while [ $# -gt 0 ]; do
   case "$1" in
-    --smoke) duration=20 ;;
+    --smoke) duration=20; max_growth=50 ;;
     --duration) duration=$2; shift ;;
     *) echo "usage: $0 [--smoke] [--duration SECONDS]" >&2; exit 2 ;;
   esac
@@ -85,7 +91,7 @@ judge() {
   column -c 120 "$rss" 2>/dev/null || cat "$rss"
   local warm=$((duration / 5))
   local verdict
-  verdict=$(awk -v warm="$warm" '
+  verdict=$(awk -v warm="$warm" -v max_growth="$max_growth" '
     $1 >= warm { after[n++] = $2 }
     END {
       if (n < 2) { print "too-few-samples 0 0"; exit }
@@ -95,12 +101,12 @@ judge() {
       k = int(n / 5); if (k < 1) k = 1
       for (i = 0; i < k; i++) if (after[i] > base) base = after[i]
       for (i = n - k; i < n; i++) if (after[i] > last) last = after[i]
-      printf "%s %d %d\n", (last > base * 1.10 ? "grew" : "ok"), base, last
+      printf "%s %d %d\n", (last * 100 > base * (100 + max_growth) ? "grew" : "ok"), base, last
     }' "$rss")
   read -r word base last <<<"$verdict"
   local growth=0
   [ "$base" -gt 0 ] && growth=$(( (last - base) * 100 / base ))
-  echo "$name: errors=$errors rss_after_warmup=${base}KiB rss_end=${last}KiB growth=${growth}%"
+  echo "$name: errors=$errors rss_after_warmup=${base}KiB rss_end=${last}KiB growth=${growth}% (limit ${max_growth}%)"
   local report=ok
   if ! grep -h '^gc pauses:' "$out/$name.log"; then
     echo "$name: no GC pause report"
