@@ -21,11 +21,19 @@
 //! [`stop_the_world`] returns, no worker runs a task.
 //!
 //! Stopping touches each worker once: O(workers), never O(tasks) or O(heap).
-//! A worker that keeps the stopper waiting for over a second (a task that
-//! never yields, or that blocks its thread, e.g. on a `std::sync::Mutex`
-//! whose holder is stopped, a deadlock) is named in a `tracing` warning.
 //! Plain OS threads are not stopped; the collector must cover them with its
 //! barriers.
+//!
+//! # Time to safepoint
+//!
+//! A worker still `RUNNING` after [`PREEMPT_AFTER`] is sent a preemption
+//! signal (see [`preempt`](self::preempt)), which stops a task that runs
+//! without reaching a safepoint where it is; the signal is repeated every
+//! [`RESIGNAL_EVERY`] while the worker stays `RUNNING` (the signal may
+//! land in a section that must not be stopped). A watchdog notes any
+//! worker that keeps the world waiting more than [`WATCHDOG`], and names
+//! its task in a warning once the world has restarted (logging while the
+//! world stops could wait on a lock a stopped task holds).
 //!
 //! The handshake's steps (`try_run`, `request_stop`, `out_of_the_way`) are
 //! checked by a loom model at the end of this file.
@@ -37,6 +45,19 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use crate::loom::fence;
+use crate::sched::Shared;
+
+mod doorbell;
+mod preempt;
+
+pub use preempt::{preemptions, set_preemption_check};
+
+/// How long the stopper waits for a running worker before signalling it.
+pub const PREEMPT_AFTER: Duration = Duration::from_micros(20);
+/// How often the signal is repeated while the worker keeps running.
+pub const RESIGNAL_EVERY: Duration = Duration::from_micros(200);
+/// A worker that keeps the world waiting longer than this is reported.
+pub const WATCHDOG: Duration = Duration::from_millis(1);
 
 const RUNNING: u8 = 0;
 const IDLE: u8 = 1;
@@ -57,13 +78,11 @@ thread_local! {
 
 struct MutatorState {
     state: AtomicU8,
-    /// The worker thread's name, for the slow-stop warning.
-    thread: String,
+    /// The worker thread's kernel id (the target of preemption signals).
+    tid: libc::pid_t,
+    /// The runtime and index of the worker, to name its task.
+    owner: Option<(Arc<Shared>, usize)>,
 }
-
-/// How long a stop-the-world waits for one worker before it warns (and
-/// stops spinning: it then checks every 100 µs).
-const SLOW_STOP: Duration = Duration::from_secs(1);
 
 /// A worker thread's registration as a mutator. Unregisters on drop.
 pub(crate) struct Mutator {
@@ -71,17 +90,17 @@ pub(crate) struct Mutator {
 }
 
 impl Mutator {
-    /// Registers the calling worker thread.
-    pub(crate) fn register() -> Mutator {
+    /// Registers the calling worker thread, worker `index` of `shared`.
+    pub(crate) fn register(shared: Arc<Shared>, index: usize) -> Mutator {
+        preempt::install();
         let inner = Arc::new(MutatorState {
             state: AtomicU8::new(IDLE),
-            thread: std::thread::current()
-                .name()
-                .unwrap_or("unnamed worker")
-                .to_string(),
+            tid: preempt::thread_id(),
+            owner: Some((shared, index)),
         });
         MUTATORS.lock().push(inner.clone());
         CURRENT.with(|c| *c.borrow_mut() = Some(inner.clone()));
+        preempt::set_current(Arc::as_ptr(&inner));
         let m = Mutator { inner };
         m.leave_idle();
         m
@@ -97,7 +116,7 @@ impl Mutator {
 
     /// Runs `f` (a sleep) with this worker counted as idle.
     pub(crate) fn idle<R>(&self, f: impl FnOnce() -> R) -> R {
-        self.inner.state.store(IDLE, SeqCst);
+        self.inner.step_aside(IDLE);
         let r = f();
         self.leave_idle();
         r
@@ -180,20 +199,29 @@ fn out_of_the_way(state: &impl StateCell) -> bool {
 impl MutatorState {
     fn leave_idle(&self) {
         while !try_run(&self.state, &REQUESTED) {
+            doorbell::ring();
             wait_for_restart();
         }
     }
 
     fn stop_here(&self) {
-        self.state.store(STOPPED, SeqCst);
+        self.step_aside(STOPPED);
         wait_for_restart();
         self.leave_idle();
+    }
+
+    /// Leaves `RUNNING` for `state` (`IDLE` or `STOPPED`), waking a stopper
+    /// that sleeps waiting for this worker. Async-signal-safe.
+    fn step_aside(&self, state: u8) {
+        self.state.store(state, SeqCst);
+        doorbell::ring();
     }
 }
 
 impl Drop for Mutator {
     fn drop(&mut self) {
-        self.inner.state.store(IDLE, SeqCst);
+        self.inner.step_aside(IDLE);
+        preempt::set_current(std::ptr::null());
         MUTATORS.lock().retain(|m| !Arc::ptr_eq(m, &self.inner));
         CURRENT.with(|c| c.borrow_mut().take());
     }
@@ -249,7 +277,7 @@ pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
     }
     let me = CURRENT.with(|c| c.borrow().clone());
     if let Some(me) = &me {
-        me.state.store(IDLE, SeqCst);
+        me.step_aside(IDLE);
     }
     let _resume = Resume(me);
     f()
@@ -261,6 +289,8 @@ pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
 pub struct WorldStopped {
     stopping: Duration,
     started: Instant,
+    /// The worker that kept the world waiting longest, past [`WATCHDOG`].
+    straggler: Option<Straggler>,
     /// The stopper itself, if it is a worker: idle while it waits its turn
     /// and while the world is stopped, running again afterwards.
     me: Option<Arc<MutatorState>>,
@@ -287,9 +317,60 @@ impl Drop for WorldStopped {
         *generation += 1;
         cvar.notify_all();
         drop(generation);
+        preempt::restarted();
         if let Some(me) = &self.me {
             me.state.store(RUNNING, SeqCst);
         }
+        if let Some(straggler) = self.straggler.take() {
+            straggler.report(self.stopping);
+        }
+    }
+}
+
+/// A worker that kept a stop-the-world waiting past [`WATCHDOG`], as the
+/// stopper saw it (no lock taken, nothing logged while the world stops).
+struct Straggler {
+    mutator: Arc<MutatorState>,
+    /// The task it was running when the watchdog fired (0: none).
+    task: u64,
+    waited: Duration,
+}
+
+impl Straggler {
+    fn new(mutator: &Arc<MutatorState>, waited: Duration) -> Straggler {
+        let task = match &mutator.owner {
+            Some((shared, index)) => shared.remotes[*index]
+                .running
+                .load(std::sync::atomic::Ordering::Relaxed),
+            None => 0,
+        };
+        Straggler {
+            mutator: mutator.clone(),
+            task,
+            waited,
+        }
+    }
+
+    /// Logs the straggler (after the restart).
+    fn report(self, stopping: Duration) {
+        let (worker, name) = match &self.mutator.owner {
+            Some((shared, index)) => (
+                Some(*index),
+                crate::monitor::name_of(shared, *index, self.task),
+            ),
+            None => (None, None),
+        };
+        tracing::warn!(
+            task.id = self.task,
+            task.name = name.as_deref(),
+            worker,
+            waited_us = self.waited.as_micros() as u64,
+            stopping_us = stopping.as_micros() as u64,
+            "a task kept a stop-the-world waiting over {} µs before reaching a safepoint \
+             (preemption refused or off: a long GcCell borrow, signals blocked, \
+             FIBRA_ASYNCPREEMPTOFF=1?)",
+            WATCHDOG.as_micros()
+        );
     }
 }
 
@@ -312,41 +393,53 @@ pub fn stop_the_world() -> WorldStopped {
     let started = Instant::now();
     request_stop(&REQUESTED);
     let mutators: Vec<Arc<MutatorState>> = MUTATORS.lock().clone();
+    let mut straggler = None;
     for m in &mutators {
-        let mut spins = 0u32;
-        let mut slow = false;
-        while !out_of_the_way(&m.state) {
-            spins = spins.wrapping_add(1);
-            if spins < 64 {
-                std::hint::spin_loop();
-            } else if slow {
-                std::thread::sleep(Duration::from_micros(100));
-            } else {
-                std::thread::yield_now();
-                if spins & 255 == 0 && started.elapsed() >= SLOW_STOP {
-                    slow = true;
-                    warn_slow_stop(m, started);
-                }
-            }
-        }
+        wait_for(m, started, &mut straggler);
     }
     WorldStopped {
         stopping: started.elapsed(),
         started,
+        straggler,
         me,
         _serial: serial,
     }
 }
 
-/// A worker has kept a stop-the-world waiting for `SLOW_STOP`: say which,
-/// and the likely causes (the stop may never complete).
-#[cold]
-fn warn_slow_stop(m: &MutatorState, started: Instant) {
-    tracing::warn!(
-        worker = %m.thread,
-        waited_ms = started.elapsed().as_millis() as u64,
-        "stopping the world has waited over 1 s for a worker to reach a safepoint: a task on it runs without yielding, or blocks the thread (a system call, or an OS-level lock such as std::sync::Mutex). If that lock is held by a task stopped at a safepoint, this is a deadlock: green threads should use fibra::sync locks, which park instead of blocking the worker"
-    );
+/// Waits until mutator `m` is out of the way: spins for [`PREEMPT_AFTER`],
+/// then signals it (again every [`RESIGNAL_EVERY`]) and sleeps until it
+/// rings the doorbell, leaving the CPU to the thread it waits for (on a
+/// busy machine that thread may need it to run its signal handler). Notes
+/// `m` as the straggler once the stop has waited past [`WATCHDOG`].
+fn wait_for(m: &Arc<MutatorState>, started: Instant, straggler: &mut Option<Straggler>) {
+    let mut spins = 0u32;
+    let mut signalled: Option<Instant> = None;
+    let mut noted = false;
+    while !out_of_the_way(&m.state) {
+        spins += 1;
+        if spins < 64 {
+            std::hint::spin_loop();
+            continue;
+        }
+        let now = Instant::now();
+        let waited = now.duration_since(started);
+        if waited < PREEMPT_AFTER {
+            std::hint::spin_loop();
+            continue;
+        }
+        if signalled.is_none_or(|at| now.duration_since(at) >= RESIGNAL_EVERY) {
+            preempt::signal(m.tid);
+            signalled = Some(now);
+        }
+        if waited >= WATCHDOG && !noted {
+            noted = true;
+            *straggler = Some(Straggler::new(m, waited));
+        }
+        doorbell::wait(RESIGNAL_EVERY, || out_of_the_way(&m.state));
+    }
+    if let Some(s) = straggler.as_mut().filter(|s| Arc::ptr_eq(&s.mutator, m)) {
+        s.waited = started.elapsed();
+    }
 }
 
 /// Number of registered worker threads (mutators) in the process.
