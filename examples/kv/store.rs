@@ -13,9 +13,12 @@
 //! The difference matters with a GC heap: an allocation may stop its task
 //! at a safepoint while the collector stops the world, and if that task
 //! holds a lock on which another worker is blocked in the OS, that worker
-//! never reaches a safepoint and the world never stops (a deadlock). A
-//! parked green thread leaves its worker free to stop. New values are also
-//! allocated before the lock is taken, which keeps critical sections short.
+//! reaches no safepoint: only a preemption signal can stop it, and with
+//! preemption off (`FIBRA_ASYNCPREEMPTOFF=1`) the world never stops (a
+//! deadlock, seen under `benches/soak.sh` before the runtime had preemption
+//! signals). A parked green thread leaves its worker free to stop. New
+//! values are also allocated before the lock is taken, which keeps critical
+//! sections short.
 
 use std::collections::hash_map::{Entry as MapEntry, HashMap, RandomState};
 use std::hash::BuildHasher;
@@ -217,8 +220,8 @@ mod tests {
     /// Writers on two workers contend for one shard while an OS thread runs
     /// GC cycles back to back. A writer that holds the shard lock can stop
     /// at a safepoint inside its allocation; with a lock that blocked the
-    /// other worker in the OS, the world stop never completed (a deadlock
-    /// seen under `benches/soak.sh`).
+    /// other worker in the OS, the world stop never completed without
+    /// preemption signals (a deadlock seen under `benches/soak.sh`).
     #[test]
     fn contended_shards_never_hold_up_a_world_stop() {
         static DONE: AtomicBool = AtomicBool::new(false);
