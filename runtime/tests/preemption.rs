@@ -57,6 +57,8 @@ fn spinner(
 ) -> (Arc<AtomicU64>, task::JoinHandle<()>) {
     let count = Arc::new(AtomicU64::new(0));
     let (c, s) = (count.clone(), stop.clone());
+    // Spawned from inside the runtime; the handle is returned, not awaited.
+    #[allow(clippy::async_yields_async)]
     let handle = rt.block_on(async {
         task::Builder::new()
             .name(name)
