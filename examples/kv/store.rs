@@ -221,9 +221,32 @@ mod tests {
     /// GC cycles back to back. A writer that holds the shard lock can stop
     /// at a safepoint inside its allocation; with a lock that blocked the
     /// other worker in the OS, the world stop never completed without
-    /// preemption signals (a deadlock seen under `benches/soak.sh`).
+    /// preemption signals (a deadlock seen under `benches/soak.sh`). The
+    /// body runs in a child process with preemption signals off, since
+    /// they would stop the blocked worker and hide the deadlock.
     #[test]
     fn contended_shards_never_hold_up_a_world_stop() {
+        if std::env::var_os("KV_STORE_TEST_CHILD").is_none() {
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    "store::tests::contended_shards_never_hold_up_a_world_stop",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env("KV_STORE_TEST_CHILD", "1")
+                .env("FIBRA_ASYNCPREEMPTOFF", "1")
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success() && stdout.contains("1 passed"),
+                "{}\n{stdout}\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+            return;
+        }
         static DONE: AtomicBool = AtomicBool::new(false);
         static STOP: AtomicBool = AtomicBool::new(false);
         std::thread::spawn(|| {
