@@ -1,11 +1,13 @@
 //! Stop-the-world pauses under a server-like load, seen through `tracing`.
 //!
 //! Many parked green threads hold roots, a large live heap sits in the
-//! collector's way, and handler tasks allocate and replace cached objects
-//! while cycles run. Pause events (target `fibra_gc`, message `gc pause`)
+//! collector's way, handler tasks allocate and replace cached objects
+//! while cycles run, and one task spins in a loop that never calls the
+//! runtime (it is stopped for each pause by a preemption signal;
+//! `--no-spinner` leaves it out). Pause events (target `fibra_gc`, message `gc pause`)
 //! go to a `tracing-subscriber`; the summary prints the pause histogram.
 //!
-//! `cargo run --release -p fibra-gc --example gc_pauses -- [TASKS] [LIVE_MIB] [SECONDS] [--print]`
+//! `cargo run --release -p fibra-gc --example gc_pauses -- [TASKS] [LIVE_MIB] [SECONDS] [--print] [--no-spinner]`
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -49,6 +51,7 @@ fn main() {
     let live_mib = nums.get(1).copied().unwrap_or(64);
     let seconds = nums.get(2).copied().unwrap_or(3);
     let print = args.iter().any(|a| a == "--print");
+    let spinner = !args.iter().any(|a| a == "--no-spinner");
 
     // Pause events are `info` events on target `fibra_gc`.
     let pause_events =
@@ -123,9 +126,18 @@ fn main() {
             (parked, handlers)
         }
     });
+    let spins = Arc::new(AtomicU64::new(0));
+    let spinning = spinner.then(|| {
+        let (stop, spins) = (stop.clone(), spins.clone());
+        rt.spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                spins.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    });
     std::thread::sleep(Duration::from_secs(seconds));
     stop.store(true, Ordering::Relaxed);
-    for h in handlers {
+    for h in handlers.into_iter().chain(spinning) {
         h.join().unwrap();
     }
     let waiters = {
@@ -143,6 +155,11 @@ fn main() {
         "{tasks} parked tasks, ~{live_mib} MiB live, {} requests in {:.1} s",
         requests.load(Ordering::Relaxed),
         started.elapsed().as_secs_f64()
+    );
+    let (signals, preempted) = fibra_runtime::safepoint::preemptions();
+    println!(
+        "spinner: {}; preemption signals sent {signals}, tasks stopped by them {preempted}",
+        if spinner { "on" } else { "off" }
     );
     println!(
         "{} cycles, {} pauses: p50 {:.1} us, p99 {:.1} us, max {:.1} us; longest stop {:.1} us; heap {} MiB, live {} MiB",

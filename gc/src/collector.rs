@@ -88,6 +88,10 @@ thread_local! {
 
 fn configure() {
     CONFIGURED.call_once(|| {
+        // SAFETY: `may_preempt` reads only thread-locals without lazy
+        // initialisation or destructors (see `in_region_here` and
+        // `holding_cell`).
+        unsafe { fibra_runtime::safepoint::set_preemption_check(may_preempt) };
         let c = config();
         if c.percent.is_none() {
             TRIGGER.store(u64::MAX, Ordering::Relaxed);
@@ -97,6 +101,12 @@ fn configure() {
             heap::POISON.store(true, Ordering::Relaxed);
         }
     });
+}
+
+/// Whether a preemption signal may stop the calling thread where it is:
+/// not inside a region (regions never wait), not holding a `GcCell`.
+fn may_preempt() -> bool {
+    !mutator::in_region_here() && !crate::cell::holding_cell()
 }
 
 // ----- requests -----
@@ -386,15 +396,8 @@ fn pause(phase: &'static str, cycle: u64, f: impl FnOnce()) -> Duration {
     let pause_ns = total.as_nanos() as u64;
     let stopping_ns = stopping.as_nanos() as u64;
     stats::record_pause(pause_ns, stopping_ns);
-    if stopping > Duration::from_millis(1) {
-        tracing::warn!(
-            target: "fibra_gc",
-            phase,
-            stopping_ns,
-            cycle,
-            "a worker kept the world waiting for over 1 ms: a task ran without reaching a safepoint (a long loop without allocation or yield_now, or a blocking call on a worker)"
-        );
-    }
+    // A worker that kept the world waiting is named by the runtime's
+    // watchdog (`fibra_runtime::safepoint::WATCHDOG`).
     tracing::info!(target: "fibra_gc", phase, pause_ns, stopping_ns, cycle, "gc pause");
     total
 }

@@ -129,6 +129,9 @@ impl Local {
     #[inline]
     pub(crate) fn exit(&self) {
         let depth = self.depth.get() - 1;
+        // The region's work stays before the depth store, as the
+        // preemption check (`may_preempt`) sees it from a signal handler.
+        compiler_fence(Ordering::SeqCst);
         self.depth.set(depth);
         if depth == 0 {
             let seq = self.record.seq.load(Ordering::Relaxed);
@@ -177,6 +180,18 @@ static ORPHAN: std::sync::OnceLock<ReentrantMutex<Local>> = std::sync::OnceLock:
 unsafe impl Send for Local {}
 // SAFETY: as above.
 unsafe impl Sync for Local {}
+
+/// Whether the calling thread is inside a region, read from a signal
+/// handler on this thread (`fibra_runtime::safepoint::set_preemption_check`):
+/// it reads only the const-initialised `LOCAL` and the `Local`'s depth,
+/// which `enter` raises before the region's work and `exit` lowers after
+/// it (both behind compiler fences).
+pub(crate) fn in_region_here() -> bool {
+    let ptr = LOCAL.with(|l| l.get());
+    // SAFETY: as in `with_local`: a pointer above `EXITED` is this thread's
+    // live `Local`.
+    ptr as usize > EXITED && unsafe { (*ptr).depth.get() } > 0
+}
 
 /// Runs `f` with the calling thread's mutator state.
 #[inline]

@@ -43,7 +43,7 @@ const NETPOLL_MS: u64 = 10;
 
 /// The name of live task `id`, found in the registries of worker `index`
 /// (started green threads) and of the runtime (async tasks).
-fn name_of(shared: &Shared, index: usize, id: u64) -> Option<String> {
+pub(crate) fn name_of(shared: &Shared, index: usize, id: u64) -> Option<String> {
     let find = |tasks: Vec<Arc<crate::task::Task>>| {
         tasks
             .into_iter()

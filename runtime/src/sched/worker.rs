@@ -109,7 +109,7 @@ impl Worker {
     /// cancelled.
     pub(crate) fn run(&self) {
         context::set_worker(self);
-        let mutator = safepoint::Mutator::register();
+        let mutator = safepoint::Mutator::register(self.shared.clone(), self.index);
         let _span = tracing::debug_span!("worker", index = self.index).entered();
         tracing::debug!("worker started");
         loop {

@@ -24,6 +24,17 @@
 //! Plain OS threads are not stopped; the collector must cover them with its
 //! barriers.
 //!
+//! # Time to safepoint
+//!
+//! A worker still `RUNNING` after [`PREEMPT_AFTER`] is sent a preemption
+//! signal (see [`preempt`](self::preempt)), which stops a task that runs
+//! without reaching a safepoint where it is; the signal is repeated every
+//! [`RESIGNAL_EVERY`] while the worker stays `RUNNING` (the signal may
+//! land in a section that must not be stopped). A watchdog notes any
+//! worker that keeps the world waiting more than [`WATCHDOG`], and names
+//! its task in a warning once the world has restarted (logging while the
+//! world stops could wait on a lock a stopped task holds).
+//!
 //! The handshake's steps (`try_run`, `request_stop`, `out_of_the_way`) are
 //! checked by a loom model at the end of this file.
 
@@ -34,6 +45,18 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use crate::loom::fence;
+use crate::sched::Shared;
+
+mod preempt;
+
+pub use preempt::{preemptions, set_preemption_check};
+
+/// How long the stopper waits for a running worker before signalling it.
+pub const PREEMPT_AFTER: Duration = Duration::from_micros(20);
+/// How often the signal is repeated while the worker keeps running.
+pub const RESIGNAL_EVERY: Duration = Duration::from_micros(200);
+/// A worker that keeps the world waiting longer than this is reported.
+pub const WATCHDOG: Duration = Duration::from_millis(1);
 
 const RUNNING: u8 = 0;
 const IDLE: u8 = 1;
@@ -54,6 +77,10 @@ thread_local! {
 
 struct MutatorState {
     state: AtomicU8,
+    /// The worker thread's kernel id (the target of preemption signals).
+    tid: libc::pid_t,
+    /// The runtime and index of the worker, to name its task.
+    owner: Option<(Arc<Shared>, usize)>,
 }
 
 /// A worker thread's registration as a mutator. Unregisters on drop.
@@ -62,13 +89,17 @@ pub(crate) struct Mutator {
 }
 
 impl Mutator {
-    /// Registers the calling worker thread.
-    pub(crate) fn register() -> Mutator {
+    /// Registers the calling worker thread, worker `index` of `shared`.
+    pub(crate) fn register(shared: Arc<Shared>, index: usize) -> Mutator {
+        preempt::install();
         let inner = Arc::new(MutatorState {
             state: AtomicU8::new(IDLE),
+            tid: preempt::thread_id(),
+            owner: Some((shared, index)),
         });
         MUTATORS.lock().push(inner.clone());
         CURRENT.with(|c| *c.borrow_mut() = Some(inner.clone()));
+        preempt::set_current(Arc::as_ptr(&inner));
         let m = Mutator { inner };
         m.leave_idle();
         m
@@ -181,6 +212,7 @@ impl MutatorState {
 impl Drop for Mutator {
     fn drop(&mut self) {
         self.inner.state.store(IDLE, SeqCst);
+        preempt::set_current(std::ptr::null());
         MUTATORS.lock().retain(|m| !Arc::ptr_eq(m, &self.inner));
         CURRENT.with(|c| c.borrow_mut().take());
     }
@@ -248,6 +280,8 @@ pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
 pub struct WorldStopped {
     stopping: Duration,
     started: Instant,
+    /// The worker that kept the world waiting longest, past [`WATCHDOG`].
+    straggler: Option<Straggler>,
     /// The stopper itself, if it is a worker: idle while it waits its turn
     /// and while the world is stopped, running again afterwards.
     me: Option<Arc<MutatorState>>,
@@ -274,9 +308,60 @@ impl Drop for WorldStopped {
         *generation += 1;
         cvar.notify_all();
         drop(generation);
+        preempt::restarted();
         if let Some(me) = &self.me {
             me.state.store(RUNNING, SeqCst);
         }
+        if let Some(straggler) = self.straggler.take() {
+            straggler.report(self.stopping);
+        }
+    }
+}
+
+/// A worker that kept a stop-the-world waiting past [`WATCHDOG`], as the
+/// stopper saw it (no lock taken, nothing logged while the world stops).
+struct Straggler {
+    mutator: Arc<MutatorState>,
+    /// The task it was running when the watchdog fired (0: none).
+    task: u64,
+    waited: Duration,
+}
+
+impl Straggler {
+    fn new(mutator: &Arc<MutatorState>, waited: Duration) -> Straggler {
+        let task = match &mutator.owner {
+            Some((shared, index)) => shared.remotes[*index]
+                .running
+                .load(std::sync::atomic::Ordering::Relaxed),
+            None => 0,
+        };
+        Straggler {
+            mutator: mutator.clone(),
+            task,
+            waited,
+        }
+    }
+
+    /// Logs the straggler (after the restart).
+    fn report(self, stopping: Duration) {
+        let (worker, name) = match &self.mutator.owner {
+            Some((shared, index)) => (
+                Some(*index),
+                crate::monitor::name_of(shared, *index, self.task),
+            ),
+            None => (None, None),
+        };
+        tracing::warn!(
+            task.id = self.task,
+            task.name = name.as_deref(),
+            worker,
+            waited_us = self.waited.as_micros() as u64,
+            stopping_us = stopping.as_micros() as u64,
+            "a task kept a stop-the-world waiting over {} µs before reaching a safepoint \
+             (preemption refused or off: a long GcCell borrow, signals blocked, \
+             FIBRA_ASYNCPREEMPTOFF=1?)",
+            WATCHDOG.as_micros()
+        );
     }
 }
 
@@ -299,22 +384,52 @@ pub fn stop_the_world() -> WorldStopped {
     let started = Instant::now();
     request_stop(&REQUESTED);
     let mutators: Vec<Arc<MutatorState>> = MUTATORS.lock().clone();
+    let mut straggler = None;
     for m in &mutators {
-        let mut spins = 0u32;
-        while !out_of_the_way(&m.state) {
-            spins += 1;
-            if spins < 64 {
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
-        }
+        wait_for(m, started, &mut straggler);
     }
     WorldStopped {
         stopping: started.elapsed(),
         started,
+        straggler,
         me,
         _serial: serial,
+    }
+}
+
+/// Waits until mutator `m` is out of the way: spins, then signals it
+/// (again every [`RESIGNAL_EVERY`]), noting it as the straggler once the
+/// stop has waited past [`WATCHDOG`].
+fn wait_for(m: &Arc<MutatorState>, started: Instant, straggler: &mut Option<Straggler>) {
+    let mut spins = 0u32;
+    let mut signalled: Option<Instant> = None;
+    let mut noted = false;
+    while !out_of_the_way(&m.state) {
+        spins += 1;
+        if spins < 64 {
+            std::hint::spin_loop();
+            continue;
+        }
+        let now = Instant::now();
+        let waited = now.duration_since(started);
+        if waited >= PREEMPT_AFTER
+            && signalled.is_none_or(|at| now.duration_since(at) >= RESIGNAL_EVERY)
+        {
+            preempt::signal(m.tid);
+            signalled = Some(now);
+        }
+        if waited >= WATCHDOG && !noted {
+            noted = true;
+            *straggler = Some(Straggler::new(m, waited));
+        }
+        if spins < 256 {
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
+    }
+    if let Some(s) = straggler.as_mut().filter(|s| Arc::ptr_eq(&s.mutator, m)) {
+        s.waited = started.elapsed();
     }
 }
 

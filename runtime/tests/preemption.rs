@@ -1,0 +1,165 @@
+//! A task spinning in a loop that never calls the runtime does not hold up
+//! a stop-the-world: a preemption signal stops it where it is. A task that
+//! refuses preemption for a while is named by the watchdog.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+
+use fibra_runtime::safepoint;
+use fibra_runtime::{task, Runtime};
+
+/// Stops the world from a plain thread and reports `count` at the start
+/// and the end of the stop, and the time to stop. Exits the process if the
+/// stop never completes.
+fn stop_and_watch(count: &Arc<AtomicU64>) -> (u64, u64, Duration) {
+    let count = count.clone();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let world = safepoint::stop_the_world();
+        let before = count.load(Relaxed);
+        std::thread::sleep(Duration::from_millis(20));
+        let after = count.load(Relaxed);
+        let stopping = world.stopping_time();
+        drop(world);
+        let _ = tx.send((before, after, stopping));
+    });
+    match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(seen) => seen,
+        Err(_) => {
+            // The world stays stopped: nothing could shut the runtime down.
+            eprintln!("the world never stopped: the spinning task was not preempted");
+            std::process::exit(101);
+        }
+    }
+}
+
+/// Stops are process-wide: the tests take turns.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Sets the spinner's stop flag on drop, so that a failed assertion does
+/// not leave a spinning task behind for the runtime's shutdown to wait on.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Relaxed);
+    }
+}
+
+/// Spawns a task named `name` that spins (counting) until `stop` is set,
+/// and waits until it runs.
+fn spinner(
+    rt: &Runtime,
+    name: &str,
+    stop: &Arc<AtomicBool>,
+) -> (Arc<AtomicU64>, task::JoinHandle<()>) {
+    let count = Arc::new(AtomicU64::new(0));
+    let (c, s) = (count.clone(), stop.clone());
+    let handle = rt.block_on(async {
+        task::Builder::new()
+            .name(name)
+            .spawn(move || {
+                while !s.load(Relaxed) {
+                    c.fetch_add(1, Relaxed);
+                    std::hint::spin_loop();
+                }
+            })
+            .unwrap()
+    });
+    while count.load(Relaxed) == 0 {
+        std::thread::yield_now();
+    }
+    (count, handle)
+}
+
+#[test]
+fn a_spinning_task_is_stopped_where_it_is() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let rt = Runtime::builder().workers(2).build().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let _stop = StopOnDrop(stop.clone());
+    let (count, handle) = spinner(&rt, "spinner", &stop);
+    let (_, stopped_before) = safepoint::preemptions();
+    for _ in 0..20 {
+        let (before, after, _stopping) = stop_and_watch(&count);
+        assert_eq!(
+            before, after,
+            "the spinning task ran while the world was stopped"
+        );
+        // And it runs again once the world restarts.
+        let resumed = count.load(Relaxed);
+        while count.load(Relaxed) == resumed {
+            std::thread::yield_now();
+        }
+    }
+    let (sent, stopped) = safepoint::preemptions();
+    assert!(stopped > stopped_before, "no task was stopped by a signal");
+    assert!(stopped <= sent);
+    stop.store(true, Relaxed);
+    handle.join().unwrap();
+}
+
+/// Whether the test's preemption check refuses.
+static REFUSE: AtomicBool = AtomicBool::new(false);
+
+fn refuse_while_asked() -> bool {
+    !REFUSE.load(Relaxed)
+}
+
+/// Collects what the tracing subscriber writes.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn the_watchdog_names_a_task_that_keeps_the_world_waiting() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::WARN)
+        .finish();
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _guard = tracing::subscriber::set_default(subscriber);
+    // Only this test's thread logs through the subscriber above, and the
+    // report is written by the stopper once the world restarts: stop from
+    // this thread.
+    let rt = Runtime::builder().workers(2).build().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let _stop = StopOnDrop(stop.clone());
+    REFUSE.store(true, Relaxed);
+    // SAFETY: `refuse_while_asked` reads one atomic.
+    unsafe { safepoint::set_preemption_check(refuse_while_asked) };
+    let (_count, handle) = spinner(&rt, "stubborn", &stop);
+    let release = std::thread::spawn(|| {
+        std::thread::sleep(Duration::from_millis(30));
+        REFUSE.store(false, Relaxed);
+    });
+    let world = safepoint::stop_the_world();
+    let stopping = world.stopping_time();
+    drop(world);
+    release.join().unwrap();
+    assert!(
+        stopping >= safepoint::WATCHDOG,
+        "the check did not hold the stop up"
+    );
+    stop.store(true, Relaxed);
+    handle.join().unwrap();
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        log.contains("kept a stop-the-world waiting") && log.contains("stubborn"),
+        "no watchdog report naming the task: {log:?}"
+    );
+}
