@@ -90,18 +90,18 @@ impl Reject {
 pub fn parse_head<'b>(buf: &'b [u8], limits: &Limits) -> Result<Option<Head<'b>>, Reject> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
-    let len = match req.parse(buf) {
+    // httparse sees at most the limit, so the outcome is decided by those
+    // bytes alone, the same however many more have arrived.
+    let len = match req.parse(within_limit(buf, limits.max_head_bytes)) {
         Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) if buf.len() > limits.max_head_bytes => {
+        // The head does not end within the limit.
+        Ok(httparse::Status::Partial) if buf.len() >= limits.max_head_bytes => {
             return Err(Reject::HeadTooLarge)
         }
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => return Err(Reject::HeadTooLarge),
         Err(_) => return Err(Reject::BadRequest("malformed request head")),
     };
-    if len > limits.max_head_bytes {
-        return Err(Reject::HeadTooLarge);
-    }
     let minor_version = req.version.unwrap_or(1);
     let mut keep_alive = minor_version == 1;
     let mut expect_continue = false;
@@ -180,6 +180,16 @@ fn parse_content_length(value: &[u8]) -> Result<usize, Reject> {
         .ok_or(Reject::BodyTooLarge)
 }
 
+/// The first `limit` bytes of `buf` (all of it if shorter).
+///
+/// Every limited section (head, chunk-size line, trailers) is parsed from
+/// this window only: a section that does not end within it is rejected, and
+/// anything else is decided by the window's bytes, so the outcome is the same
+/// whether the client's bytes arrived in one read or many.
+fn within_limit(buf: &[u8], limit: usize) -> &[u8] {
+    &buf[..buf.len().min(limit)]
+}
+
 /// A complete body and how many bytes of the buffer it took.
 pub type Body<'b> = (Cow<'b, [u8]>, usize);
 
@@ -206,8 +216,9 @@ pub const MAX_CHUNK_LINE: usize = 1024;
 /// Decodes chunked transfer coding.
 ///
 /// Every limit is checked at the point where the bytes that decide it are
-/// known, and the same way whether or not more bytes follow, so a body is
-/// rejected the same way however the client's bytes were split into reads.
+/// known, and the same way whether or not more bytes follow (see
+/// [`within_limit`]), so a body is rejected the same way however the
+/// client's bytes were split into reads.
 /// Besides the size limits, framing overhead is bounded: each chunk may carry
 /// 16 bytes plus twice its data in framing (size line, extensions, CRLF) for
 /// free, and the overhead beyond that may not exceed `max_head_bytes` in
@@ -225,12 +236,10 @@ fn parse_chunked<'b>(buf: &'b [u8], limits: &Limits) -> Result<Option<Body<'b>>,
         if rest.first().is_some_and(|b| !b.is_ascii_hexdigit()) {
             return Err(Reject::BadRequest("invalid chunk size"));
         }
-        let (size_len, size) = match httparse::parse_chunk_size(rest) {
-            Ok(httparse::Status::Complete((len, _))) if len > MAX_CHUNK_LINE => {
-                return Err(Reject::BadRequest("chunk size line too long"))
-            }
+        let (size_len, size) = match httparse::parse_chunk_size(within_limit(rest, MAX_CHUNK_LINE))
+        {
             Ok(httparse::Status::Complete(v)) => v,
-            // The line is longer than what has arrived of it.
+            // The line does not end within the limit.
             Ok(httparse::Status::Partial) if rest.len() >= MAX_CHUNK_LINE => {
                 return Err(Reject::BadRequest("chunk size line too long"))
             }
@@ -243,12 +252,10 @@ fn parse_chunked<'b>(buf: &'b [u8], limits: &Limits) -> Result<Option<Body<'b>>,
             // ignored but count against the head limit like headers do.
             let rest = &buf[pos..];
             let mut trailers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            return match httparse::parse_headers(rest, &mut trailers) {
-                Ok(httparse::Status::Complete((len, _))) if len > limits.max_head_bytes => {
-                    Err(Reject::HeadTooLarge)
-                }
+            let window = within_limit(rest, limits.max_head_bytes);
+            return match httparse::parse_headers(window, &mut trailers) {
                 Ok(httparse::Status::Complete((len, _))) => Ok(Some((Cow::Owned(body), pos + len))),
-                // The trailers are longer than what has arrived of them.
+                // The trailers do not end within the limit.
                 Ok(httparse::Status::Partial) if rest.len() >= limits.max_head_bytes => {
                     Err(Reject::HeadTooLarge)
                 }
@@ -314,6 +321,36 @@ mod tests {
         }
         many.extend_from_slice(b"\r\n");
         assert_eq!(head(&many).unwrap_err(), Reject::HeadTooLarge);
+    }
+
+    #[test]
+    fn heads_are_rejected_the_same_way_however_they_arrive() {
+        let limits = Limits {
+            max_head_bytes: 64,
+            max_body_bytes: 1024,
+        };
+        let mut wire = b"GET / HTTP/1.1\r\nX: ".to_vec();
+        wire.resize(80, b'a');
+        // A byte httparse rejects, past the limit: 431 either way, never 400
+        // only when the whole head came in one read.
+        wire.extend_from_slice(b"\x00\r\n\r\n");
+        for cut in 0..=wire.len() {
+            let r = parse_head(&wire[..cut], &limits);
+            assert!(
+                matches!(r, Ok(None) | Err(Reject::HeadTooLarge)),
+                "cut at {cut}: {r:?}"
+            );
+        }
+        // A head of exactly the limit is fine, one byte more is not.
+        let mut fits = b"GET / HTTP/1.1\r\nX: ".to_vec();
+        fits.resize(60, b'a');
+        fits.extend_from_slice(b"\r\n\r\n");
+        assert_eq!(parse_head(&fits, &limits).unwrap().unwrap().len, 64);
+        fits.insert(20, b'a');
+        assert_eq!(
+            parse_head(&fits, &limits).unwrap_err(),
+            Reject::HeadTooLarge
+        );
     }
 
     #[test]
@@ -430,6 +467,15 @@ mod tests {
         let mut wire = b"3;ext=".to_vec();
         wire.resize(MAX_CHUNK_LINE + 10, b'x');
         wire.extend_from_slice(b"\r\nabc\r\n0\r\n\r\n");
+        assert_eq!(
+            same_outcome_for_every_prefix(&wire, &limits),
+            Err(Reject::BadRequest("chunk size line too long"))
+        );
+        // Found by fuzzing: a long line with a stray CR past the limit was
+        // "too long" while the CR had not arrived and "invalid" once it had.
+        let mut wire = b"4;name".to_vec();
+        wire.resize(MAX_CHUNK_LINE + 300, 0xe5);
+        wire.extend_from_slice(b"\rX\r\n");
         assert_eq!(
             same_outcome_for_every_prefix(&wire, &limits),
             Err(Reject::BadRequest("chunk size line too long"))
