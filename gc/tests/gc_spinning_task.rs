@@ -54,7 +54,7 @@ fn cycles_complete_beside_a_spinning_task() {
                 n += 1;
                 cell.set(Gc::new(n));
                 assert_eq!(*cell.get(), n);
-                if n % 64 == 0 {
+                if n.is_multiple_of(64) {
                     fibra_runtime::yield_now();
                 }
             }

@@ -124,33 +124,79 @@ pub(crate) fn free_pages(addr: usize, npages: usize) {
 /// heap will grow into them before the next cycle). Their pages read as
 /// zero when used again. Returns the bytes released.
 pub(crate) fn scavenge(keep: usize) -> usize {
-    let mut heap = PAGE_HEAP.lock();
-    let mut resident: usize = heap
-        .free
-        .values()
-        .filter(|r| r.dirty)
-        .map(|r| r.pages * PAGE_SIZE)
-        .sum();
+    // Pick the runs under the lock, return them to the OS outside it:
+    // madvise over hundreds of MiB takes milliseconds, and an allocation
+    // needing pages must not wait for it. Picked runs are out of the free
+    // map meanwhile, so nobody allocates from them.
+    let picked: Vec<(usize, usize)> = {
+        let mut heap = PAGE_HEAP.lock();
+        let mut resident: usize = heap
+            .free
+            .values()
+            .filter(|r| r.dirty)
+            .map(|r| r.pages * PAGE_SIZE)
+            .sum();
+        let mut picked = Vec::new();
+        for (&addr, run) in heap.free.iter() {
+            if resident <= keep {
+                break;
+            }
+            if run.dirty && run.pages >= RELEASE_PAGES {
+                resident -= run.pages * PAGE_SIZE;
+                picked.push((addr, run.pages));
+            }
+        }
+        for (addr, _) in &picked {
+            heap.free.remove(addr);
+        }
+        picked
+    };
     let mut released = 0;
-    for (&addr, run) in heap.free.iter_mut() {
-        if resident <= keep {
-            break;
-        }
-        if run.dirty && run.pages >= RELEASE_PAGES {
-            resident -= run.pages * PAGE_SIZE;
-            // SAFETY: the run belongs to the heap and holds no object.
-            unsafe {
-                libc::madvise(
-                    addr as *mut libc::c_void,
-                    run.pages * PAGE_SIZE,
-                    libc::MADV_DONTNEED,
-                )
-            };
-            run.dirty = false;
-            released += run.pages * PAGE_SIZE;
-        }
+    for &(addr, pages) in &picked {
+        // SAFETY: the run belongs to the heap, holds no object, and is out
+        // of the free map until it is put back below.
+        unsafe {
+            libc::madvise(
+                addr as *mut libc::c_void,
+                pages * PAGE_SIZE,
+                libc::MADV_DONTNEED,
+            )
+        };
+        released += pages * PAGE_SIZE;
+    }
+    let mut heap = PAGE_HEAP.lock();
+    for (addr, pages) in picked {
+        insert_clean(&mut heap, addr, pages);
     }
     released
+}
+
+/// Puts a returned (clean) run back, merged with clean neighbours (a dirty
+/// neighbour stays apart, so that the run's pages are not counted as
+/// resident again).
+fn insert_clean(heap: &mut PageHeap, addr: usize, pages: usize) {
+    let (mut start, mut n) = (addr, pages);
+    if let Some((&a, &r)) = heap.free.range(..addr).next_back() {
+        if !r.dirty && a + r.pages * PAGE_SIZE == addr {
+            heap.free.remove(&a);
+            start = a;
+            n += r.pages;
+        }
+    }
+    let after = addr + pages * PAGE_SIZE;
+    if let Some(&r) = heap.free.get(&after) {
+        if !r.dirty {
+            heap.free.remove(&after);
+            n += r.pages;
+        }
+    }
+    heap.free.insert(
+        start,
+        FreeRun {
+            pages: n,
+            dirty: false,
+        },
+    );
 }
 
 /// Records `span` as the owner of its pages (or clears them with null).

@@ -47,6 +47,7 @@ use parking_lot::{Condvar, Mutex};
 use crate::loom::fence;
 use crate::sched::Shared;
 
+mod doorbell;
 mod preempt;
 
 pub use preempt::{preemptions, set_preemption_check};
@@ -115,7 +116,7 @@ impl Mutator {
 
     /// Runs `f` (a sleep) with this worker counted as idle.
     pub(crate) fn idle<R>(&self, f: impl FnOnce() -> R) -> R {
-        self.inner.state.store(IDLE, SeqCst);
+        self.inner.step_aside(IDLE);
         let r = f();
         self.leave_idle();
         r
@@ -198,20 +199,28 @@ fn out_of_the_way(state: &impl StateCell) -> bool {
 impl MutatorState {
     fn leave_idle(&self) {
         while !try_run(&self.state, &REQUESTED) {
+            doorbell::ring();
             wait_for_restart();
         }
     }
 
     fn stop_here(&self) {
-        self.state.store(STOPPED, SeqCst);
+        self.step_aside(STOPPED);
         wait_for_restart();
         self.leave_idle();
+    }
+
+    /// Leaves `RUNNING` for `state` (`IDLE` or `STOPPED`), waking a stopper
+    /// that sleeps waiting for this worker. Async-signal-safe.
+    fn step_aside(&self, state: u8) {
+        self.state.store(state, SeqCst);
+        doorbell::ring();
     }
 }
 
 impl Drop for Mutator {
     fn drop(&mut self) {
-        self.inner.state.store(IDLE, SeqCst);
+        self.inner.step_aside(IDLE);
         preempt::set_current(std::ptr::null());
         MUTATORS.lock().retain(|m| !Arc::ptr_eq(m, &self.inner));
         CURRENT.with(|c| c.borrow_mut().take());
@@ -268,7 +277,7 @@ pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
     }
     let me = CURRENT.with(|c| c.borrow().clone());
     if let Some(me) = &me {
-        me.state.store(IDLE, SeqCst);
+        me.step_aside(IDLE);
     }
     let _resume = Resume(me);
     f()
@@ -397,9 +406,11 @@ pub fn stop_the_world() -> WorldStopped {
     }
 }
 
-/// Waits until mutator `m` is out of the way: spins, then signals it
-/// (again every [`RESIGNAL_EVERY`]), noting it as the straggler once the
-/// stop has waited past [`WATCHDOG`].
+/// Waits until mutator `m` is out of the way: spins for [`PREEMPT_AFTER`],
+/// then signals it (again every [`RESIGNAL_EVERY`]) and sleeps until it
+/// rings the doorbell, leaving the CPU to the thread it waits for (on a
+/// busy machine that thread may need it to run its signal handler). Notes
+/// `m` as the straggler once the stop has waited past [`WATCHDOG`].
 fn wait_for(m: &Arc<MutatorState>, started: Instant, straggler: &mut Option<Straggler>) {
     let mut spins = 0u32;
     let mut signalled: Option<Instant> = None;
@@ -412,9 +423,11 @@ fn wait_for(m: &Arc<MutatorState>, started: Instant, straggler: &mut Option<Stra
         }
         let now = Instant::now();
         let waited = now.duration_since(started);
-        if waited >= PREEMPT_AFTER
-            && signalled.is_none_or(|at| now.duration_since(at) >= RESIGNAL_EVERY)
-        {
+        if waited < PREEMPT_AFTER {
+            std::hint::spin_loop();
+            continue;
+        }
+        if signalled.is_none_or(|at| now.duration_since(at) >= RESIGNAL_EVERY) {
             preempt::signal(m.tid);
             signalled = Some(now);
         }
@@ -422,11 +435,7 @@ fn wait_for(m: &Arc<MutatorState>, started: Instant, straggler: &mut Option<Stra
             noted = true;
             *straggler = Some(Straggler::new(m, waited));
         }
-        if spins < 256 {
-            std::hint::spin_loop();
-        } else {
-            std::thread::yield_now();
-        }
+        doorbell::wait(RESIGNAL_EVERY, || out_of_the_way(&m.state));
     }
     if let Some(s) = straggler.as_mut().filter(|s| Arc::ptr_eq(&s.mutator, m)) {
         s.waited = started.elapsed();

@@ -43,7 +43,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering:
 use std::sync::{Once, OnceLock};
 use std::time::Duration;
 
-use super::{try_run, MutatorState, REQUESTED, RUNNING, STOPPED};
+use super::{doorbell, try_run, MutatorState, REQUESTED, RUNNING, STOPPED};
 
 /// The preemption signal.
 const SIGNAL: libc::c_int = libc::SIGURG;
@@ -260,10 +260,11 @@ fn stop_here(me: &MutatorState) {
     if !REQUESTED.load(SeqCst) || me.state.load(SeqCst) != RUNNING || !may_stop() {
         return;
     }
-    me.state.store(STOPPED, SeqCst);
+    me.step_aside(STOPPED);
     STOPPED_BY_SIGNAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     wait_for_restart();
     while !try_run(&me.state, &REQUESTED) {
+        doorbell::ring();
         wait_for_restart();
     }
 }

@@ -1,5 +1,7 @@
 //! Stop-the-world pauses of fibra's collector with a live heap of trees,
-//! 10k parked green threads and a mutator churning short-lived trees.
+//! 10k parked green threads, a mutator churning short-lived trees and
+//! (`spin=1`, the default) one task spinning in a loop that never calls the
+//! runtime, which each pause must preempt.
 //! Pauses are read from the `fibra_gc` "gc pause" tracing events.
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -73,6 +75,7 @@ fn main() {
     let live_mb = args.usize("live_mb", 256);
     let tasks = args.usize("tasks", 10_000);
     let secs = args.usize("secs", 3);
+    let spin = args.usize("spin", 1) != 0;
     let pauses = Arc::new(Mutex::new(Vec::new()));
     let only_gc = tracing_subscriber::filter::filter_fn(|m| m.target() == "fibra_gc");
     let subscriber =
@@ -83,6 +86,16 @@ fn main() {
         .workers(workers(&args))
         .build()
         .unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let spinner = spin.then(|| {
+        let stop = stop.clone();
+        rt.spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                n = std::hint::black_box(n.wrapping_add(1));
+            }
+        })
+    });
     rt.run(|| {
         // About 1 MiB per depth-15 tree (32,767 nodes).
         let live: Vec<Gc<Node>> = (0..live_mb).map(|_| tree(15)).collect();
@@ -107,6 +120,10 @@ fn main() {
         }
         assert!(checksum > 0 && sum(&live[0]) > 0);
     });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Some(s) = spinner {
+        s.join().unwrap();
+    }
     let mut us: Vec<f64> = pauses
         .lock()
         .unwrap()
