@@ -90,18 +90,18 @@ impl Reject {
 pub fn parse_head<'b>(buf: &'b [u8], limits: &Limits) -> Result<Option<Head<'b>>, Reject> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
-    let len = match req.parse(buf) {
+    // httparse sees at most the limit, so the outcome is decided by those
+    // bytes alone, the same however many more have arrived.
+    let len = match req.parse(within_limit(buf, limits.max_head_bytes)) {
         Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) if buf.len() > limits.max_head_bytes => {
+        // The head does not end within the limit.
+        Ok(httparse::Status::Partial) if buf.len() >= limits.max_head_bytes => {
             return Err(Reject::HeadTooLarge)
         }
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => return Err(Reject::HeadTooLarge),
         Err(_) => return Err(Reject::BadRequest("malformed request head")),
     };
-    if len > limits.max_head_bytes {
-        return Err(Reject::HeadTooLarge);
-    }
     let minor_version = req.version.unwrap_or(1);
     let mut keep_alive = minor_version == 1;
     let mut expect_continue = false;
@@ -180,6 +180,16 @@ fn parse_content_length(value: &[u8]) -> Result<usize, Reject> {
         .ok_or(Reject::BodyTooLarge)
 }
 
+/// The first `limit` bytes of `buf` (all of it if shorter).
+///
+/// Every limited section (head, chunk-size line, trailers) is parsed from
+/// this window only: a section that does not end within it is rejected, and
+/// anything else is decided by the window's bytes, so the outcome is the same
+/// whether the client's bytes arrived in one read or many.
+fn within_limit(buf: &[u8], limit: usize) -> &[u8] {
+    &buf[..buf.len().min(limit)]
+}
+
 /// A complete body and how many bytes of the buffer it took.
 pub type Body<'b> = (Cow<'b, [u8]>, usize);
 
@@ -200,13 +210,37 @@ pub fn parse_body<'b>(
     }
 }
 
+/// The longest chunk-size line accepted (size, extensions and CRLF).
+pub const MAX_CHUNK_LINE: usize = 1024;
+
+/// Decodes chunked transfer coding.
+///
+/// Every limit is checked at the point where the bytes that decide it are
+/// known, and the same way whether or not more bytes follow (see
+/// [`within_limit`]), so a body is rejected the same way however the
+/// client's bytes were split into reads.
+/// Besides the size limits, framing overhead is bounded: each chunk may carry
+/// 16 bytes plus twice its data in framing (size line, extensions, CRLF) for
+/// free, and the overhead beyond that may not exceed `max_head_bytes` in
+/// total. Ordinary encoders never come near it (one byte per chunk costs 5
+/// framing bytes), while tiny chunks padded with long extensions can no
+/// longer make the server buffer far more than the body it decodes.
 fn parse_chunked<'b>(buf: &'b [u8], limits: &Limits) -> Result<Option<Body<'b>>, Reject> {
     let mut body = Vec::new();
     let mut pos = 0;
+    let mut excess = 0usize;
     loop {
-        let (size_len, size) = match httparse::parse_chunk_size(&buf[pos..]) {
+        let rest = &buf[pos..];
+        // httparse reads an empty size (a line starting with CRLF, space or
+        // ';') as 0, the last chunk; the grammar requires a hex digit.
+        if rest.first().is_some_and(|b| !b.is_ascii_hexdigit()) {
+            return Err(Reject::BadRequest("invalid chunk size"));
+        }
+        let (size_len, size) = match httparse::parse_chunk_size(within_limit(rest, MAX_CHUNK_LINE))
+        {
             Ok(httparse::Status::Complete(v)) => v,
-            Ok(httparse::Status::Partial) if buf.len() - pos > 1024 => {
+            // The line does not end within the limit.
+            Ok(httparse::Status::Partial) if rest.len() >= MAX_CHUNK_LINE => {
                 return Err(Reject::BadRequest("chunk size line too long"))
             }
             Ok(httparse::Status::Partial) => return Ok(None),
@@ -214,11 +248,15 @@ fn parse_chunked<'b>(buf: &'b [u8], limits: &Limits) -> Result<Option<Body<'b>>,
         };
         pos += size_len;
         if size == 0 {
-            // Trailer section, ended by an empty line; the trailers are ignored.
+            // Trailer section, ended by an empty line; the trailers are
+            // ignored but count against the head limit like headers do.
+            let rest = &buf[pos..];
             let mut trailers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            return match httparse::parse_headers(&buf[pos..], &mut trailers) {
+            let window = within_limit(rest, limits.max_head_bytes);
+            return match httparse::parse_headers(window, &mut trailers) {
                 Ok(httparse::Status::Complete((len, _))) => Ok(Some((Cow::Owned(body), pos + len))),
-                Ok(httparse::Status::Partial) if buf.len() - pos > limits.max_head_bytes => {
+                // The trailers do not end within the limit.
+                Ok(httparse::Status::Partial) if rest.len() >= limits.max_head_bytes => {
                     Err(Reject::HeadTooLarge)
                 }
                 Ok(httparse::Status::Partial) => Ok(None),
@@ -229,6 +267,11 @@ fn parse_chunked<'b>(buf: &'b [u8], limits: &Limits) -> Result<Option<Body<'b>>,
         let size = usize::try_from(size).map_err(|_| Reject::BodyTooLarge)?;
         if body.len().saturating_add(size) > limits.max_body_bytes {
             return Err(Reject::BodyTooLarge);
+        }
+        // size <= max_body_bytes here, so neither sum overflows.
+        excess = (excess + size_len + 2).saturating_sub(16 + 2 * size);
+        if excess > limits.max_head_bytes {
+            return Err(Reject::BadRequest("too much chunked framing overhead"));
         }
         let end = pos + size;
         if buf.len() < end + 2 {
@@ -281,6 +324,36 @@ mod tests {
     }
 
     #[test]
+    fn heads_are_rejected_the_same_way_however_they_arrive() {
+        let limits = Limits {
+            max_head_bytes: 64,
+            max_body_bytes: 1024,
+        };
+        let mut wire = b"GET / HTTP/1.1\r\nX: ".to_vec();
+        wire.resize(80, b'a');
+        // A byte httparse rejects, past the limit: 431 either way, never 400
+        // only when the whole head came in one read.
+        wire.extend_from_slice(b"\x00\r\n\r\n");
+        for cut in 0..=wire.len() {
+            let r = parse_head(&wire[..cut], &limits);
+            assert!(
+                matches!(r, Ok(None) | Err(Reject::HeadTooLarge)),
+                "cut at {cut}: {r:?}"
+            );
+        }
+        // A head of exactly the limit is fine, one byte more is not.
+        let mut fits = b"GET / HTTP/1.1\r\nX: ".to_vec();
+        fits.resize(60, b'a');
+        fits.extend_from_slice(b"\r\n\r\n");
+        assert_eq!(parse_head(&fits, &limits).unwrap().unwrap().len, 64);
+        fits.insert(20, b'a');
+        assert_eq!(
+            parse_head(&fits, &limits).unwrap_err(),
+            Reject::HeadTooLarge
+        );
+    }
+
+    #[test]
     fn ambiguous_framing_is_a_bad_request() {
         let r = head(b"POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n");
         assert!(matches!(r, Err(Reject::BadRequest(_))));
@@ -317,5 +390,137 @@ mod tests {
             parse_body(huge, Framing::Chunked, &limits).unwrap_err(),
             Reject::BodyTooLarge
         );
+    }
+
+    /// Asserts that every prefix of `wire` is incomplete or rejected the same
+    /// way as `wire` itself: the outcome must not depend on how the client's
+    /// bytes were split into reads.
+    fn same_outcome_for_every_prefix(
+        wire: &[u8],
+        limits: &Limits,
+    ) -> Result<Option<(Vec<u8>, usize)>, Reject> {
+        let decode = |wire| {
+            parse_body(wire, Framing::Chunked, limits)
+                .map(|done| done.map(|(body, used)| (body.into_owned(), used)))
+        };
+        let whole = decode(wire);
+        // Every cut of short inputs, about 1000 evenly spread ones of long.
+        for cut in (0..wire.len()).step_by(wire.len() / 1000 + 1) {
+            let early = decode(&wire[..cut]);
+            assert!(
+                early == Ok(None) || early == whole,
+                "cut at {cut}: {early:?}"
+            );
+        }
+        whole
+    }
+
+    #[test]
+    fn a_chunk_size_needs_a_hex_digit() {
+        let limits = Limits::default();
+        for wire in [&b"\r\n\r\n"[..], b" 0\r\n\r\n", b";x\r\n\r\n", b"\r"] {
+            assert_eq!(
+                same_outcome_for_every_prefix(wire, &limits),
+                Err(Reject::BadRequest("invalid chunk size")),
+                "{wire:?}"
+            );
+        }
+        // Found by fuzzing (fuzz/fuzz_targets/http_request.rs): an empty size
+        // line was read as the last chunk, and trailers over the head limit
+        // were accepted when they arrived in one read but not in two.
+        let found: &[u8] =
+            b"\r\nHost: x\r\nTransfer-Encoding: gzi\xfb\xfb\xfb\xfb\xfb\xfb\xfb: x\r\n\
+            Transfer-Encoding: r-Encoding: gzi\xfb\xfb\xfb\xfb\xfb\xfb\xfb: x\r\n\
+            Transfer-Trailer: t\r\n\r\n";
+        let small = Limits {
+            max_head_bytes: 96,
+            max_body_bytes: 32,
+        };
+        assert!(same_outcome_for_every_prefix(found, &small).is_err());
+    }
+
+    #[test]
+    fn oversized_trailers_are_rejected_however_they_arrive() {
+        let limits = Limits {
+            max_head_bytes: 64,
+            max_body_bytes: 1024,
+        };
+        let mut wire = b"3\r\nabc\r\n0\r\n".to_vec();
+        for i in 0..8 {
+            wire.extend_from_slice(format!("X-Trailer-{i}: value\r\n").as_bytes());
+        }
+        wire.extend_from_slice(b"\r\n");
+        assert_eq!(
+            same_outcome_for_every_prefix(&wire, &limits),
+            Err(Reject::HeadTooLarge)
+        );
+        let fits = b"3\r\nabc\r\n0\r\nX-Trailer: value\r\n\r\n";
+        let (body, used) = same_outcome_for_every_prefix(fits, &limits)
+            .unwrap()
+            .unwrap();
+        assert_eq!((&*body, used), (&b"abc"[..], fits.len()));
+    }
+
+    #[test]
+    fn long_chunk_lines_are_rejected_however_they_arrive() {
+        let limits = Limits::default();
+        let mut wire = b"3;ext=".to_vec();
+        wire.resize(MAX_CHUNK_LINE + 10, b'x');
+        wire.extend_from_slice(b"\r\nabc\r\n0\r\n\r\n");
+        assert_eq!(
+            same_outcome_for_every_prefix(&wire, &limits),
+            Err(Reject::BadRequest("chunk size line too long"))
+        );
+        // Found by fuzzing: a long line with a stray CR past the limit was
+        // "too long" while the CR had not arrived and "invalid" once it had.
+        let mut wire = b"4;name".to_vec();
+        wire.resize(MAX_CHUNK_LINE + 300, 0xe5);
+        wire.extend_from_slice(b"\rX\r\n");
+        assert_eq!(
+            same_outcome_for_every_prefix(&wire, &limits),
+            Err(Reject::BadRequest("chunk size line too long"))
+        );
+        // A line of exactly the limit is fine.
+        let mut wire = b"3;ext=".to_vec();
+        wire.resize(MAX_CHUNK_LINE - 2, b'x');
+        wire.extend_from_slice(b"\r\nabc\r\n0\r\n\r\n");
+        let (body, _) = same_outcome_for_every_prefix(&wire, &limits)
+            .unwrap()
+            .unwrap();
+        assert_eq!(&*body, b"abc");
+    }
+
+    #[test]
+    fn chunked_framing_overhead_is_bounded() {
+        let limits = Limits::default();
+        // One byte of data per chunk, padded with a 900-byte extension: the
+        // server would buffer about 900 bytes per body byte.
+        let mut padded = Vec::new();
+        for _ in 0..16 {
+            padded.extend_from_slice(b"1;");
+            padded.resize(padded.len() + 900, b'p');
+            padded.extend_from_slice(b"\r\nx\r\n");
+        }
+        padded.extend_from_slice(b"0\r\n\r\n");
+        assert_eq!(
+            same_outcome_for_every_prefix(&padded, &limits),
+            Err(Reject::BadRequest("too much chunked framing overhead"))
+        );
+        // Ordinary encoders pass: one byte per chunk, and a short extension
+        // on every chunk of a larger body.
+        for (chunk, ext) in [(1, ""), (100, ";name=value;other=\"quoted\"")] {
+            let data: Vec<u8> = (0..20_000u32).map(|i| i as u8).collect();
+            let mut wire = Vec::new();
+            for piece in data.chunks(chunk) {
+                wire.extend_from_slice(format!("{:x}{ext}\r\n", piece.len()).as_bytes());
+                wire.extend_from_slice(piece);
+                wire.extend_from_slice(b"\r\n");
+            }
+            wire.extend_from_slice(b"0\r\n\r\n");
+            let (body, used) = parse_body(&wire, Framing::Chunked, &limits)
+                .unwrap()
+                .unwrap();
+            assert_eq!((&*body, used), (&data[..], wire.len()));
+        }
     }
 }

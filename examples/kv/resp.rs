@@ -72,14 +72,29 @@ fn parse_array(buf: &[u8]) -> Result<Option<Command<'_>>, ProtocolError> {
 }
 
 /// Parses `<prefix><integer>\r\n`: the integer and the line's length.
+///
+/// What has arrived of the line is checked before waiting for the rest, so a
+/// bad line is rejected the same way however its bytes were split into reads
+/// (and a hostile client cannot make the server wait on an endless line).
 fn parse_length_line(buf: &[u8], prefix: u8) -> Result<Option<(i64, usize)>, ProtocolError> {
     debug_assert_eq!(buf.first(), Some(&prefix));
-    let Some(cr) = buf.iter().position(|&b| b == b'\r') else {
-        return if buf.len() > 32 {
-            Err(ProtocolError("length line too long"))
-        } else {
-            Ok(None)
-        };
+    let cr = buf.iter().position(|&b| b == b'\r');
+    let digits = &buf[1..cr.unwrap_or(buf.len())];
+    let (negative, digits) = match digits.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, digits),
+    };
+    let invalid = ProtocolError(if prefix == b'*' {
+        "invalid multibulk length"
+    } else {
+        "invalid bulk length"
+    });
+    // 18 digits cannot overflow an i64.
+    if digits.len() > 18 || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(invalid);
+    }
+    let Some(cr) = cr else {
+        return Ok(None);
     };
     if buf.len() < cr + 2 {
         return Ok(None);
@@ -87,17 +102,8 @@ fn parse_length_line(buf: &[u8], prefix: u8) -> Result<Option<(i64, usize)>, Pro
     if buf[cr + 1] != b'\n' {
         return Err(ProtocolError("expected LF after CR"));
     }
-    let digits = &buf[1..cr];
-    let (negative, digits) = match digits.split_first() {
-        Some((b'-', rest)) => (true, rest),
-        _ => (false, digits),
-    };
-    if digits.is_empty() || digits.len() > 18 || !digits.iter().all(u8::is_ascii_digit) {
-        return Err(ProtocolError(if prefix == b'*' {
-            "invalid multibulk length"
-        } else {
-            "invalid bulk length"
-        }));
+    if digits.is_empty() {
+        return Err(invalid);
     }
     let n = digits
         .iter()
@@ -106,12 +112,13 @@ fn parse_length_line(buf: &[u8], prefix: u8) -> Result<Option<(i64, usize)>, Pro
 }
 
 fn parse_inline(buf: &[u8]) -> Result<Option<Command<'_>>, ProtocolError> {
-    let Some(nl) = buf.iter().position(|&b| b == b'\n') else {
-        return if buf.len() > MAX_INLINE {
-            Err(ProtocolError("too big inline request"))
-        } else {
-            Ok(None)
-        };
+    // The limit holds whether or not the line end has arrived yet.
+    let nl = buf.iter().position(|&b| b == b'\n');
+    if nl.unwrap_or(buf.len()) > MAX_INLINE {
+        return Err(ProtocolError("too big inline request"));
+    }
+    let Some(nl) = nl else {
+        return Ok(None);
     };
     let line = &buf[..nl];
     let line = line.strip_suffix(b"\r").unwrap_or(line);
@@ -153,5 +160,61 @@ mod tests {
         assert!(parse_command(b"*1\r\n$999999999999999\r\n").is_err());
         assert!(parse_command(&[b'*'; 100]).is_err());
         assert!(parse_command(&vec![b'a'; MAX_INLINE + 1]).is_err());
+    }
+
+    /// Asserts that every prefix of `wire` is incomplete or gives the same
+    /// result as `wire`: the outcome must not depend on how the client's
+    /// bytes were split into reads.
+    fn same_outcome_for_every_prefix(wire: &[u8]) -> Result<Option<Command<'_>>, ProtocolError> {
+        let whole = parse_command(wire);
+        // Every cut of short inputs, about 1000 evenly spread ones of long.
+        for cut in (0..wire.len()).step_by(wire.len() / 1000 + 1) {
+            let early = parse_command(&wire[..cut]);
+            assert!(
+                early == Ok(None) || early == whole,
+                "cut at {cut}: {early:?}"
+            );
+        }
+        whole
+    }
+
+    #[test]
+    fn bad_length_lines_are_rejected_before_their_end_arrives() {
+        // Found by fuzzing (fuzz/fuzz_targets/resp_command.rs): a long length
+        // line was rejected if its CR had not arrived yet, and waited on
+        // otherwise.
+        let mut found = vec![b'*'];
+        found.resize(54, 0xff);
+        found.extend_from_slice(b"3\r");
+        assert_eq!(
+            same_outcome_for_every_prefix(&found),
+            Err(ProtocolError("invalid multibulk length"))
+        );
+        for wire in [&b"*12x"[..], b"*1\r\n$99999999999999999999", b"*-\r\n"] {
+            assert!(same_outcome_for_every_prefix(wire).is_err(), "{wire:?}");
+        }
+        let null_bulk = b"*1\r\n$-1\r\n";
+        assert_eq!(
+            same_outcome_for_every_prefix(null_bulk),
+            Err(ProtocolError("invalid bulk length"))
+        );
+        let ok = b"*-1\r\n";
+        assert_eq!(same_outcome_for_every_prefix(ok), Ok(Some((vec![], 5))));
+    }
+
+    #[test]
+    fn inline_lines_over_the_limit_are_rejected_however_they_arrive() {
+        let mut wire = b"SET k ".to_vec();
+        wire.resize(MAX_INLINE + 1, b'v');
+        wire.extend_from_slice(b"\r\n");
+        assert_eq!(
+            same_outcome_for_every_prefix(&wire),
+            Err(ProtocolError("too big inline request"))
+        );
+        // A line of exactly the limit is fine.
+        wire.truncate(MAX_INLINE);
+        wire.push(b'\n');
+        let (args, used) = same_outcome_for_every_prefix(&wire).unwrap().unwrap();
+        assert_eq!((args.len(), used), (3, wire.len()));
     }
 }

@@ -16,7 +16,6 @@
 
 use std::cell::UnsafeCell;
 use std::fmt;
-use std::sync::atomic::{compiler_fence, Ordering};
 
 use parking_lot::lock_api::RawMutex as _;
 use parking_lot::RawMutex;
@@ -59,13 +58,7 @@ thread_local! {
     static HELD: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
 
-/// Whether the calling thread holds a cell lock (or waits for one).
-///
-/// A thread holding a cell must not be stopped: a barrier elsewhere may
-/// wait for the cell inside a region, which cannot be stopped either, and
-/// the world would never stop. So neither the allocator's safepoint poll
-/// nor a preemption signal stops it here. Reading it is a plain
-/// thread-local load, safe in a signal handler.
+/// Whether the calling thread holds a cell lock.
 pub(crate) fn holding_cell() -> bool {
     HELD.with(|h| h.get() > 0)
 }
@@ -77,13 +70,9 @@ struct Locked<'a, T> {
 
 impl<T> Drop for Locked<'_, T> {
     fn drop(&mut self) {
+        HELD.with(|h| h.set(h.get() - 1));
         // SAFETY: this guard holds the lock.
         unsafe { self.cell.lock.unlock() };
-        // `HELD` covers the whole time the lock is held (and waited for):
-        // a preemption signal must not stop this thread in between (see
-        // `holding_cell`).
-        compiler_fence(Ordering::SeqCst);
-        HELD.with(|h| h.set(h.get() - 1));
     }
 }
 
@@ -103,9 +92,8 @@ impl<T> GcCell<T> {
     }
 
     fn locked(&self) -> Locked<'_, T> {
-        HELD.with(|h| h.set(h.get() + 1));
-        compiler_fence(Ordering::SeqCst);
         self.lock.lock();
+        HELD.with(|h| h.set(h.get() + 1));
         Locked { cell: self }
     }
 

@@ -104,9 +104,15 @@ fn configure() {
 }
 
 /// Whether a preemption signal may stop the calling thread where it is:
-/// not inside a region (regions never wait), not holding a `GcCell`.
+/// not inside a region. Regions never wait for anything a stopped thread
+/// could hold (the barrier's lock of a cell nested in an overwritten value
+/// is never contended: that cell is reachable only through the outer one,
+/// whose lock the barrier's thread holds), so a stop never waits on a
+/// thread that waits on a stopped one. Everywhere else - holding a
+/// `GcCell`, inside malloc, waiting for a lock - a thread may stop: a
+/// thread blocked on what it holds is stopped by a signal in turn.
 fn may_preempt() -> bool {
-    !mutator::in_region_here() && !crate::cell::holding_cell()
+    !mutator::in_region_here()
 }
 
 // ----- requests -----
@@ -257,7 +263,7 @@ const HARD_GOAL_SLACK_PERCENT: u64 = 25;
 /// made while the heap is past its hard goal pays at most this, so a
 /// mutator slows down in proportion instead of stopping for long (the
 /// gc-latency benchmark's worst push).
-const MAX_STALL: Duration = Duration::from_millis(1);
+const MAX_STALL: Duration = Duration::from_micros(500);
 
 /// The heap has outgrown its hard goal while marking (the collector is
 /// behind, e.g. starved of CPU): help mark, or wait, for a bounded time

@@ -43,8 +43,8 @@ fn cycles_complete_beside_a_spinning_task() {
     while count.load(Relaxed) == 0 {
         std::thread::yield_now();
     }
-    // A mutator storing fresh objects through a cell (barriers, cell locks
-    // and allocation regions, which refuse preemption) while cycles run.
+    // A mutator storing fresh objects through a cell (barrier and
+    // allocation regions, which refuse preemption) while cycles run.
     let cell = Gc::new(GcCell::new(Gc::new(0u64)));
     let mutator = {
         let (stop, cell) = (stop.clone(), cell.clone());

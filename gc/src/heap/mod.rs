@@ -226,6 +226,7 @@ pub(crate) unsafe fn refill(cache: *mut Cache, sc: SpanClass, gen: u64) {
 
 /// A span of `sc` with free slots, owned by the caller's cache for `gen`.
 fn take_span(sc: SpanClass, gen: u64) -> &'static Span {
+    let mut swept = 0;
     loop {
         let mut lists = CENTRAL[sc.index()].lock();
         lists.roll_over();
@@ -234,14 +235,17 @@ fn take_span(sc: SpanClass, gen: u64) -> &'static Span {
                 s.get().cache_gen.store(gen, Ordering::Release);
                 return s.get();
             }
-            if let Some(s) = lists.unswept.pop() {
-                // Counted under the lock: see `sweep_all`.
-                SWEEPING.fetch_add(1, Ordering::AcqRel);
-                drop(lists);
-                if let Some(span) = sweep_span(s, gen, true) {
-                    return span;
+            if swept < SWEEP_BUDGET {
+                if let Some(s) = lists.unswept.pop() {
+                    // Counted under the lock: see `sweep_all`.
+                    SWEEPING.fetch_add(1, Ordering::AcqRel);
+                    drop(lists);
+                    swept += 1;
+                    if let Some(span) = sweep_span(s, gen, true) {
+                        return span;
+                    }
+                    continue;
                 }
-                continue;
             }
         }
         drop(lists);
@@ -274,6 +278,13 @@ pub(crate) fn alloc_large(noscan: bool, size: usize, gen: u64) -> &'static Span 
     new_span(SpanClass::new(0, noscan), npages, npages * PAGE_SIZE, gen)
 }
 
+/// Unswept spans an allocation sweeps looking for free slots before it
+/// takes fresh pages instead. After a cycle most spans of a large live heap
+/// are full: sweeping them all on one allocation took milliseconds (the
+/// background sweep files the rest), as Go's `mcentral.cacheSpan` bounds its
+/// own search.
+const SWEEP_BUDGET: usize = 16;
+
 /// Sweeps `s` for `gen` (if it is not swept yet) and files it. With
 /// `for_alloc`, a span with free slots is returned owned by the caller
 /// instead of going to `partial`. The caller popped `s` from `unswept` and
@@ -302,7 +313,10 @@ fn sweep_span(s: SpanRef, gen: u64, for_alloc: bool) -> Option<&'static Span> {
     }
     span.sweeping.store(false, Ordering::Release);
     let owned = span.cache_gen.load(Ordering::Acquire) == gen;
-    let result = if !fresh && !owned && live == 0 {
+    // A small-object span found empty by an allocation serves it as it
+    // is, instead of going back to the page heap and coming out again.
+    let reuse = for_alloc && span.class.class() != 0;
+    let result = if !fresh && !owned && live == 0 && !reuse {
         free_span(span);
         None
     } else {

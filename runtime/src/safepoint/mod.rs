@@ -367,8 +367,7 @@ impl Straggler {
             waited_us = self.waited.as_micros() as u64,
             stopping_us = stopping.as_micros() as u64,
             "a task kept a stop-the-world waiting over {} µs before reaching a safepoint \
-             (preemption refused or off: a long GcCell borrow, signals blocked, \
-             FIBRA_ASYNCPREEMPTOFF=1?)",
+             (preemption refused or off: signals blocked, FIBRA_ASYNCPREEMPTOFF=1?)",
             WATCHDOG.as_micros()
         );
     }

@@ -20,8 +20,8 @@
 //! - The handler acts only on a signal sent by this process (`SI_TKILL`
 //!   from our pid) while a stop is requested, on a worker thread whose
 //!   state is `RUNNING`, and only if the interrupted code may be stopped
-//!   ([`set_preemption_check`]: the GC refuses inside its regions and while
-//!   a `GcCell` is locked, where stopping could deadlock the collector).
+//!   ([`set_preemption_check`]: the GC refuses inside its barrier and
+//!   allocation regions, which must never wait for a stopped thread).
 //!   Refused, it returns and the stopper signals again later. Accepted, it
 //!   stores `STOPPED`, waits on a futex for the restart and leaves by the
 //!   same `try_run` step as an idle worker.
@@ -156,8 +156,8 @@ pub(super) fn restarted() {
 /// Registers the check that says whether the interrupted code of the
 /// calling thread may be stopped where it is by a preemption signal, for
 /// a library with critical sections the stop-the-world must not split
-/// (fibra's GC registers one: not inside a barrier or allocation region,
-/// not while a `GcCell` is locked). It replaces any earlier check.
+/// (fibra's GC registers one: not inside a barrier or allocation region).
+/// It replaces any earlier check.
 ///
 /// Where the check refuses, the stopper signals again a little later;
 /// such sections must be short and must not wait for anything.
