@@ -22,6 +22,10 @@
 //! 2. If the runtime has sockets and nobody has polled the netpoller for
 //!    10 ms (every worker busy in long tasks), it polls without blocking and
 //!    wakes the ready tasks.
+//! 3. If a stop-the-world has waited [`STOP_STALL`] for this runtime's
+//!    workers, it names their tasks at warn level, once per stop (the
+//!    stopper itself reports only after the restart, and a stop that never
+//!    completes would otherwise hang silently).
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -38,6 +42,8 @@ const PERIOD: Duration = Duration::from_millis(5);
 /// Check period once every worker has been idle for `IDLE_ROUNDS` checks.
 const IDLE_PERIOD: Duration = Duration::from_millis(50);
 const IDLE_ROUNDS: u32 = 20;
+/// A stop-the-world still waiting this long is reported.
+const STOP_STALL: Duration = Duration::from_millis(100);
 /// Poll the network if nobody did for this long.
 const NETPOLL_MS: u64 = 10;
 
@@ -53,6 +59,26 @@ pub(crate) fn name_of(shared: &Shared, index: usize, id: u64) -> Option<String> 
     find(shared.remotes[index].started.lock().tasks())
         .or_else(|| find(shared.async_tasks.lock().tasks()))
         .flatten()
+}
+
+/// Names the tasks of the workers a stop-the-world is still waiting for.
+/// (The monitor is not a mutator: if logging waits on a lock a stopped
+/// task holds, only the monitor waits, until the restart.)
+#[cold]
+fn report_stalled_stop(shared: &Shared, waited: Duration, workers: &[usize]) {
+    for &index in workers {
+        let task = shared.remotes[index].running.load(Relaxed);
+        let name = name_of(shared, index, task);
+        tracing::warn!(
+            task.id = task,
+            task.name = name.as_deref(),
+            worker = index,
+            waited_ms = waited.as_millis() as u64,
+            "a stop-the-world has waited {} ms for this worker to reach a safepoint and is still \
+             waiting (preemption refused or off: signals blocked, FIBRA_ASYNCPREEMPTOFF=1?)",
+            waited.as_millis()
+        );
+    }
 }
 
 /// The running monitor of one runtime; stopped by [`Monitor::stop`].
@@ -111,6 +137,7 @@ fn run(shared: Arc<Shared>, stop: Arc<(Mutex<bool>, Condvar)>) {
         shared.remotes.len()
     ];
     let mut idle_rounds = 0u32;
+    let mut stop_reported = false;
     loop {
         let period = if idle_rounds >= IDLE_ROUNDS {
             IDLE_PERIOD
@@ -164,6 +191,16 @@ fn run(shared: Arc<Shared>, stop: Arc<(Mutex<bool>, Condvar)>) {
             if !remote.stealer.is_empty() {
                 shared.notify_work();
             }
+        }
+        match crate::safepoint::stop_waiting_for(&shared) {
+            Some((waited, running)) if waited >= STOP_STALL && !running.is_empty() => {
+                if !stop_reported {
+                    stop_reported = true;
+                    report_stalled_stop(&shared, waited, &running);
+                }
+            }
+            Some(_) => {}
+            None => stop_reported = false,
         }
         idle_rounds = if any_running {
             0

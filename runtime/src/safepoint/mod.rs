@@ -59,6 +59,16 @@ pub const RESIGNAL_EVERY: Duration = Duration::from_micros(200);
 /// A worker that keeps the world waiting longer than this is reported.
 pub const WATCHDOG: Duration = Duration::from_millis(1);
 
+/// When the stop in progress was requested (ns since [`epoch`]; 0: none),
+/// for the monitor threads, which report a stop that never completes.
+static STOP_SINCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The base of `STOP_SINCE`.
+fn epoch() -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
 const RUNNING: u8 = 0;
 const IDLE: u8 = 1;
 const STOPPED: u8 = 2;
@@ -390,12 +400,17 @@ pub fn stop_the_world() -> WorldStopped {
     }
     let serial = STOPPER.lock();
     let started = Instant::now();
+    STOP_SINCE.store(
+        (started.duration_since(epoch()).as_nanos() as u64).max(1),
+        std::sync::atomic::Ordering::Relaxed,
+    );
     request_stop(&REQUESTED);
     let mutators: Vec<Arc<MutatorState>> = MUTATORS.lock().clone();
     let mut straggler = None;
     for m in &mutators {
         wait_for(m, started, &mut straggler);
     }
+    STOP_SINCE.store(0, std::sync::atomic::Ordering::Relaxed);
     WorldStopped {
         stopping: started.elapsed(),
         started,
@@ -439,6 +454,29 @@ fn wait_for(m: &Arc<MutatorState>, started: Instant, straggler: &mut Option<Stra
     if let Some(s) = straggler.as_mut().filter(|s| Arc::ptr_eq(&s.mutator, m)) {
         s.waited = started.elapsed();
     }
+}
+
+/// For the monitor: how long the stop in progress has waited, and the
+/// workers of `shared` it still waits for (their indices). `None` when no
+/// stop is waiting.
+pub(crate) fn stop_waiting_for(shared: &Arc<Shared>) -> Option<(Duration, Vec<usize>)> {
+    let since = STOP_SINCE.load(std::sync::atomic::Ordering::Relaxed);
+    if since == 0 {
+        return None;
+    }
+    let waited = epoch()
+        .elapsed()
+        .saturating_sub(Duration::from_nanos(since));
+    let running = MUTATORS
+        .lock()
+        .iter()
+        .filter(|m| !out_of_the_way(&m.state))
+        .filter_map(|m| match &m.owner {
+            Some((owner, index)) if Arc::ptr_eq(owner, shared) => Some(*index),
+            _ => None,
+        })
+        .collect();
+    Some((waited, running))
 }
 
 /// Number of registered worker threads (mutators) in the process.
