@@ -53,7 +53,7 @@ mod preempt;
 pub use preempt::{preemptions, set_preemption_check};
 
 /// How long the stopper waits for a running worker before signalling it.
-pub const PREEMPT_AFTER: Duration = Duration::from_micros(20);
+pub const PREEMPT_AFTER: Duration = Duration::from_micros(5);
 /// How often the signal is repeated while the worker keeps running.
 pub const RESIGNAL_EVERY: Duration = Duration::from_micros(200);
 /// A worker that keeps the world waiting longer than this is reported.
