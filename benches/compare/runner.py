@@ -91,7 +91,7 @@ ROWS = [
          full=dict(window=200_000, n=1_000_000), quick=dict(window=200_000, n=1_000_000),
          reps_full=3, reps_quick=1, peers=["go", "rust-box"], feature="gc",
          metrics={"worst_push": ("lower", {"*": "<= 1 ms", "go": "< 1"})}),
-    dict(id="gc_pause", title="GC pauses, {live_mb} MiB live, {tasks_h} parked tasks",
+    dict(id="gc_pause", title="GC pauses, {live_mb} MiB live, {tasks_h} parked tasks, a spinning task",
          full=dict(live_mb=256, tasks=10_000, secs=3), quick=dict(live_mb=64, tasks=10_000, secs=2),
          reps_full=2, reps_quick=1, peers=["go"], feature="gc",
          metrics={"p50": ("lower", {"*": "<= 20 us"}), "p99": ("lower", {"*": "< 50 us"}),
