@@ -300,20 +300,5 @@ fn gc_churn_runs_cycles_and_ctrl_c_prints_the_pause_report() {
     let text = String::from_utf8_lossy(&reply);
     assert_eq!(text.matches("HTTP/1.1 200 OK").count(), requests);
 
-    let report = server.gc_pause_report(libc::SIGINT);
-    let field = |name: &str| {
-        report
-            .iter()
-            .find(|(n, _)| n == name)
-            .unwrap_or_else(|| panic!("no {name} in {report:?}"))
-            .1
-    };
-    assert!(field("cycles") >= 1.0, "{report:?}");
-    assert!(field("n") >= 2.0 * field("cycles"), "{report:?}");
-    assert!(
-        field("p50") > 0.0 && field("p50") <= field("p99"),
-        "{report:?}"
-    );
-    assert!(field("max") > 0.0, "{report:?}");
-    assert!(field("stopping_p99") <= field("p99"), "{report:?}");
+    server.check_gc_pause_report(libc::SIGINT);
 }

@@ -104,6 +104,27 @@ impl Server {
             .collect()
     }
 
+    /// Sends `signal`, waits for a clean exit, and checks the `gc pauses:`
+    /// line: at least one cycle, two pauses per cycle, ordered percentiles.
+    pub fn check_gc_pause_report(&mut self, signal: libc::c_int) {
+        let report = self.gc_pause_report(signal);
+        let field = |name: &str| {
+            report
+                .iter()
+                .find(|(n, _)| n == name)
+                .unwrap_or_else(|| panic!("no {name} in {report:?}"))
+                .1
+        };
+        assert!(field("cycles") >= 1.0, "{report:?}");
+        assert!(field("n") >= 2.0 * field("cycles"), "{report:?}");
+        assert!(
+            field("p50") > 0.0 && field("p50") <= field("p99"),
+            "{report:?}"
+        );
+        assert!(field("max") > 0.0, "{report:?}");
+        assert!(field("stopping_p99") <= field("p99"), "{report:?}");
+    }
+
     pub fn port(&self) -> String {
         self.addr.port().to_string()
     }
