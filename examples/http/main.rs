@@ -33,10 +33,12 @@
 #[path = "../shared/gc_churn.rs"]
 mod gc_churn;
 mod parse;
+#[path = "../shared/recv_buf.rs"]
+mod recv_buf;
 mod state;
 
 use std::collections::HashMap;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
@@ -45,6 +47,7 @@ use std::time::{Duration, Instant};
 use fibra::net::{TcpListener, TcpStream};
 
 use parse::{Head, Limits, Reject};
+use recv_buf::RecvBuf;
 use state::Store;
 
 /// Everything the connections share.
@@ -183,43 +186,6 @@ fn serve_requests(server: &Server, conn: &Conn) -> io::Result<()> {
         if n == 0 {
             return Ok(()); // the client closed (or shutdown closed an idle connection)
         }
-    }
-}
-
-/// A receive buffer: `data()` is what has been read and not consumed; the
-/// rest is room for the next read, zeroed only when the buffer grows (not on
-/// every read).
-struct RecvBuf {
-    buf: Vec<u8>,
-    filled: usize,
-}
-
-impl RecvBuf {
-    fn new(capacity: usize) -> RecvBuf {
-        RecvBuf {
-            buf: vec![0; capacity],
-            filled: 0,
-        }
-    }
-
-    fn data(&self) -> &[u8] {
-        &self.buf[..self.filled]
-    }
-
-    /// Drops the first `n` bytes of data.
-    fn consume(&mut self, n: usize) {
-        self.buf.copy_within(n..self.filled, 0);
-        self.filled -= n;
-    }
-
-    /// One read into the free space (doubling the buffer if there is none).
-    fn read_from(&mut self, mut source: impl Read) -> io::Result<usize> {
-        if self.filled == self.buf.len() {
-            self.buf.resize(self.buf.len() * 2, 0);
-        }
-        let n = source.read(&mut self.buf[self.filled..])?;
-        self.filled += n;
-        Ok(n)
     }
 }
 

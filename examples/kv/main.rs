@@ -25,13 +25,16 @@
 
 #[path = "../shared/gc_churn.rs"]
 mod gc_churn;
+#[path = "../shared/recv_buf.rs"]
+mod recv_buf;
 mod resp;
 mod store;
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::time::Duration;
 
 use gc_churn::Churn;
+use recv_buf::RecvBuf;
 
 use fibra::net::{TcpListener, TcpStream};
 
@@ -77,43 +80,6 @@ fn serve(stream: TcpStream, store: &Store, churn: Option<&Churn>) -> io::Result<
         if quit {
             return Ok(());
         }
-    }
-}
-
-/// A receive buffer: `data()` is what has been read and not consumed; the
-/// rest is room for the next read, zeroed only when the buffer grows (not on
-/// every read).
-struct RecvBuf {
-    buf: Vec<u8>,
-    filled: usize,
-}
-
-impl RecvBuf {
-    fn new(capacity: usize) -> RecvBuf {
-        RecvBuf {
-            buf: vec![0; capacity],
-            filled: 0,
-        }
-    }
-
-    fn data(&self) -> &[u8] {
-        &self.buf[..self.filled]
-    }
-
-    /// Drops the first `n` bytes of data.
-    fn consume(&mut self, n: usize) {
-        self.buf.copy_within(n..self.filled, 0);
-        self.filled -= n;
-    }
-
-    /// One read into the free space (doubling the buffer if there is none).
-    fn read_from(&mut self, mut source: impl Read) -> io::Result<usize> {
-        if self.filled == self.buf.len() {
-            self.buf.resize(self.buf.len() * 2, 0);
-        }
-        let n = source.read(&mut self.buf[self.filled..])?;
-        self.filled += n;
-        Ok(n)
     }
 }
 
