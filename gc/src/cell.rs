@@ -9,6 +9,19 @@
 //! are roots exactly when `in_heap` is false, except during `with_mut`,
 //! which roots them for the duration of the borrow.
 //!
+//! # `with_mut` and the deletion barrier
+//!
+//! `with_mut` hands out `&mut T`, through which safe code can move a
+//! handle out of the heap (`Option::take`, `mem::swap`, `Vec::remove`)
+//! without any barrier running. So on entry, inside one mutator region,
+//! `with_mut` shades every referent of the value if the collector is
+//! marking (the deletion barrier for every edge `f` might delete), then
+//! roots the value's handles. If marking begins only after that region,
+//! the handles are already counted roots when the snapshot is taken; a
+//! root dropped or stored back into the heap later runs the ordinary
+//! barrier. On exit the handles still in the value are unrooted, which
+//! shades them while marking, as any move into the heap does.
+//!
 //! Every access holds `lock`. The marker traces a cell with `try_lock`
 //! (a busy cell is scanned again later); a barrier locks. A thread takes the
 //! lock *before* entering a mutator region, and never holds a region while
@@ -235,7 +248,19 @@ impl<T: Trace> GcCell<T> {
         // SAFETY: we hold the lock.
         let value = unsafe { &mut *self.value.get() };
         if self.in_heap && T::NEEDS_TRACE {
-            value.trace_handles(&mut Handles::root());
+            with_local(|local| {
+                let epoch = local.enter();
+                if epoch.marking() {
+                    // `f` may move any handle out (`take`, `mem::swap`,
+                    // `Vec::remove`): each is a heap edge deleted without
+                    // a barrier, so shade every referent now.
+                    value.trace(&mut Tracer::new(TraceMode::Barrier, epoch.raw()));
+                }
+                // Rooted inside the region: if marking starts later, the
+                // snapshot counts these roots (see the module docs).
+                value.trace_handles(&mut Handles::root());
+                local.exit();
+            });
         }
         let _unroot = Unroot {
             cell: self,
