@@ -11,6 +11,11 @@
 #                                  # (RUSTC_BOOTSTRAP=1, -Zsanitizer=address,
 #                                  # corosensei's `sanitizer` feature); see
 #                                  # benches/README.md for its status
+#   scripts/memcheck.sh --asan-suite [--smoke]
+#                                  # the adversarial soundness suite
+#                                  # (tests/soundness_*.rs, tests/heap_model.rs)
+#                                  # under AddressSanitizer; --smoke (CI)
+#                                  # shortens each churn loop
 #
 # Fails on any invalid read/write, use of uninitialised memory, invalid
 # free, or definitely-lost block at exit. Green-thread stacks are registered
@@ -32,8 +37,11 @@ case "${1:-}" in
   "") ;;
   --full) mode=full ;;
   --asan) mode=asan ;;
-  *) echo "usage: $0 [--full|--asan]" >&2; exit 2 ;;
+  --asan-suite) mode=asan-suite ;;
+  *) echo "usage: $0 [--full|--asan|--asan-suite [--smoke]]" >&2; exit 2 ;;
 esac
+suite_smoke=0
+[ "${2:-}" = --smoke ] && suite_smoke=1
 
 # The smoke subset: test binary, then name filters (substring match).
 smoke=(
@@ -113,6 +121,26 @@ case "$mode" in
       [ "${entry%% *}" = stack_shrink ] || asan_list+=("$entry")
     done
     run_list asan_list
+    ;;
+  asan-suite)
+    # The facade's soundness tests, children included (they re-exec the
+    # same instrumented binary). Leak checking is off: objects the GC heap
+    # still holds at exit own malloc'd memory that LeakSanitizer cannot see
+    # through the heap's own mappings (the Valgrind runs check leaks).
+    export RUSTC_BOOTSTRAP=1 RUSTFLAGS="-Zsanitizer=address" ASAN_OPTIONS="detect_leaks=0"
+    if [ "$suite_smoke" = 1 ]; then
+      export FIBRA_SOUNDNESS_SECS=0.5 FIBRA_HEAP_MODEL_PROGRAMS=40
+    fi
+    suite=()
+    for f in tests/soundness_*.rs tests/heap_model.rs; do
+      [ -e "$f" ] || continue
+      name=$(basename "$f" .rs)
+      suite+=("$name")
+    done
+    cargo_test=(cargo test -q -p fibra --features corosensei/sanitizer
+      --target x86_64-unknown-linux-gnu --target-dir target/asan)
+    "${cargo_test[@]}" "${suite[@]/#/--test=}" --no-run
+    run_list suite
     ;;
 esac
 echo "memcheck ($mode): passed in $((SECONDS - start)) s" >&2

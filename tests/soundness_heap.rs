@@ -28,7 +28,7 @@ fn churn_time() -> Duration {
     Duration::from_secs_f64(secs)
 }
 
-const CHILD_TIMEOUT: Duration = Duration::from_secs(120);
+const CHILD_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// An object whose value proves it is still itself.
 #[derive(Trace)]
@@ -495,4 +495,109 @@ fn roots_in_every_container_keep_their_objects() {
     {
         assert_leaf(leaf, i as u64 * 100 + 6);
     }
+}
+
+#[test]
+fn a_green_thread_cannot_park_or_yield_inside_a_cell_borrow() {
+    fibra::run(|| {
+        let cell = Gc::new(GcCell::new(vec![Leaf::new(1)]));
+        let (tx, rx) = fibra::chan::channel::<u8>(0);
+        let c = cell.clone();
+        let yielded = fibra::spawn(move || c.with_mut(|_| fibra::yield_now()));
+        let c = cell.clone();
+        let received = fibra::spawn(move || c.with(|_| rx.recv()));
+        for h in [yielded.join().unwrap_err(), received.join().unwrap_err()] {
+            let msg = h.into_panic();
+            let msg = msg
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .unwrap_or_default();
+            assert!(
+                msg.contains("cannot park or yield inside GcCell::with/with_mut"),
+                "{msg}"
+            );
+        }
+        drop(tx);
+        // The cells were released on unwinding, and nothing on this worker
+        // counts as holding one: collecting and borrowing work.
+        collect();
+        cell.with_mut(|v| v.push(Leaf::new(2)));
+        cell.with(|v| {
+            assert_leaf(&v[0], 1);
+            assert_leaf(&v[1], 2);
+        });
+    });
+    // A plain OS thread may block inside a borrow, as with a std Mutex.
+    let cell = Gc::new(GcCell::new(0u32));
+    let (tx, rx) = fibra::chan::channel::<u32>(0);
+    let sender = std::thread::spawn(move || tx.send(7).unwrap());
+    cell.with_mut(|v| *v = rx.recv().unwrap());
+    sender.join().unwrap();
+    assert_eq!(cell.get(), 7);
+}
+
+#[test]
+fn select_refuses_an_arm_given_twice() {
+    use fibra::chan::__private::{select, Mode, Operation, RecvArm};
+    let (tx, rx) = fibra::chan::channel::<u8>(1);
+    tx.send(1).unwrap();
+    let arm = RecvArm::new(&rx);
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        select(&[&arm as &dyn Operation, &arm], Mode::Block)
+    }));
+    let err = r.expect_err("a repeated arm is refused");
+    assert!(err
+        .downcast_ref::<&str>()
+        .is_some_and(|m| m.contains("same arm twice")));
+    assert_eq!(
+        rx.try_recv(),
+        Ok(1),
+        "nothing was received by the refused select"
+    );
+}
+
+/// A program that never uses the GC heap is never sent a preemption
+/// signal, so its own system calls (std sockets with timeouts, sleeps) are
+/// never interrupted by fibra.
+#[test]
+fn a_program_without_gc_allocations_gets_no_preemption_signals() {
+    if !child::is_child("a_program_without_gc_allocations_gets_no_preemption_signals") {
+        child::run_ok(
+            "a_program_without_gc_allocations_gets_no_preemption_signals",
+            &[],
+            CHILD_TIMEOUT,
+        );
+        return;
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let reader = std::thread::spawn(move || {
+        let s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
+        let mut interrupted = 0;
+        let deadline = Instant::now() + Duration::from_millis(500);
+        while Instant::now() < deadline {
+            match std::io::Read::read(&mut &s, &mut [0u8; 16]) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => interrupted += 1,
+                _ => {}
+            }
+        }
+        interrupted
+    });
+    let _peer = listener.accept().unwrap();
+    fibra::run(|| {
+        let talkers: Vec<_> = (0..4)
+            .map(|_| {
+                fibra::spawn(|| {
+                    for _ in 0..200 {
+                        fibra::time::sleep(Duration::from_millis(1));
+                        fibra::yield_now();
+                    }
+                })
+            })
+            .collect();
+        talkers.into_iter().for_each(|h| h.join().unwrap());
+    });
+    assert_eq!(reader.join().unwrap(), 0, "a read was interrupted");
+    assert_eq!(fibra::safepoint::preemptions(), (0, 0));
 }

@@ -26,6 +26,10 @@
 //! (a busy cell is scanned again later); a barrier locks. A thread takes the
 //! lock *before* entering a mutator region, and never holds a region while
 //! waiting for it, so the collector's grace periods never wait on user code.
+//! A green thread never suspends while it holds a cell
+//! (`fibra_runtime::forbid_suspend`), so the per-thread count of held cells
+//! (`HELD`, which turns off safepoint polls and refuses `collect()`) is
+//! exactly the running task's.
 
 use std::cell::UnsafeCell;
 use std::fmt;
@@ -51,7 +55,10 @@ use crate::trace::{Handles, Trace, TraceMode, Tracer};
 ///
 /// Do not block, yield, or call [`collect`](crate::collect) inside
 /// `with`/`with_mut` (nor touch the same cell again there: the lock is not
-/// reentrant); the collector waits for a cell that stays locked.
+/// reentrant). In a green thread, a blocking fibra call, `yield_now` or
+/// `collect()` inside the borrow panics (the lock would stay held while
+/// other green threads run on the same worker); a plain OS thread may
+/// block there, as with a `std::sync::Mutex`.
 pub struct GcCell<T> {
     lock: RawMutex,
     /// Whether the cell lives inside a heap object (its handles are
@@ -79,6 +86,10 @@ pub(crate) fn holding_cell() -> bool {
 /// Unlocks on drop (also on unwinding).
 struct Locked<'a, T> {
     cell: &'a GcCell<T>,
+    /// A green thread may not suspend while it holds the lock: another
+    /// green thread on its worker would block the worker on the lock, and
+    /// `HELD` counts per OS thread.
+    _no_suspend: fibra_runtime::NoSuspend,
 }
 
 impl<T> Drop for Locked<'_, T> {
@@ -107,7 +118,12 @@ impl<T> GcCell<T> {
     fn locked(&self) -> Locked<'_, T> {
         self.lock.lock();
         HELD.with(|h| h.set(h.get() + 1));
-        Locked { cell: self }
+        Locked {
+            cell: self,
+            _no_suspend: fibra_runtime::forbid_suspend(
+                "inside GcCell::with/with_mut (the cell stays locked): finish the borrow first",
+            ),
+        }
     }
 
     /// Runs `f` with shared access to the value.

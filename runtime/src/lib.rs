@@ -43,6 +43,8 @@ pub mod time;
 
 pub use blocking::spawn_blocking;
 pub use park::{block_on, in_green_thread, yield_now};
+#[doc(hidden)]
+pub use park::{forbid_suspend, NoSuspend};
 
 /// Blocking IO adapters.
 #[cfg(feature = "tokio")]

@@ -33,6 +33,52 @@ use crate::time::Sleep;
 thread_local! {
     /// This OS thread's waker, reused by every blocking call it makes.
     static THREAD_WAKER: Arc<ThreadWaker> = Arc::new(ThreadWaker { parker: Parker::new() });
+    /// Why a green thread on this thread must not suspend now (see
+    /// [`forbid_suspend`]), or `None`.
+    static NO_SUSPEND: std::cell::Cell<Option<&'static str>> = const { std::cell::Cell::new(None) };
+}
+
+/// While the returned guard lives, a green thread running on the calling
+/// thread may not park or yield: a blocking fibra call or `yield_now`
+/// panics with `why` before it registers anything. For sections that hold
+/// a per-thread resource another green thread on the same worker could
+/// wait for (fibra-gc's `GcCell` borrows: the cell's lock, and the
+/// collector's per-thread count of held cells). Guards nest.
+///
+/// ```
+/// let guard = fibra_runtime::forbid_suspend("inside a critical section");
+/// drop(guard);
+/// ```
+#[doc(hidden)]
+pub fn forbid_suspend(why: &'static str) -> NoSuspend {
+    NoSuspend {
+        prev: NO_SUSPEND.with(|c| c.replace(Some(why))),
+        _not_send: std::marker::PhantomData,
+    }
+}
+
+/// See [`forbid_suspend`].
+#[doc(hidden)]
+pub struct NoSuspend {
+    prev: Option<&'static str>,
+    /// Restores the thread-local of the thread that made it.
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+impl Drop for NoSuspend {
+    fn drop(&mut self) {
+        NO_SUSPEND.with(|c| c.set(self.prev));
+    }
+}
+
+/// Panics if the calling green thread may not suspend (see
+/// [`forbid_suspend`]).
+#[inline]
+#[track_caller]
+fn check_may_suspend() {
+    if let Some(why) = NO_SUSPEND.with(|c| c.get()) {
+        panic!("fibra: a green thread cannot park or yield {why}");
+    }
 }
 
 /// Blocks until `poll` returns `Ready`: parks the green thread, or blocks
@@ -57,6 +103,7 @@ pub(crate) fn wait_as<R>(on: WaitOn, mut poll: impl FnMut(&mut Context<'_>) -> P
     // a reference for as long as its coroutine - and so this frame - exists.
     match current.map(|t| unsafe { &*t }) {
         Some(task) if task.kind == Kind::Green => {
+            check_may_suspend();
             let waker = task.borrowed_waker();
             let mut cx = Context::from_waker(&waker);
             let site = std::panic::Location::caller();
@@ -264,6 +311,7 @@ pub(crate) fn poll_in_context<F: Future + ?Sized>(
 ///     assert_eq!(h.join().unwrap(), 7);
 /// });
 /// ```
+#[track_caller]
 pub fn yield_now() {
     let yielder = context::with_task(|t| match t {
         Some(t) if t.kind == Kind::Green => {
@@ -273,10 +321,11 @@ pub fn yield_now() {
         _ => None,
     });
     match yielder {
-        // SAFETY: as in `park_current`.
-        Some(y) => unsafe {
-            (*y).suspend(Suspend::Yield);
-        },
+        Some(y) => {
+            check_may_suspend();
+            // SAFETY: as in `park_current`.
+            unsafe { (*y).suspend(Suspend::Yield) };
+        }
         None => std::thread::yield_now(),
     }
 }

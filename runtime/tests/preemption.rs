@@ -17,7 +17,8 @@ fn stop_and_watch(count: &Arc<AtomicU64>) -> (u64, u64, Duration) {
     let count = count.clone();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        let world = safepoint::stop_the_world();
+        // SAFETY: this thread only sleeps and reads an atomic while stopped.
+        let world = unsafe { safepoint::stop_the_world() };
         let before = count.load(Relaxed);
         std::thread::sleep(Duration::from_millis(20));
         let after = count.load(Relaxed);
@@ -158,7 +159,8 @@ fn the_watchdog_names_a_task_that_keeps_the_world_waiting() {
         std::thread::sleep(Duration::from_millis(400));
         REFUSE.store(false, Relaxed);
     });
-    let world = safepoint::stop_the_world();
+    // SAFETY: nothing is done while the world is stopped.
+    let world = unsafe { safepoint::stop_the_world() };
     let stopping = world.stopping_time();
     drop(world);
     release.join().unwrap();

@@ -78,11 +78,19 @@ pub enum Registered {
     Claimed,
 }
 
+/// Keeps [`Operation`] implemented by this module's arms only: [`select`]
+/// trusts each arm to follow the protocol.
+mod sealed {
+    pub trait Sealed {}
+    impl<T> Sealed for super::RecvArm<'_, T> {}
+    impl<T> Sealed for super::SendArm<'_, T> {}
+}
+
 /// One arm of a select, type-erased. Implemented by [`RecvArm`] and
-/// [`SendArm`] only; its methods are `unsafe` because they follow the
-/// protocol of the module docs, which [`select`] drives.
+/// [`SendArm`] only (sealed); its methods are `unsafe` because they follow
+/// the protocol of the module docs, which [`select`] drives.
 #[doc(hidden)]
-pub trait Operation {
+pub trait Operation: sealed::Sealed {
     /// Completes the operation now if it is ready.
     ///
     /// # Safety
@@ -318,6 +326,17 @@ pub fn select(ops: &[&dyn Operation], mode: Mode) -> usize {
         n <= MAX_ARMS,
         "fibra: select! supports at most {MAX_ARMS} arms"
     );
+    // One arm registered twice would be completed twice (the macro makes
+    // each arm once; a hand-made call could repeat one).
+    for (i, a) in ops.iter().enumerate() {
+        let a = *a as *const dyn Operation as *const ();
+        assert!(
+            ops[..i]
+                .iter()
+                .all(|b| *b as *const dyn Operation as *const () != a),
+            "fibra: select was given the same arm twice"
+        );
+    }
     let mut order_buf = [0u8; MAX_ARMS];
     let order = &mut order_buf[..n];
     for (i, o) in order.iter_mut().enumerate() {

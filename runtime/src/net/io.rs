@@ -143,6 +143,9 @@ impl<S: Source + AsRawFd> PollIo<S> {
             let ev = self.io.snapshot(dir);
             match op(&self.source) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                // A signal (the collector's preemption) interrupted the
+                // call before it did anything: try again.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 result => return result,
             }
             if self.mode.nonblocking.load(Ordering::Relaxed) {
@@ -186,6 +189,7 @@ impl<S: Source + AsRawFd> PollIo<S> {
             }
             match op(&self.source) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.io.clear_readiness(ev),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 result => return Poll::Ready(result),
             }
         }

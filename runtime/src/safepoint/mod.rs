@@ -385,14 +385,23 @@ impl Straggler {
 
 /// Stops every worker of every runtime at its next safepoint and returns
 /// once all have stopped (or are idle). The calling thread, if it is a
-/// worker, counts as stopped.
+/// worker, counts as stopped. The collector's seam, not a user API.
+///
+/// # Safety
+///
+/// While the guard lives the caller must not allocate on the GC heap,
+/// touch a `GcCell`, park, join or wait for anything a task could provide
+/// (every task is stopped: the wait never ends), nor take a lock a
+/// stopped task may hold. It must drop the guard on the thread that made
+/// it, promptly. `fibra-gc` is the only intended caller.
 ///
 /// ```
-/// let world = fibra_runtime::safepoint::stop_the_world();
-/// // ... a short stop-the-world step ...
+/// // SAFETY: nothing is done while the world is stopped.
+/// let world = unsafe { fibra_runtime::safepoint::stop_the_world() };
 /// drop(world);
 /// ```
-pub fn stop_the_world() -> WorldStopped {
+#[doc(hidden)]
+pub unsafe fn stop_the_world() -> WorldStopped {
     let me = CURRENT.with(|c| c.borrow().clone());
     if let Some(me) = &me {
         // Another stopper may be waiting for us: count as idle meanwhile.

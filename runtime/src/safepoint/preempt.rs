@@ -162,11 +162,18 @@ pub(super) fn restarted() {
 /// Where the check refuses, the stopper signals again a little later;
 /// such sections must be short and must not wait for anything.
 ///
+/// The collector's seam, not a user API: `fibra-gc` registers the check
+/// that refuses preemption inside its barrier and allocation regions, and
+/// a later call replaces it.
+///
 /// # Safety
 ///
 /// `check` runs inside a signal handler: it must be async-signal-safe
 /// (no allocation, no locks, only thread-locals without lazy
 /// initialisation or destructors, atomics and async-signal-safe calls).
+/// It must refuse wherever fibra-gc's check refuses (inside a mutator
+/// region): replacing that check with one that allows more lets a stop
+/// land inside a region, which the collector's protocol rules out.
 ///
 /// ```
 /// fn may_stop() -> bool {
@@ -175,6 +182,7 @@ pub(super) fn restarted() {
 /// // SAFETY: `may_stop` touches nothing.
 /// unsafe { fibra_runtime::safepoint::set_preemption_check(may_stop) };
 /// ```
+#[doc(hidden)]
 pub unsafe fn set_preemption_check(check: fn() -> bool) {
     CHECK.store(check as usize, SeqCst);
 }

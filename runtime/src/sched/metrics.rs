@@ -89,8 +89,9 @@ pub struct GcSummary {
 static GC_SOURCE: std::sync::OnceLock<fn() -> GcSummary> = std::sync::OnceLock::new();
 
 /// Lets the collector make its figures part of [`crate::stats`] (the
-/// runtime does not depend on the collector). The first caller wins; the
-/// `fibra-gc` crate calls it when its heap is first used.
+/// runtime does not depend on the collector). The collector's seam, not a
+/// user API: the first caller wins, and `fibra-gc` calls it when its heap
+/// is first used.
 ///
 /// ```
 /// fn none() -> fibra_runtime::GcSummary {
@@ -98,6 +99,7 @@ static GC_SOURCE: std::sync::OnceLock<fn() -> GcSummary> = std::sync::OnceLock::
 /// }
 /// fibra_runtime::set_gc_stats_source(none);
 /// ```
+#[doc(hidden)]
 pub fn set_gc_stats_source(source: fn() -> GcSummary) {
     let _ = GC_SOURCE.set(source);
 }
