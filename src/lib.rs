@@ -11,6 +11,8 @@
 //! assert_eq!(v, "hello from a green thread");
 //! ```
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 pub use fibra_runtime::*;
 
 /// The garbage-collected heap (the `fibra-gc` crate).

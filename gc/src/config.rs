@@ -47,7 +47,11 @@ impl Config {
             Ok(v) => match v.trim().parse::<u64>() {
                 Ok(p) => Some(p),
                 Err(_) => {
-                    tracing::warn!(target: "fibra_gc", "FIBRA_GC_PERCENT={v:?} is not a number or `off`; using 100");
+                    fibra_runtime::report_bad_env(
+                        "FIBRA_GC_PERCENT",
+                        &v,
+                        "not a number or `off`; using 100",
+                    );
                     Some(100)
                 }
             },
@@ -57,11 +61,17 @@ impl Config {
             Ok(v) => match v.trim() {
                 "" | "0" => None,
                 "1" => Some(DEFAULT_TORTURE_INTERVAL),
-                n => n
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|&n| n > 1)
-                    .or(Some(DEFAULT_TORTURE_INTERVAL)),
+                n => match n.parse::<u64>().ok().filter(|&n| n > 1) {
+                    Some(n) => Some(n),
+                    None => {
+                        fibra_runtime::report_bad_env(
+                            "FIBRA_GC_TORTURE",
+                            &v,
+                            "expected 0, 1 or an allocation interval; using 1",
+                        );
+                        Some(DEFAULT_TORTURE_INTERVAL)
+                    }
+                },
             },
             Err(_) => None,
         };
@@ -70,7 +80,11 @@ impl Config {
             Ok(v) => {
                 let parsed = parse_bytes(&v);
                 if parsed.is_none() {
-                    tracing::warn!(target: "fibra_gc", "FIBRA_GC_MEMORY_LIMIT={v:?} is not a size like 512MiB; ignored");
+                    fibra_runtime::report_bad_env(
+                        "FIBRA_GC_MEMORY_LIMIT",
+                        &v,
+                        "not a size like 512MiB; ignored",
+                    );
                 }
                 parsed
             }

@@ -24,7 +24,7 @@
 //!
 //! ## Objects, handles and roots
 //!
-//! An object is a `GcBox<T>`: an 8-byte [header](gc) (a 32-bit atomic *root
+//! An object is a `GcBox<T>`: an 8-byte header (a 32-bit atomic *root
 //! count* and a 32-bit reference to the type's vtable, which holds its trace
 //! and drop functions) followed by the value. Mark bits live beside the
 //! objects, in per-span bitmaps.

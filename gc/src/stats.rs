@@ -19,6 +19,7 @@ const BUCKETS: usize = 41 * SUB_BUCKETS as usize;
 /// assert_eq!(h.count(), fibra_gc::stats().pauses);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PauseHistogram {
     buckets: Vec<u64>,
 }
@@ -112,6 +113,7 @@ impl PauseHistogram {
 /// assert!(s.pause_max_ns >= s.pause_total_ns / s.pauses.max(1));
 /// ```
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct GcStats {
     /// Completed collection cycles.
     pub cycles: u64,
@@ -226,14 +228,14 @@ pub fn stats() -> GcStats {
 /// The figures `fibra::stats()` shows (see [`fibra_runtime::GcSummary`]).
 pub(crate) fn summary() -> fibra_runtime::GcSummary {
     let s = stats();
-    fibra_runtime::GcSummary {
-        cycles: s.cycles,
-        heap_bytes: s.heap_bytes,
-        live_bytes: s.live_bytes,
-        pauses: s.pauses,
-        pause_total_ns: s.pause_total_ns,
-        pause_max_ns: s.pause_max_ns,
-    }
+    let mut out = fibra_runtime::GcSummary::default();
+    out.cycles = s.cycles;
+    out.heap_bytes = s.heap_bytes;
+    out.live_bytes = s.live_bytes;
+    out.pauses = s.pauses;
+    out.pause_total_ns = s.pause_total_ns;
+    out.pause_max_ns = s.pause_max_ns;
+    out
 }
 
 #[cfg(test)]

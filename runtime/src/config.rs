@@ -78,13 +78,34 @@ impl Config {
     }
 }
 
-fn env_usize(name: &str) -> Option<usize> {
+fn env_usize(name: &'static str) -> Option<usize> {
     let value = std::env::var(name).ok()?;
     match value.trim().parse() {
         Ok(n) => Some(n),
         Err(_) => {
-            tracing::warn!("ignoring {name}={value:?}: not a non-negative integer");
+            report_bad_env(name, &value, "not a non-negative integer; ignored");
             None
         }
     }
+}
+
+/// Reports an environment variable with a value fibra cannot use: once per
+/// variable and process, on stderr (a program without a `tracing`
+/// subscriber still sees it) and as a `tracing` warning. A failed write to
+/// stderr is ignored.
+#[doc(hidden)]
+pub fn report_bad_env(name: &'static str, value: &str, problem: &str) {
+    static REPORTED: parking_lot::Mutex<Vec<&'static str>> = parking_lot::Mutex::new(Vec::new());
+    {
+        let mut reported = REPORTED.lock();
+        if reported.contains(&name) {
+            return;
+        }
+        reported.push(name);
+    }
+    tracing::warn!("{name}={value:?}: {problem}");
+    let _ = std::io::Write::write_all(
+        &mut std::io::stderr(),
+        format!("fibra: {name}={value:?}: {problem}\n").as_bytes(),
+    );
 }

@@ -18,6 +18,7 @@
 //! `safepoint` (stopping the world).
 
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 // loom builds keep only the modelled cores reachable (blocking runs on
 // loom's executor), so the real parking paths are dead code there.
 #![cfg_attr(loom, allow(dead_code))]
@@ -42,12 +43,15 @@ pub mod task;
 pub mod time;
 
 pub use blocking::spawn_blocking;
+#[doc(hidden)]
+pub use config::report_bad_env;
 pub use park::{block_on, in_green_thread, yield_now};
 #[doc(hidden)]
 pub use park::{forbid_suspend, NoSuspend};
 
 /// Blocking IO adapters.
 #[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub mod io {
     pub use crate::bridge::SyncIo;
 }

@@ -166,6 +166,7 @@ impl Builder {
     /// rt.run(|| fibra_runtime::block_on(tokio::time::sleep(std::time::Duration::from_millis(1))));
     /// ```
     #[cfg(feature = "tokio")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
     pub fn tokio_handle(mut self, handle: tokio::runtime::Handle) -> Builder {
         self.tokio_handle = Some(handle);
         self

@@ -1,7 +1,7 @@
 //! Seeing inside a running program: task dumps, the deadlock report, and
 //! the SIGQUIT handler.
 //!
-//! Every parked task carries a [`wait`] record (what it waits on, where the
+//! Every parked task carries a `wait` record (what it waits on, where the
 //! user called the blocking function, since when). A dump walks each
 //! runtime's task registries (started green threads per worker, async tasks
 //! per runtime) and the queue depths; it takes each registry's lock briefly

@@ -2,7 +2,7 @@
 //!
 //! # States
 //!
-//! Every worker thread registers a [`Mutator`] whose state is one of
+//! Every worker thread registers a `Mutator` whose state is one of
 //! `RUNNING` (it may be touching the heap), `IDLE` (sleeping, running no
 //! task) or `STOPPED` (parked at a safepoint).
 //!
@@ -27,7 +27,7 @@
 //! # Time to safepoint
 //!
 //! A worker still `RUNNING` after [`PREEMPT_AFTER`] is sent a preemption
-//! signal (see [`preempt`](self::preempt)), which stops a task that runs
+//! signal (see `preempt`), which stops a task that runs
 //! without reaching a safepoint where it is; the signal is repeated every
 //! [`RESIGNAL_EVERY`] while the worker stays `RUNNING` (the signal may
 //! land in a section that must not be stopped). A watchdog notes any

@@ -48,6 +48,7 @@ impl Counter {
 
 /// A snapshot of one worker.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct WorkerStats {
     /// Tasks resumed or polled by this worker.
     pub tasks_run: u64,
@@ -71,6 +72,7 @@ pub struct WorkerStats {
 /// Figures of the process's garbage-collected heap, as reported by the
 /// collector (`fibra::gc::stats()` has the full set).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct GcSummary {
     /// Completed collection cycles.
     pub cycles: u64,
@@ -122,6 +124,7 @@ pub(crate) fn gc_summary() -> Option<GcSummary> {
 /// assert!(m.tasks_spawned >= 11);
 /// ```
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct RuntimeStats {
     /// Runtimes included in this snapshot.
     pub runtimes: usize,

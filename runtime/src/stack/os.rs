@@ -69,8 +69,10 @@ pub(crate) fn guard_mode() -> GuardMode {
         match std::env::var("FIBRA_STACK_GUARD").as_deref().map(str::trim) {
             Ok("pages") => return GuardMode::Pages,
             Ok("regions") | Ok("auto") | Ok("") | Err(_) => {}
-            Ok(other) => tracing::warn!(
-                "ignoring FIBRA_STACK_GUARD={other:?}: expected \"pages\", \"regions\" or \"auto\""
+            Ok(other) => crate::config::report_bad_env(
+                "FIBRA_STACK_GUARD",
+                other,
+                "expected \"pages\", \"regions\" or \"auto\"; ignored",
             ),
         }
         if guard_regions_work() {
@@ -103,7 +105,11 @@ pub(crate) fn max_map_count() -> Option<(usize, &'static str)> {
         if let Ok(v) = std::env::var("FIBRA_MAX_MAP_COUNT") {
             match v.trim().parse() {
                 Ok(n) => return Some((n, "FIBRA_MAX_MAP_COUNT")),
-                Err(_) => tracing::warn!("ignoring FIBRA_MAX_MAP_COUNT={v:?}: not a number"),
+                Err(_) => crate::config::report_bad_env(
+                    "FIBRA_MAX_MAP_COUNT",
+                    &v,
+                    "not a number; ignored",
+                ),
             }
         }
         std::fs::read_to_string("/proc/sys/vm/max_map_count")

@@ -2,10 +2,10 @@
 //! future, no stack), sharing one header, one state machine and one wake
 //! path.
 //!
-//! A [`Task`] is reference counted (`Arc<Task>`): run queues, wakers and the
+//! A `Task` is reference counted (`Arc<Task>`): run queues, wakers and the
 //! [`JoinHandle`] each hold a reference. Its body (the coroutine or the
 //! future) is touched only by the worker that holds the `RUNNING` bit (see
-//! [`state`]), and its output only by the join handle once `COMPLETE` is
+//! `state`), and its output only by the join handle once `COMPLETE` is
 //! published.
 //!
 //! Green threads get their stack and coroutine when they first run, so an
