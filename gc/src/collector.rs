@@ -230,6 +230,20 @@ pub(crate) fn alloc_slow(local: &Local, sc: SpanClass) {
     unsafe { heap::refill(local.cache(), sc, gen) };
 }
 
+/// Called before a large object takes its own span (outside any region):
+/// the same safepoint poll and pacing as `alloc_slow`, with the object's
+/// pages counted first, so large objects start cycles, assist and stall
+/// like small ones.
+#[cold]
+pub(crate) fn before_large_alloc(size: usize) {
+    configure();
+    if !crate::cell::holding_cell() {
+        fibra_runtime::safepoint::poll();
+    }
+    heap::ALLOCATED.fetch_add(heap::large_bytes(size) as u64, Ordering::Relaxed);
+    pace();
+}
+
 /// Starts a cycle when the heap reaches the trigger; helps marking when
 /// it has outgrown the goal during a cycle.
 fn pace() {
@@ -298,7 +312,8 @@ const ASSIST_ROOT_SPANS: usize = 4;
 /// region. Returns whether there was work.
 fn assist() -> bool {
     mutator::with_local(|local| {
-        let epoch = local.enter();
+        let region = local.region();
+        let epoch = region.epoch();
         let mut worked = false;
         if epoch.marking() {
             let mut tracer = Tracer::new(TraceMode::Mark, epoch.raw());
@@ -328,7 +343,7 @@ fn assist() -> bool {
                 GREY.push(h as usize);
             }
         }
-        local.exit();
+        drop(region);
         worked
     })
 }

@@ -120,7 +120,12 @@
 //!   away.
 //! * 67 size classes up to 32 KiB (Go's), each served by spans of one or more
 //!   pages; spans are *scan* or *noscan* (types whose `Trace::NEEDS_TRACE` is
-//!   false are never scanned). Larger objects get a span of their own.
+//!   false are never scanned). Larger objects get a span of their own:
+//!   they count toward the pacer and poll for a safepoint like a cache
+//!   refill, and their value is copied into the span outside the mutator
+//!   region (the span stays *pending*, invisible to sweeps and marking,
+//!   until a short region publishes it), so a stop-the-world never waits
+//!   for a large copy.
 //! * Each thread has a cache with one span per span class and a 64-bit window
 //!   of free slots: the fast path is a `trailing_zeros`, a store and the
 //!   header write, without locks or read-modify-write atomics.

@@ -251,16 +251,25 @@ fn take_span(sc: SpanClass, gen: u64) -> &'static Span {
         drop(lists);
         let class = sc.class();
         let size = CLASS_SIZES[class] as usize;
-        let span = new_span(sc, pages_of(class), size, gen);
+        let span = new_span(sc, pages_of(class), size, gen, false);
         span.cache_gen.store(gen, Ordering::Release);
         return span;
     }
 }
 
-/// Makes a span of `npages` for `sc`, registers it and lists it `in_use`.
-fn new_span(sc: SpanClass, npages: usize, elem_size: usize, gen: u64) -> &'static Span {
+/// Makes a span of `npages` for `sc`, registers it and lists it `in_use`
+/// (`pending`: see `alloc_large`).
+fn new_span(
+    sc: SpanClass,
+    npages: usize,
+    elem_size: usize,
+    gen: u64,
+    pending: bool,
+) -> &'static Span {
     let base = pages::alloc_pages(npages);
-    let span: &'static Span = Box::leak(Box::new(Span::new(base, npages, sc, elem_size, gen)));
+    let span = Span::new(base, npages, sc, elem_size, gen);
+    span.pending.store(pending, Ordering::Relaxed);
+    let span: &'static Span = Box::leak(Box::new(span));
     pages::set_span(base, npages, span);
     HEAP_BYTES.fetch_add((npages * PAGE_SIZE) as u64, Ordering::Relaxed);
     let mut lists = CENTRAL[sc.index()].lock();
@@ -270,12 +279,42 @@ fn new_span(sc: SpanClass, npages: usize, elem_size: usize, gen: u64) -> &'stati
 }
 
 /// Allocates a span for one large object of `size` bytes (header
-/// included). The caller initialises and publishes slot 0 inside its
-/// mutator region.
-pub(crate) fn alloc_large(noscan: bool, size: usize, gen: u64) -> &'static Span {
+/// included), called outside any mutator region. The span is listed but
+/// *pending*: sweeps leave it alone until `publish_large`, so the caller
+/// may initialise slot 0 outside a region (the pacer counted the bytes in
+/// `collector::before_large_alloc`).
+pub(crate) fn alloc_large(noscan: bool, size: usize) -> &'static Span {
     let npages = size.div_ceil(PAGE_SIZE);
-    ALLOCATED.fetch_add((npages * PAGE_SIZE) as u64, Ordering::Relaxed);
-    new_span(SpanClass::new(0, noscan), npages, npages * PAGE_SIZE, gen)
+    let gen = SWEEP_GEN.load(Ordering::Acquire);
+    new_span(
+        SpanClass::new(0, noscan),
+        npages,
+        npages * PAGE_SIZE,
+        gen,
+        true,
+    )
+}
+
+/// The bytes a large object of `size` bytes occupies (whole pages).
+pub(crate) fn large_bytes(size: usize) -> usize {
+    size.div_ceil(PAGE_SIZE) * PAGE_SIZE
+}
+
+/// Publishes the initialised object of a span from `alloc_large`, inside
+/// the caller's region (whose epoch is `epoch`). From here on the span is
+/// an ordinary large-object span, swept for `epoch`'s generation.
+///
+/// Why a sweep never frees a pending span's object: a sweep for generation
+/// `g` runs only after the grace period that followed the flip to `g`, so
+/// this region either ended before that sweep starts (and the sweep sees
+/// `pending` false, the object published and `sweepgen` at most `g`), or
+/// began after the flip (its epoch is `g` or later, so the `sweepgen` stored
+/// here makes the span fresh for `g`). A sweep that saw `pending` set only
+/// re-lists the span.
+pub(crate) fn publish_large(span: &Span, epoch: crate::mutator::Epoch, drops: bool) {
+    span.sweepgen.store(epoch.gen(), Ordering::Relaxed);
+    span.publish(0, epoch.marking().then(|| epoch.raw()), drops);
+    span.pending.store(false, Ordering::Release);
 }
 
 /// Unswept spans an allocation sweeps looking for free slots before it
@@ -299,7 +338,9 @@ fn sweep_span(s: SpanRef, gen: u64, for_alloc: bool) -> Option<&'static Span> {
     {
         std::thread::yield_now();
     }
-    let fresh = span.sweepgen.load(Ordering::Acquire) == gen;
+    // A pending large span (see `alloc_large`) counts as swept for `gen`.
+    let fresh =
+        span.pending.load(Ordering::Acquire) || span.sweepgen.load(Ordering::Acquire) == gen;
     let mut live = 0;
     if !fresh {
         let swept = span.sweep(

@@ -60,6 +60,9 @@ pub(crate) struct Span {
     pub(crate) has_drops: AtomicBool,
     /// Slots below this were allocated since the last sweep.
     pub(crate) freeindex: AtomicUsize,
+    /// Set while a large object's span awaits its object's publication
+    /// (`heap::alloc_large`): sweeps neither sweep nor free it.
+    pub(crate) pending: AtomicBool,
     /// Mark bits, one per slot.
     pub(crate) mark: Box<[AtomicU64]>,
     /// Slots that survived the last sweep.
@@ -121,6 +124,7 @@ impl Span {
             black_from: AtomicUsize::new(0),
             has_cleanups: AtomicBool::new(false),
             freeindex: AtomicUsize::new(0),
+            pending: AtomicBool::new(false),
             mark: bitmap(nelems),
             alloc: bitmap(nelems),
         }
