@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fibra::gc::{self, Gc};
+use fibra::gc::{self, Gc, Handles, Trace, Tracer};
 
 const CASE_VAR: &str = "FIBRA_SOUNDNESS_CASE";
 /// Longer than any case takes on a loaded machine; reaching it is a hang.
@@ -76,7 +76,6 @@ impl ChildRun {
 }
 
 /// How a child's stderr is connected.
-#[allow(dead_code)] // the trace-writer cases use the others
 enum Stderr {
     Piped,
     /// Writes fail with ENOSPC.
@@ -334,4 +333,96 @@ fn failed_allocation_unwinds_and_collect_still_works() {
     assert!(run.figure("held") > 0);
     assert_eq!(run.figure("message_ok"), 1, "{}", run.stderr);
     assert!(run.figure("cycles") >= 4);
+}
+
+// ----- 2. the collector thread survives its own failures -----
+
+/// Collects a few times with garbage around, then reports.
+fn collect_with_garbage() {
+    let keep = Gc::new(11u64);
+    for round in 0..5u64 {
+        for i in 0..10_000u64 {
+            black_box(Gc::new(i + round));
+        }
+        gc::collect();
+    }
+    assert_eq!(*keep, 11);
+    println!("RESULT cycles={}", gc::stats().cycles);
+}
+
+#[test]
+fn collector_survives_gctrace_on_dev_full() {
+    const NAME: &str = "collector_survives_gctrace_on_dev_full";
+    if is_child(NAME) {
+        collect_with_garbage();
+        return;
+    }
+    let run = run_child(NAME, &[("FIBRA_GCTRACE", "1")], Stderr::DevFull);
+    run.assert_success();
+    assert!(run.figure("cycles") >= 5);
+}
+
+#[test]
+fn collector_survives_gctrace_on_a_closed_pipe() {
+    const NAME: &str = "collector_survives_gctrace_on_a_closed_pipe";
+    if is_child(NAME) {
+        collect_with_garbage();
+        return;
+    }
+    let run = run_child(NAME, &[("FIBRA_GCTRACE", "1")], Stderr::ClosedPipe);
+    run.assert_success();
+    assert!(run.figure("cycles") >= 5);
+}
+
+/// An object whose `trace` panics once armed.
+struct PanicsWhenTraced {
+    armed: AtomicBool,
+    child: Gc<u64>,
+}
+
+// SAFETY: both methods visit `child`; no interior mutability over `Gc`s,
+// no `Drop` impl. (Panicking is allowed by the contract.)
+unsafe impl Trace for PanicsWhenTraced {
+    fn trace(&self, tracer: &mut Tracer) {
+        if self.armed.load(Ordering::Relaxed) {
+            panic!("this trace panics");
+        }
+        self.child.trace(tracer);
+    }
+    fn trace_handles(&mut self, handles: &mut Handles) {
+        self.child.trace_handles(handles);
+    }
+}
+
+#[test]
+fn a_panic_while_marking_stops_collection_with_a_clear_panic() {
+    const NAME: &str = "a_panic_while_marking_stops_collection_with_a_clear_panic";
+    if is_child(NAME) {
+        let obj = Gc::new(PanicsWhenTraced {
+            armed: AtomicBool::new(false),
+            child: Gc::new(5),
+        });
+        gc::collect();
+        obj.armed.store(true, Ordering::Relaxed);
+        let mut clear = 0;
+        for _ in 0..3 {
+            // Never a hang: either the cycle ran, or collect() says why not.
+            if let Err(p) = std::panic::catch_unwind(gc::collect) {
+                let msg = p.downcast_ref::<String>().cloned().unwrap_or_default();
+                assert!(msg.contains("panicked while marking"), "{msg}");
+                clear += 1;
+            }
+        }
+        // Nothing reachable was freed.
+        assert_eq!(*obj.child, 5);
+        for i in 0..10_000u64 {
+            black_box(Gc::new(i));
+        }
+        assert_eq!(*obj.child, 5);
+        println!("RESULT clear_panics={clear}");
+        return;
+    }
+    let run = run_child(NAME, &[], Stderr::Piped);
+    run.assert_success();
+    assert!(run.figure("clear_panics") >= 2, "{}", run.stdout);
 }

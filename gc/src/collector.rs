@@ -52,6 +52,10 @@ struct Control {
     requested: u64,
     /// Whether the collector thread exists.
     thread: bool,
+    /// Set when a cycle failed while marking (a panic in a `Trace` impl or
+    /// in the collector itself): nothing is freed any more, and
+    /// `collect()` panics with this message instead of waiting.
+    failed: Option<String>,
     /// Green threads waiting in `collect()`.
     wakers: Vec<Waker>,
 }
@@ -61,6 +65,7 @@ static CONTROL: Mutex<Control> = Mutex::new(Control {
     completed: 0,
     requested: 0,
     thread: false,
+    failed: None,
     wakers: Vec::new(),
 });
 /// The collector thread waits here for requests; `collect()` callers wait
@@ -122,16 +127,32 @@ fn request(control: &mut Control, n: u64) {
     if control.requested < n {
         control.requested = n;
         CYCLE_PENDING.store(true, Ordering::Release);
-        if !control.thread {
-            control.thread = true;
-            std::thread::Builder::new()
-                .name("fibra-gc".into())
-                .spawn(collector_main)
-                .expect("fibra_gc: cannot start the collector thread");
-        }
         CONTROL_CV.notify_all();
     }
+    ensure_thread(control);
 }
+
+/// Starts the collector thread unless it runs (also after it died).
+fn ensure_thread(control: &mut Control) {
+    if control.thread {
+        return;
+    }
+    // The thread may be started with `CONTROL` held: it takes the lock
+    // only once it runs.
+    match std::thread::Builder::new()
+        .name("fibra-gc".into())
+        .stack_size(COLLECTOR_STACK)
+        .spawn(collector_main)
+    {
+        Ok(_) => control.thread = true,
+        Err(e) => panic!("fibra_gc: cannot start the collector thread: {e}"),
+    }
+}
+
+/// The collector thread's stack: traces of values nested deep inside one
+/// object (a long `Box` chain with `Gc`s in it) recurse on it. Reserved,
+/// not committed: only the pages a trace touches become resident.
+const COLLECTOR_STACK: usize = 256 << 20;
 
 /// Runs a full collection cycle and returns when it is complete (marking
 /// and sweeping done, so [`stats()`](crate::stats) shows its result). In a
@@ -161,6 +182,11 @@ pub fn collect() {
     }
     let target = {
         let mut control = CONTROL.lock();
+        if let Some(why) = &control.failed {
+            let why = why.clone();
+            drop(control);
+            collection_failed(&why);
+        }
         let target = control.started + 1;
         request(&mut control, target);
         target
@@ -168,24 +194,44 @@ pub fn collect() {
     wait_for(target);
 }
 
+#[cold]
+fn collection_failed(why: &str) -> ! {
+    panic!("fibra_gc: the collector stopped collecting after a failed cycle ({why}); the heap only grows from here")
+}
+
+/// Waits until cycle `target` completed. Returns early with a panic if
+/// collection failed; restarts the collector thread if it is gone.
 fn wait_for(target: u64) {
-    if fibra_runtime::in_green_thread() {
+    let failed = if fibra_runtime::in_green_thread() {
         fibra_runtime::block_on(std::future::poll_fn(|cx| {
             let mut control = CONTROL.lock();
-            if control.completed >= target {
-                Poll::Ready(())
+            if let Some(why) = &control.failed {
+                Poll::Ready(Some(why.clone()))
+            } else if control.completed >= target {
+                Poll::Ready(None)
             } else {
+                ensure_thread(&mut control);
                 control.wakers.push(cx.waker().clone());
                 Poll::Pending
             }
-        }));
+        }))
     } else {
         fibra_runtime::safepoint::blocking(|| {
             let mut control = CONTROL.lock();
-            while control.completed < target {
+            loop {
+                if let Some(why) = &control.failed {
+                    return Some(why.clone());
+                }
+                if control.completed >= target {
+                    return None;
+                }
+                ensure_thread(&mut control);
                 CONTROL_CV.wait(&mut control);
             }
-        });
+        })
+    };
+    if let Some(why) = failed {
+        collection_failed(&why);
     }
 }
 
@@ -335,7 +381,20 @@ fn assist() -> bool {
                 let Some(h) = pop_grey(&mut tracer) else {
                     break;
                 };
-                scan(h, &mut tracer, &mut |h| GREY.push(h as usize));
+                let scanned = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    scan(h, &mut tracer, &mut |h| GREY.push(h as usize))
+                }));
+                if let Err(payload) = scanned {
+                    // A `Trace` impl panicked: give the object and the
+                    // work found so far back, so that no marked object
+                    // stays unscanned (the collector meets the panic in
+                    // turn and stops collecting).
+                    GREY.push(h as usize);
+                    for h in tracer.stack.drain(..) {
+                        GREY.push(h as usize);
+                    }
+                    std::panic::resume_unwind(payload);
+                }
                 done += 1;
                 worked = true;
             }
@@ -384,19 +443,55 @@ fn scan(h: *const Header, tracer: &mut Tracer, defer: &mut dyn FnMut(*const Head
 
 // ----- the collector thread -----
 
+/// The collector thread: runs requested cycles. A panic in a cycle is
+/// caught: outside marking the heap is consistent (the next cycle's sweep
+/// termination finishes any interrupted sweep) and collection goes on;
+/// during marking some objects are marked but unscanned, so sweeping could
+/// free live objects: collection stops for good (`fail_marking`) and
+/// `collect()` panics saying why. Should the thread end anyway, `Exit`
+/// clears `Control::thread` and wakes the waiters, and the next request
+/// starts a new one.
 fn collector_main() {
+    /// Runs when the thread ends, by unwinding or otherwise.
+    struct Exit;
+    impl Drop for Exit {
+        fn drop(&mut self) {
+            let wakers = {
+                let mut control = CONTROL.lock();
+                control.thread = false;
+                CONTROL_CV.notify_all();
+                std::mem::take(&mut control.wakers)
+            };
+            wakers.into_iter().for_each(Waker::wake);
+        }
+    }
+    let _exit = Exit;
     IS_COLLECTOR.with(|c| c.set(true));
     configure();
     loop {
-        let (n, forced) = {
+        let (n, forced, failed) = {
             let mut control = CONTROL.lock();
             while control.requested <= control.started {
                 CONTROL_CV.wait(&mut control);
             }
             control.started += 1;
-            (control.started, control.requested > control.started)
+            (
+                control.started,
+                control.requested > control.started,
+                control.failed.is_some(),
+            )
         };
-        run_cycle(n, forced);
+        if !failed {
+            let result = std::panic::catch_unwind(|| run_cycle(n, forced));
+            if let Err(payload) = result {
+                let what = panic_message(&*payload);
+                if mutator::epoch().marking() {
+                    fail_marking(n, &what);
+                } else {
+                    tracing::error!(target: "fibra_gc", cycle = n, "a collection cycle panicked outside marking ({what}); the next cycle finishes its sweep");
+                }
+            }
+        }
         let wakers = {
             let mut control = CONTROL.lock();
             control.completed = n;
@@ -408,6 +503,39 @@ fn collector_main() {
         };
         wakers.into_iter().for_each(Waker::wake);
     }
+}
+
+/// The text of a panic's payload.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic without a message".to_string()
+    }
+}
+
+/// A cycle panicked while marking: some objects are marked but were never
+/// scanned, so a sweep could free objects they reach. Leave marking
+/// without sweeping (back to the same generation, whose sweep is done:
+/// nothing is freed, barriers stop shading) and stop collecting.
+#[cold]
+fn fail_marking(n: u64, what: &str) {
+    let gen = mutator::epoch().gen();
+    let _ = std::panic::catch_unwind(|| {
+        pause("mark_abandoned", n, || {
+            mutator::set_epoch(Epoch::new(gen, false))
+        })
+    });
+    mutator::set_epoch(Epoch::new(gen, false));
+    mutator::grace_period();
+    *ROOT_JOBS.lock() = None;
+    while !matches!(GREY.steal(), Steal::Empty) {}
+    let why = format!("cycle {n} panicked while marking: {what}");
+    tracing::error!(target: "fibra_gc", cycle = n, "{why}; collection is off from now on");
+    TRIGGER.store(u64::MAX, Ordering::Relaxed);
+    CONTROL.lock().failed = Some(why);
 }
 
 /// Stops the world, runs `f`, restarts it; records and reports the pause.
@@ -497,7 +625,7 @@ fn run_cycle(n: u64, _forced: bool) {
     if config().gctrace {
         let mb = |b: u64| b as f64 / (1 << 20) as f64;
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
-        eprintln!(
+        gctrace_line(format_args!(
             "gc {n} @{:.3}s: {:.3}+{:.3}+{:.3}+{:.3}+{:.3} ms clock (sweep-term+stw+mark+stw+sweep), {:.1}->{:.1} MB heap, {:.1} MB live, {:.1} MB goal, {marked} objects marked, {} workers",
             process_start().elapsed().as_secs_f64(),
             ms(t_sweep_term),
@@ -510,7 +638,21 @@ fn run_cycle(n: u64, _forced: bool) {
             mb(live),
             mb(goal.min(1 << 50)),
             fibra_runtime::safepoint::mutators(),
-        );
+        ));
+    }
+}
+
+/// Writes one `FIBRA_GCTRACE` line to stderr. A failed write (stderr on a
+/// full disk, a closed pipe) is reported once through `tracing` and
+/// otherwise ignored: it must not stop the collector.
+fn gctrace_line(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    static REPORTED: AtomicBool = AtomicBool::new(false);
+    let mut err = std::io::stderr().lock();
+    if let Err(e) = err.write_fmt(line).and_then(|()| err.write_all(b"\n")) {
+        if !REPORTED.swap(true, Ordering::Relaxed) {
+            tracing::warn!(target: "fibra_gc", "cannot write the FIBRA_GCTRACE line to stderr ({e}); further failures are ignored");
+        }
     }
 }
 
