@@ -12,8 +12,8 @@ use std::collections::HashMap;
 use std::hint::black_box;
 use std::io::Read;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use fibra::gc::{self, Gc, Handles, Trace, Tracer};
@@ -425,4 +425,185 @@ fn a_panic_while_marking_stops_collection_with_a_clear_panic() {
     let run = run_child(NAME, &[], Stderr::Piped);
     run.assert_success();
     assert!(run.figure("clear_panics") >= 2, "{}", run.stdout);
+}
+
+// ----- 4. destructors never deadlock collection -----
+
+/// Taken by `TakesLock`'s destructor; counts the drops.
+static DESTRUCTOR_LOCK: Mutex<u64> = Mutex::new(0);
+
+struct TakesLock;
+
+impl Drop for TakesLock {
+    fn drop(&mut self) {
+        *DESTRUCTOR_LOCK.lock().unwrap() += 1;
+    }
+}
+
+#[derive(Trace)]
+struct Guarded {
+    #[trace(skip)]
+    _lock: TakesLock,
+    next: Option<Gc<u64>>,
+}
+
+/// Collects until `done()` or 20 s pass; returns whether it got there.
+fn collect_until(done: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        if Instant::now() > deadline {
+            return false;
+        }
+        gc::collect();
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    true
+}
+
+#[test]
+fn collect_returns_while_a_destructor_waits_for_the_callers_lock() {
+    const NAME: &str = "collect_returns_while_a_destructor_waits_for_the_callers_lock";
+    if is_child(NAME) {
+        for i in 0..100 {
+            drop(Gc::new(Guarded {
+                _lock: TakesLock,
+                next: Some(Gc::new(i)),
+            }));
+        }
+        let held = DESTRUCTOR_LOCK.lock().unwrap();
+        // Every one of these used to deadlock: the collector thread ran
+        // the destructors and waited for this lock.
+        for _ in 0..3 {
+            gc::collect();
+        }
+        // And from a green thread.
+        fibra::run(|| {
+            for _ in 0..2 {
+                gc::collect();
+            }
+        });
+        let during = *held;
+        drop(held);
+        let all = collect_until(|| *DESTRUCTOR_LOCK.lock().unwrap() >= 100);
+        println!(
+            "RESULT during={during} all={} dropped={}",
+            all as u64,
+            *DESTRUCTOR_LOCK.lock().unwrap()
+        );
+        return;
+    }
+    let run = run_child(NAME, &[], Stderr::Piped);
+    run.assert_success();
+    assert_eq!(run.figure("during"), 0);
+    assert_eq!(run.figure("all"), 1);
+    // Each destructor ran exactly once.
+    assert_eq!(run.figure("dropped"), 100);
+}
+
+// ----- 5. a destructor that blocks or parks holds no sweep claim -----
+
+/// Closed until the test opens it; `Blocks`'s destructor waits for it.
+static GATE: (Mutex<bool>, std::sync::Condvar) = (Mutex::new(false), std::sync::Condvar::new());
+static BLOCKED_DROPS: AtomicUsize = AtomicUsize::new(0);
+static PAYLOAD_DROPS: AtomicUsize = AtomicUsize::new(0);
+
+struct Blocks;
+
+impl Drop for Blocks {
+    fn drop(&mut self) {
+        if fibra::in_green_thread() {
+            // Park, as the lazy-sweep reproducer's destructor did.
+            fibra::yield_now();
+        }
+        let mut open = GATE.0.lock().unwrap();
+        while !*open {
+            open = GATE.1.wait(open).unwrap();
+        }
+        BLOCKED_DROPS.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Drop glue that counts.
+struct Payload;
+
+impl Drop for Payload {
+    fn drop(&mut self) {
+        PAYLOAD_DROPS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[derive(Trace)]
+struct Blocking {
+    #[trace(skip)]
+    _b: Blocks,
+}
+
+#[derive(Trace)]
+struct Counted {
+    #[trace(skip)]
+    _p: Payload,
+    v: Gc<u64>,
+}
+
+#[test]
+fn a_blocked_destructor_does_not_stall_cycles_or_allocation() {
+    const NAME: &str = "a_blocked_destructor_does_not_stall_cycles_or_allocation";
+    if is_child(NAME) {
+        let (cycles, allocated) = fibra::run(|| {
+            for _ in 0..4 {
+                drop(Gc::new(Blocking { _b: Blocks }));
+            }
+            gc::collect();
+            let before = gc::stats().cycles;
+            let stop = Arc::new(AtomicBool::new(false));
+            let allocated = Arc::new(AtomicU64::new(0));
+            let mut allocators = Vec::new();
+            for _ in 0..3 {
+                let (stop, allocated) = (stop.clone(), allocated.clone());
+                allocators.push(fibra::spawn(move || {
+                    let mut n = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        for i in 0..1000 {
+                            black_box(Gc::new(Counted {
+                                _p: Payload,
+                                v: Gc::new(i),
+                            }));
+                        }
+                        n += 1000;
+                        fibra::yield_now();
+                    }
+                    allocated.fetch_add(n, Ordering::Relaxed);
+                }));
+            }
+            // Automatic cycles keep completing while destructors block.
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while gc::stats().cycles < before + 10 && Instant::now() < deadline {
+                fibra::yield_now();
+            }
+            let cycles = gc::stats().cycles - before;
+            stop.store(true, Ordering::Relaxed);
+            for a in allocators {
+                a.join().unwrap();
+            }
+            (cycles, allocated.load(Ordering::Relaxed))
+        });
+        let blocked_before = BLOCKED_DROPS.load(Ordering::SeqCst);
+        *GATE.0.lock().unwrap() = true;
+        GATE.1.notify_all();
+        let all = collect_until(|| BLOCKED_DROPS.load(Ordering::SeqCst) == 4);
+        let heap = gc::stats().heap_bytes;
+        println!(
+            "RESULT cycles={cycles} allocated={allocated} blocked_before={blocked_before} all={} payload_drops={} heap={heap}",
+            all as u64,
+            PAYLOAD_DROPS.load(Ordering::Relaxed),
+        );
+        return;
+    }
+    let run = run_child(NAME, &[("FIBRA_WORKERS", "1")], Stderr::Piped);
+    run.assert_success();
+    assert!(run.figure("cycles") >= 10, "{}", run.stdout);
+    assert_eq!(run.figure("blocked_before"), 0);
+    assert_eq!(run.figure("all"), 1);
+    assert!(run.figure("payload_drops") > 0);
+    assert!(run.figure("heap") < 256 << 20, "{}", run.stdout);
 }

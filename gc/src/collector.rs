@@ -174,10 +174,10 @@ pub fn collect() {
         !crate::cell::holding_cell(),
         "fibra_gc::collect() called inside GcCell::with/with_mut: the collector may need that cell; collect outside the borrow"
     );
-    if IS_COLLECTOR.with(|c| c.get()) || heap::sweeping_here() {
-        // A destructor run by a sweep: the cycle would wait for this very
-        // sweep to finish. Collecting later is the best we can do.
-        tracing::debug!(target: "fibra_gc", "collect() called from a destructor during sweeping; skipped");
+    if IS_COLLECTOR.with(|c| c.get()) {
+        // Only reachable from a `Trace` impl run by the collector: the
+        // cycle would wait for itself.
+        tracing::debug!(target: "fibra_gc", "collect() called on the collector thread; skipped");
         return;
     }
     let target = {
@@ -327,11 +327,11 @@ const MAX_STALL: Duration = Duration::from_micros(500);
 
 /// The heap has outgrown its hard goal while marking (the collector is
 /// behind, e.g. starved of CPU): help mark, or wait, for a bounded time
-/// instead of growing further. Never while holding a cell lock or running
-/// destructors (the collector may need those to finish).
+/// instead of growing further. Never while holding a cell lock (the
+/// collector may need it to finish).
 #[cold]
 fn stall_for_mark(goal: u64) {
-    if crate::cell::holding_cell() || heap::sweeping_here() || IS_COLLECTOR.with(|c| c.get()) {
+    if crate::cell::holding_cell() || IS_COLLECTOR.with(|c| c.get()) {
         return;
     }
     let deadline = Instant::now() + MAX_STALL;

@@ -202,7 +202,7 @@ impl<T: 'static> Gc<T> {
         self.ptr.as_ptr() as usize & ROOT != 0
     }
 
-    /// Runs `cleanup` on the collector's cleanup thread some time after the
+    /// Runs `cleanup` on the collector's finalizer thread some time after the
     /// object has become unreachable and was freed (Go's `AddCleanup`).
     /// `cleanup` must not hold a handle to the object itself: that handle
     /// would be a root and keep the object alive forever. Cleanups are not

@@ -79,7 +79,8 @@
 //!    complete (stop-the-world, O(1)): `EPOCH = (gen + 1, off)`, grace period.
 //! 5. **Sweep** (concurrent and lazy): a span is swept by whoever needs it
 //!    first, an allocating thread looking for free slots or the collector's
-//!    background sweep. Sweeping drops unreachable objects and makes the
+//!    background sweep. Sweeping frees unreachable objects (handing their
+//!    destructors to the finalizer thread, see "Destructors") and makes the
 //!    span's mark bitmap its allocation bitmap.
 //!
 //! ## The barrier: snapshot-at-the-beginning over counted roots
@@ -144,14 +145,34 @@
 //!
 //! ## Destructors
 //!
-//! Sweeping drops unreachable objects one span at a time, so a destructor
-//! could meet objects that are already freed. Therefore a traced type's
-//! `Drop` must not dereference its `Gc` fields: `#[derive(Trace)]` refuses to
-//! compile for a type that implements `Drop`, and hand-written `Trace` impls
-//! must uphold it (it is part of the trait's safety contract). Drop glue of
-//! fields is fine: dropping an unrooted `Gc` does nothing, and dropping a root
-//! only touches a live object. Nothing is ever resurrected. Objects are
-//! dropped on whichever thread sweeps them, so `Gc::new` requires `T: Send`.
+//! Destructors of dead objects run on the *finalizer thread*
+//! (`fibra-gc-finalizer`), as Go runs finalizers on their own goroutine;
+//! never on the collector thread, never inside a sweep or an allocation.
+//! A sweep that finds a dead object whose type has a destructor keeps its
+//! slot (the object becomes a *zombie*) and queues the destructor; the
+//! slot is freed by the first sweep after the destructor ran, i.e. such
+//! objects take one more cycle to be reused than objects without drop
+//! glue. So a destructor may take a lock that a thread calling
+//! [`collect()`] holds, block, park, allocate or call `collect()` itself:
+//! collection never waits for it (its zombie simply waits). `collect()`
+//! returns when the cycle's sweep is done, usually before the destructors
+//! it queued have run. A destructor that never returns stalls the
+//! destructors and cleanups queued after it, and their objects' memory
+//! stays allocated meanwhile (as a blocked finalizer goroutine does in Go);
+//! collection itself goes on. Objects still reachable when the process
+//! exits are not dropped.
+//!
+//! A destructor could meet objects that are already freed (its `Gc`
+//! fields may point to objects that died in the same cycle). Therefore a
+//! traced type's `Drop` must not dereference its `Gc` fields:
+//! `#[derive(Trace)]` refuses to compile for a type that implements
+//! `Drop`, and hand-written `Trace` impls must uphold it (it is part of
+//! the trait's safety contract). Drop glue of fields is fine: dropping an
+//! unrooted `Gc` does nothing, and dropping a root only touches a live
+//! object. Nothing is ever resurrected. Objects are dropped on another
+//! thread, so `Gc::new` requires `T: Send`. The finalizer thread has a
+//! large (reserved, not committed) stack, so dropping a long `Box` list
+//! kept in one object does not overflow it.
 //!
 //! ```compile_fail
 //! use fibra_gc::{Gc, Trace};
@@ -170,8 +191,8 @@
 //! Types without `Gc` fields may implement `Drop` (e.g. to close a file)
 //! when they are fields of a traced type, or when their `Trace` impl is
 //! written by hand. To act when an object dies, register a cleanup with
-//! [`Gc::add_cleanup`] (Go's `AddCleanup`): it runs on a cleanup thread after
-//! the object was freed and never sees the object itself.
+//! [`Gc::add_cleanup`] (Go's `AddCleanup`): it runs on the finalizer thread
+//! after the object's destructor and never sees the object itself.
 //!
 //! ## Towards shorter pauses (what the next steps change)
 //!

@@ -13,6 +13,15 @@
 //! over", O(1) per class). Sweeping is allowed for generation `g` once the
 //! grace period after mark termination has ended (`SWEEP_GEN = g`); until
 //! then a cache that needs a span takes a fresh one.
+//!
+//! # Sweep claims
+//!
+//! Whoever pops a span from `unswept` counts it in `SWEEPING` (under the
+//! class lock) and then claims the span's `sweeping` flag; `sweep_all`
+//! waits for `SWEEPING` to reach zero. Sweeps run no user code:
+//! destructors of dead objects are handed to the finalizer thread after
+//! the claim is released (see `cleanup`), so no claim is ever held across
+//! a destructor, a lock a program holds, or a green thread's park.
 
 pub(crate) mod class;
 pub(crate) mod object;
@@ -152,7 +161,7 @@ pub(crate) fn try_alloc(
 }
 
 /// The slow path: gives the cache a window of free slots for `sc`. May
-/// sweep spans (running destructors), so the caller must be outside any
+/// sweep spans and take pages (locks), so the caller must be outside any
 /// mutator region and must not hold a borrow of the cache.
 ///
 /// # Safety
@@ -200,12 +209,11 @@ pub(crate) unsafe fn refill(cache: *mut Cache, sc: SpanClass, gen: u64) {
         free_slots += span.free_word(w).count_ones() as u64;
     }
     ALLOCATED.fetch_add(free_slots * span.elem_size as u64, Ordering::Relaxed);
-    // SAFETY: as above; the nested calls made by destructors have returned.
+    // SAFETY: as above (sweeps run no user code, so nothing nested used it).
     let c = unsafe { &mut *cache };
     let e = &mut c.entries[sc.index()];
     if e.gen != gen || e.bits != 0 {
-        // A destructor refilled this class meanwhile (or a new generation
-        // began): keep that, leave ours to the next sweep.
+        // A new generation began meanwhile: leave ours to the next sweep.
         span.cache_gen.store(0, Ordering::Release);
         return;
     }
@@ -330,7 +338,6 @@ const SWEEP_BUDGET: usize = 16;
 /// incremented `SWEEPING` while holding the class lock.
 fn sweep_span(s: SpanRef, gen: u64, for_alloc: bool) -> Option<&'static Span> {
     let span = s.get();
-    let _sweeping = SweepingHere::enter();
     while span
         .sweeping
         .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
@@ -342,12 +349,16 @@ fn sweep_span(s: SpanRef, gen: u64, for_alloc: bool) -> Option<&'static Span> {
     let fresh =
         span.pending.load(Ordering::Acquire) || span.sweepgen.load(Ordering::Acquire) == gen;
     let mut live = 0;
+    let mut finalize = Vec::new();
+    let mut cleanups = Vec::new();
     if !fresh {
         let swept = span.sweep(
             POISON.load(Ordering::Relaxed),
             MARK_EPOCH.load(Ordering::Acquire),
         );
-        live = swept.live;
+        // Zombies occupy slots like live objects (see `Span::sweep`).
+        live = swept.live + swept.zombies;
+        (finalize, cleanups) = (swept.finalize, swept.cleanups);
         SWEPT_LIVE.fetch_add((swept.live * span.elem_size) as u64, Ordering::Relaxed);
         FREED_OBJECTS.fetch_add(swept.freed as u64, Ordering::Relaxed);
         span.sweepgen.store(gen, Ordering::Release);
@@ -376,34 +387,9 @@ fn sweep_span(s: SpanRef, gen: u64, for_alloc: bool) -> Option<&'static Span> {
         }
     };
     SWEEPING.fetch_sub(1, Ordering::AcqRel);
+    // After the span is released: the finalizer thread takes it from here.
+    crate::cleanup::submit(finalize, cleanups);
     result
-}
-
-thread_local! {
-    /// Sweeps this thread is running (destructors run inside them).
-    static SWEEPS_HERE: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
-}
-
-/// Marks the calling thread as sweeping while it lives.
-struct SweepingHere;
-
-impl SweepingHere {
-    fn enter() -> SweepingHere {
-        SWEEPS_HERE.with(|s| s.set(s.get() + 1));
-        SweepingHere
-    }
-}
-
-impl Drop for SweepingHere {
-    fn drop(&mut self) {
-        SWEEPS_HERE.with(|s| s.set(s.get() - 1));
-    }
-}
-
-/// Whether the calling thread is running destructors of swept objects
-/// (a cycle cannot complete until it returns).
-pub(crate) fn sweeping_here() -> bool {
-    SWEEPS_HERE.with(|s| s.get() > 0)
 }
 
 fn free_span(span: &'static Span) {
