@@ -607,3 +607,171 @@ fn a_blocked_destructor_does_not_stall_cycles_or_allocation() {
     assert!(run.figure("payload_drops") > 0);
     assert!(run.figure("heap") < 256 << 20, "{}", run.stdout);
 }
+
+// ----- 6. recursive derived types, 200k deep -----
+
+const DEEP: u64 = 200_000;
+
+static LIST_DROPS: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts drops of list nodes.
+struct ListTag;
+
+impl Drop for ListTag {
+    fn drop(&mut self) {
+        LIST_DROPS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A list kept inside one heap object (recursion through `Box`).
+#[derive(Trace)]
+struct List {
+    v: u64,
+    #[trace(skip)]
+    _tag: ListTag,
+    next: Option<Box<List>>,
+}
+
+/// The same with a `Gc` at every level, and recursion through `Vec`.
+#[derive(Trace)]
+struct Expr {
+    leaf: Gc<u64>,
+    #[trace(skip)]
+    _tag: ListTag,
+    args: Vec<Expr>,
+}
+
+/// A chain of heap objects.
+#[derive(Trace)]
+struct Link {
+    v: u64,
+    next: Option<Gc<Link>>,
+}
+
+#[derive(Trace)]
+enum Tree<T: Trace + 'static> {
+    Leaf(T),
+    Node(Box<Tree<T>>, Box<Self>),
+}
+
+#[test]
+fn derived_recursive_types_compile_with_the_right_constants() {
+    const { assert!(!<List as Trace>::NEEDS_TRACE) };
+    const { assert!(!<List as Trace>::HEAP_DROP_IS_NOOP) };
+    const { assert!(<Expr as Trace>::NEEDS_TRACE) };
+    const { assert!(<Link as Trace>::NEEDS_TRACE) };
+    const { assert!(<Link as Trace>::HEAP_DROP_IS_NOOP) };
+    const { assert!(!<Tree<u64> as Trace>::NEEDS_TRACE) };
+    const { assert!(<Tree<Gc<u64>> as Trace>::NEEDS_TRACE) };
+    let t = Gc::new(Tree::Node(
+        Box::new(Tree::Leaf(Gc::new(1u64))),
+        Box::new(Tree::Leaf(Gc::new(2u64))),
+    ));
+    gc::collect();
+    match &*t {
+        Tree::Node(a, b) => match (&**a, &**b) {
+            (Tree::Leaf(a), Tree::Leaf(b)) => assert_eq!(**a + **b, 3),
+            _ => unreachable!(),
+        },
+        Tree::Leaf(_) => unreachable!(),
+    }
+}
+
+#[test]
+fn derived_recursive_types_200k_deep_are_marked_and_collected() {
+    const NAME: &str = "derived_recursive_types_200k_deep_are_marked_and_collected";
+    if is_child(NAME) {
+        // A 200k-deep `Box` list in one object.
+        let mut list = None;
+        for v in 0..DEEP {
+            list = Some(Box::new(List {
+                v,
+                _tag: ListTag,
+                next: list,
+            }));
+        }
+        let list = Gc::new(*list.unwrap());
+        gc::collect();
+        let (mut sum, mut node) = (0, Some(&*list));
+        while let Some(n) = node {
+            sum += n.v;
+            node = n.next.as_deref();
+        }
+        assert_eq!(sum, (0..DEEP).sum::<u64>());
+        drop(list);
+        // Its destructor recurses 200k deep, on the finalizer thread.
+        let list_dropped = collect_until(|| LIST_DROPS.load(Ordering::Relaxed) == DEEP as usize);
+
+        // A 200k-deep `Vec` nesting with a `Gc` at each level: marked by
+        // the collector thread. (Moving it into the heap unroots its
+        // handles recursively on this thread: give it a large stack.)
+        let expr = std::thread::Builder::new()
+            .stack_size(1 << 30)
+            .spawn(|| {
+                let mut e = Expr {
+                    leaf: Gc::new(0),
+                    _tag: ListTag,
+                    args: Vec::new(),
+                };
+                for v in 1..DEEP {
+                    e = Expr {
+                        leaf: Gc::new(v),
+                        _tag: ListTag,
+                        args: vec![e],
+                    };
+                }
+                Gc::new(e)
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        for i in 0..50_000u64 {
+            black_box(Gc::new(i)); // garbage, so that freed leaves get reused
+        }
+        gc::collect();
+        gc::collect();
+        let (mut sum, mut e) = (0, &*expr);
+        loop {
+            sum += *e.leaf;
+            match e.args.first() {
+                Some(next) => e = next,
+                None => break,
+            }
+        }
+        assert_eq!(sum, (0..DEEP).sum::<u64>());
+        drop(expr);
+        let expr_dropped =
+            collect_until(|| LIST_DROPS.load(Ordering::Relaxed) == 2 * DEEP as usize);
+
+        // A 200k-long chain of heap objects.
+        let mut head = Gc::new(Link { v: 0, next: None });
+        for v in 1..DEEP {
+            head = Gc::new(Link {
+                v,
+                next: Some(head),
+            });
+        }
+        let freed_before = gc::stats().freed_objects;
+        gc::collect();
+        let (mut sum, mut node) = (0, Some(head.clone()));
+        while let Some(n) = node {
+            sum += n.v;
+            node = n.next.clone();
+        }
+        assert_eq!(sum, (0..DEEP).sum::<u64>());
+        drop(head);
+        gc::collect();
+        gc::collect();
+        let chain_freed = gc::stats().freed_objects - freed_before;
+        println!(
+            "RESULT list_dropped={} expr_dropped={} chain_freed={chain_freed}",
+            list_dropped as u64, expr_dropped as u64
+        );
+        return;
+    }
+    let run = run_child(NAME, &[], Stderr::Piped);
+    run.assert_success();
+    assert_eq!(run.figure("list_dropped"), 1);
+    assert_eq!(run.figure("expr_dropped"), 1);
+    assert!(run.figure("chain_freed") >= DEEP);
+}

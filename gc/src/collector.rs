@@ -21,7 +21,11 @@
 //! `GREY`. An allocation that finds the heap 25% past its goal keeps
 //! assisting (or waits, if there is no work) for at most `MAX_STALL`. The collector shares work into `GREY` when its stack is
 //! deep. Objects whose `GcCell` was busy go to a deferred list and are
-//! retried. Marking ends when the stack, `GREY` and the deferred list are
+//! retried. An assist traces at most `ASSIST_MAX_DEPTH` containers deep
+//! into one object (its stack may be a green thread's); a deeper object
+//! goes to `DEEP`, which only the collector thread drains (its stack is
+//! large). Marking across objects never recurses: edges go to explicit
+//! stacks. Marking ends when the stack, `GREY`, `DEEP` and the deferred list are
 //! empty after a grace period (which waits for in-flight barriers and
 //! assists): by the snapshot argument in the crate docs no later shade can
 //! find a white object.
@@ -44,6 +48,15 @@ use crate::trace::{TraceMode, Tracer};
 
 /// Grey objects shaded by mutators, or shared by the collector.
 static GREY: LazyLock<Injector<usize>> = LazyLock::new(Injector::new);
+/// Grey objects holding values nested too deep for an assist's stack
+/// (`ASSIST_MAX_DEPTH`): only the collector thread, with its large stack,
+/// scans them.
+static DEEP: LazyLock<Injector<usize>> = LazyLock::new(Injector::new);
+
+/// Containers nested in one object that an assist traces through before
+/// it leaves the object to the collector thread (a mutator's stack may
+/// be a green thread's few KiB).
+const ASSIST_MAX_DEPTH: u32 = 64;
 
 /// Cycle bookkeeping.
 struct Control {
@@ -362,7 +375,7 @@ fn assist() -> bool {
         let epoch = region.epoch();
         let mut worked = false;
         if epoch.marking() {
-            let mut tracer = Tracer::new(TraceMode::Mark, epoch.raw());
+            let mut tracer = Tracer::shallow(epoch.raw(), ASSIST_MAX_DEPTH);
             // Root spans first (the collector scans them alone otherwise).
             let jobs = ROOT_JOBS.lock().clone();
             if let Some(jobs) = jobs {
@@ -411,8 +424,12 @@ fn pop_grey(tracer: &mut Tracer) -> Option<*const Header> {
     if let Some(h) = tracer.stack.pop() {
         return Some(h);
     }
+    steal(&GREY)
+}
+
+fn steal(queue: &Injector<usize>) -> Option<*const Header> {
     loop {
-        match GREY.steal() {
+        match queue.steal() {
             Steal::Success(h) => return Some(h as *const Header),
             Steal::Empty => return None,
             Steal::Retry => continue,
@@ -429,14 +446,19 @@ pub(crate) fn shade_from_mutator(header: *const Header, epoch: u64) {
     }
 }
 
-/// Scans one grey object; a busy `GcCell` defers it.
+/// Scans one grey object; a busy `GcCell` defers it, a value nested too
+/// deep for the tracer goes to `DEEP` (rescanning is harmless: shading is
+/// idempotent).
 fn scan(h: *const Header, tracer: &mut Tracer, defer: &mut dyn FnMut(*const Header)) {
     tracer.busy = false;
+    tracer.too_deep = false;
     // SAFETY: grey objects are marked, allocated and initialised.
     let vtable = unsafe { (*h).vtable() };
     // SAFETY: as above; the vtable belongs to the object's type.
     unsafe { (vtable.trace)(h, tracer) };
-    if tracer.busy {
+    if tracer.too_deep {
+        DEEP.push(h as usize);
+    } else if tracer.busy {
         defer(h);
     }
 }
@@ -532,6 +554,7 @@ fn fail_marking(n: u64, what: &str) {
     mutator::grace_period();
     *ROOT_JOBS.lock() = None;
     while !matches!(GREY.steal(), Steal::Empty) {}
+    while !matches!(DEEP.steal(), Steal::Empty) {}
     let why = format!("cycle {n} panicked while marking: {what}");
     tracing::error!(target: "fibra_gc", cycle = n, "{why}; collection is off from now on");
     TRIGGER.store(u64::MAX, Ordering::Relaxed);
@@ -688,7 +711,7 @@ fn mark() -> u64 {
         }
         // Waits for barriers and assists (root jobs included) in flight.
         mutator::grace_period();
-        if GREY.is_empty() && tracer.stack.is_empty() {
+        if GREY.is_empty() && DEEP.is_empty() && tracer.stack.is_empty() {
             *ROOT_JOBS.lock() = None;
             return scanned;
         }
@@ -735,7 +758,9 @@ fn scan_roots(span: &heap::span::Span, tracer: &mut Tracer) {
 fn drain(tracer: &mut Tracer, deferred: &mut Vec<*const Header>, budget: usize) -> u64 {
     let mut scanned = 0;
     while (scanned as usize) < budget {
-        let Some(h) = pop_grey(tracer) else { break };
+        let Some(h) = pop_grey(tracer).or_else(|| steal(&DEEP)) else {
+            break;
+        };
         scan(h, tracer, &mut |h| deferred.push(h));
         scanned += 1;
         // Share work so that assists find some.

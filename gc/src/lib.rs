@@ -238,3 +238,22 @@ pub use fibra_gc_derive::Trace;
 pub use gc::Gc;
 pub use stats::{stats, GcStats, PauseHistogram};
 pub use trace::{Handles, Trace, Tracer};
+
+/// Items the derive macro refers to; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    use crate::{Handles, Trace, Tracer};
+
+    /// Stands for the deriving type in its own `NEEDS_TRACE` and
+    /// `HEAP_DROP_IS_NOOP` (see `fibra_gc_derive`'s "Recursive types"):
+    /// adds nothing to either. Never traced: it only appears in constants.
+    pub struct Recursive;
+
+    // SAFETY: visits nothing in both methods; has no `Gc` and no `Drop`.
+    unsafe impl Trace for Recursive {
+        const NEEDS_TRACE: bool = false;
+        const HEAP_DROP_IS_NOOP: bool = true;
+        fn trace(&self, _: &mut Tracer) {}
+        fn trace_handles(&mut self, _: &mut Handles) {}
+    }
+}
