@@ -775,3 +775,118 @@ fn derived_recursive_types_200k_deep_are_marked_and_collected() {
     assert_eq!(run.figure("expr_dropped"), 1);
     assert!(run.figure("chain_freed") >= DEEP);
 }
+
+// ----- soak: a server allocating large objects under a memory limit -----
+
+/// Per request the server allocates a 40 KB object (past the largest
+/// size class) and a small one with a malloc'd buffer, keeps the last 64
+/// large ones in a shared cache and answers with a checksum; four client
+/// green threads keep it busy. RSS, sampled every 50 ms, must stay flat
+/// after warm-up and bounded. `FIBRA_SOAK_SECS` lengthens the run (see
+/// benches/README.md).
+#[test]
+fn large_object_server_keeps_rss_flat_under_memory_limit() {
+    const NAME: &str = "large_object_server_keeps_rss_flat_under_memory_limit";
+    if is_child(NAME) {
+        use std::collections::VecDeque;
+        use std::io::{Read as _, Write as _};
+
+        use fibra::gc::GcCell;
+        use fibra::net::{TcpListener, TcpStream};
+
+        let secs: u64 = std::env::var("FIBRA_SOAK_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(3);
+        let duration = Duration::from_secs(secs);
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let done = Arc::new(AtomicBool::new(false));
+        let sampler = {
+            let (samples, done) = (samples.clone(), done.clone());
+            std::thread::spawn(move || {
+                while !done.load(Ordering::Relaxed) {
+                    samples.lock().unwrap().push(rss_bytes());
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            })
+        };
+        let requests = fibra::run(move || {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let cache: Gc<GcCell<VecDeque<Gc<[u64; LARGE_WORDS]>>>> =
+                Gc::new(GcCell::new(VecDeque::new()));
+            fibra::spawn(move || loop {
+                let Ok((mut conn, _)) = listener.accept() else {
+                    return;
+                };
+                let cache = cache.clone();
+                fibra::spawn(move || {
+                    let mut req = [0u8; 8];
+                    while conn.read_exact(&mut req).is_ok() {
+                        let n = u64::from_le_bytes(req);
+                        let big = Gc::new([n; LARGE_WORDS]);
+                        let small = Gc::new(vec![n; 64]);
+                        let sum = big[0] + big[LARGE_WORDS - 1] + small[63];
+                        cache.with_mut(|c| {
+                            c.push_back(big);
+                            if c.len() > 64 {
+                                c.pop_front();
+                            }
+                        });
+                        if conn.write_all(&sum.to_le_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                });
+            });
+            let deadline = Instant::now() + duration;
+            let clients: Vec<_> = (0..4u64)
+                .map(|c| {
+                    fibra::spawn(move || {
+                        let mut conn = TcpStream::connect(addr).unwrap();
+                        let mut n = 0u64;
+                        while Instant::now() < deadline {
+                            let v = c * 1_000_000_000 + n;
+                            conn.write_all(&v.to_le_bytes()).unwrap();
+                            let mut resp = [0u8; 8];
+                            conn.read_exact(&mut resp).unwrap();
+                            assert_eq!(u64::from_le_bytes(resp), 3 * v);
+                            n += 1;
+                        }
+                        n
+                    })
+                })
+                .collect();
+            clients.into_iter().map(|c| c.join().unwrap()).sum::<u64>()
+        });
+        done.store(true, Ordering::Relaxed);
+        sampler.join().unwrap();
+        let samples = samples.lock().unwrap().clone();
+        // Warm-up: the first quarter. Then compare the second quarter with
+        // the last half.
+        let q = samples.len() / 4;
+        let settled = samples[q..2 * q].iter().max().copied().unwrap_or(0);
+        let late = samples[2 * q..].iter().max().copied().unwrap_or(0);
+        let max = samples.iter().max().copied().unwrap_or(0);
+        let s = gc::stats();
+        println!(
+            "RESULT requests={requests} samples={} settled_rss={settled} late_rss={late} max_rss={max} cycles={} heap={}",
+            samples.len(),
+            s.cycles,
+            s.heap_bytes
+        );
+        return;
+    }
+    let run = run_child(NAME, &[("FIBRA_GC_MEMORY_LIMIT", "64MiB")], Stderr::Piped);
+    run.assert_success();
+    // 40 KB per request: far more than the limit went through the heap.
+    assert!(run.figure("requests") > 2_000, "{}", run.stdout);
+    assert!(run.figure("cycles") >= 5, "{}", run.stdout);
+    // Bounded, and flat once warmed up.
+    assert!(run.figure("max_rss") < 256 << 20, "{}", run.stdout);
+    assert!(
+        run.figure("late_rss") <= run.figure("settled_rss") + (32 << 20),
+        "RSS grew: {}",
+        run.stdout
+    );
+}
