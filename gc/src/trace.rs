@@ -472,3 +472,35 @@ tuple_trace!(
     (0 A, 1 B, 2 C, 3 D, 4 E, 5 F, 6 G),
     (0 A, 1 B, 2 C, 3 D, 4 E, 5 F, 6 G, 7 H)
 );
+
+#[cfg(test)]
+mod tests {
+    use super::{Trace, TraceMode, Tracer};
+    use crate::Gc;
+
+    #[test]
+    fn a_shallow_tracer_stops_at_its_depth() {
+        let leaf = Gc::new(7u64);
+        let nested: Box<Vec<Box<Gc<u64>>>> = Box::new(vec![Box::new(leaf.clone())]);
+        let mut deep = Tracer::new(TraceMode::Collect, 0);
+        nested.trace(&mut deep);
+        assert_eq!(deep.stack.len(), 1);
+        assert!(!deep.too_deep);
+        // Three containers deep: a tracer allowed two stops, records it.
+        let mut shallow = Tracer {
+            max_depth: 2,
+            ..Tracer::new(TraceMode::Collect, 0)
+        };
+        nested.trace(&mut shallow);
+        assert!(shallow.stack.is_empty());
+        assert!(shallow.too_deep);
+        let mut enough = Tracer {
+            max_depth: 3,
+            ..Tracer::new(TraceMode::Collect, 0)
+        };
+        nested.trace(&mut enough);
+        assert_eq!(enough.stack.len(), 1);
+        assert!(!enough.too_deep);
+        assert_eq!(enough.depth, 0);
+    }
+}
