@@ -194,6 +194,21 @@
 //! [`Gc::add_cleanup`] (Go's `AddCleanup`): it runs on the finalizer thread
 //! after the object's destructor and never sees the object itself.
 //!
+//! ## Deeply nested values
+//!
+//! Marking never recurses from one object to another: edges go to explicit
+//! mark stacks, so a chain of a million `Gc` nodes costs memory, not stack.
+//! A value nested inside *one* object (a `Box` list, a tree of `Vec`s) is
+//! traced by Rust recursion through its `Trace` impls: on the collector
+//! thread, whose stack is large (reserved, not committed), and in
+//! allocation assists only up to 64 containers deep (deeper objects are
+//! left to the collector thread). Its destructor runs on the finalizer
+//! thread, whose stack is large too. Moving such a value into the heap,
+//! or overwriting it in a `GcCell` while marking, walks its handles on
+//! the calling thread's stack, as dropping it there would. A type whose
+//! nesting holds no `Gc` (`struct Node { v: u64, next: Option<Box<Node>> }`)
+//! has `NEEDS_TRACE` false under `#[derive(Trace)]` and is never walked.
+//!
 //! ## Towards shorter pauses (what the next steps change)
 //!
 //! Marking already runs on the collector thread while mutators run, and
