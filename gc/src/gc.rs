@@ -158,6 +158,10 @@ impl<T: Trace + Send + 'static> Gc<T> {
                 value,
             })
         };
+        // Should unrooting panic (a hand-written `Trace` impl), the span is
+        // abandoned: the value is leaked, never dropped, and a later sweep
+        // frees the pages.
+        let abandon = heap::AbandonLarge(span);
         with_local(|local| {
             let region = local.region();
             let epoch = region.epoch();
@@ -167,6 +171,7 @@ impl<T: Trace + Send + 'static> Gc<T> {
                 unsafe { (*obj).value.trace_handles(&mut Handles::unroot(epoch)) };
             }
             heap::publish_large(span, epoch, GcBox::<T>::VTABLE.drop.is_some());
+            std::mem::forget(abandon);
             drop(region);
             collector::after_alloc(local);
         });

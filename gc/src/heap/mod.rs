@@ -303,6 +303,17 @@ pub(crate) fn alloc_large(noscan: bool, size: usize) -> &'static Span {
     )
 }
 
+/// Dropped (on unwinding) when a span from `alloc_large` will never be
+/// published: it stops being pending with no object in it, so a sweep of
+/// a later generation frees it (whatever was written there is leaked).
+pub(crate) struct AbandonLarge(pub(crate) &'static Span);
+
+impl Drop for AbandonLarge {
+    fn drop(&mut self) {
+        self.0.pending.store(false, Ordering::Release);
+    }
+}
+
 /// The bytes a large object of `size` bytes occupies (whole pages).
 pub(crate) fn large_bytes(size: usize) -> usize {
     size.div_ceil(PAGE_SIZE) * PAGE_SIZE
