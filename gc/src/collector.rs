@@ -178,9 +178,15 @@ const COLLECTOR_STACK: usize = 256 << 20;
 /// assert!(fibra_gc::stats().cycles > before);
 /// ```
 ///
+/// Destructors of the objects the cycle found dead run afterwards, on the
+/// finalizer thread (see "Destructors" in the crate docs): `collect()`
+/// does not wait for them.
+///
 /// # Panics
 /// If called while the thread holds a `GcCell` borrow (`with`/`with_mut`),
-/// which the cycle might need to wait for.
+/// which the cycle might need to wait for; and, instead of waiting
+/// forever, if collection has stopped because a cycle panicked while
+/// marking (a `Trace` impl that panics): the message says why.
 pub fn collect() {
     configure();
     assert!(
