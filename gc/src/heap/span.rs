@@ -6,9 +6,15 @@
 //! A slot is *allocated* if it is below `freeindex` (allocated since the
 //! span was last swept) or its `alloc` bit is set (survived the last
 //! sweep). An allocated slot is *marked* if its `mark` bit is set. Sweeping
-//! for generation `g` drops every allocated, unmarked object, then copies
+//! for generation `g` frees every allocated, unmarked object, then copies
 //! `mark` into `alloc`, clears `mark` and resets `freeindex`; afterwards
-//! `sweepgen == g`.
+//! `sweepgen == g`. The exception is a dead object with a destructor: it
+//! becomes a *zombie* (its header's vtable is `ZOMBIE`) and keeps its
+//! `alloc` bit until a sweep finds it `DROPPED` by the finalizer thread
+//! (see `Span::sweep` and `cleanup`).
+//!
+//! A large object's span is *pending* from `heap::alloc_large` until
+//! `heap::publish_large`: sweeps treat it as swept and never free it.
 //!
 //! # Ownership
 //!
