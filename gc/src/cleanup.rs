@@ -86,11 +86,14 @@ pub(crate) fn submit(finalize: Vec<Finalize>, cleanups: Vec<Cleanup>) {
     READY_CV.notify_one();
     let mut started = STARTED.lock();
     if !*started {
-        match std::thread::Builder::new()
-            .name("fibra-gc-finalizer".into())
-            .stack_size(FINALIZER_STACK)
-            .spawn(run_finalizers)
-        {
+        let spawn = |stack: usize| {
+            std::thread::Builder::new()
+                .name("fibra-gc-finalizer".into())
+                .stack_size(stack)
+                .spawn(run_finalizers)
+        };
+        // Where address space or commit is tight, a default stack will do.
+        match spawn(FINALIZER_STACK).or_else(|_| spawn(2 << 20)) {
             Ok(_) => *started = true,
             // The jobs wait (their zombies stay allocated); the next
             // submit tries again.

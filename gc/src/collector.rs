@@ -152,11 +152,14 @@ fn ensure_thread(control: &mut Control) {
     }
     // The thread may be started with `CONTROL` held: it takes the lock
     // only once it runs.
-    match std::thread::Builder::new()
-        .name("fibra-gc".into())
-        .stack_size(COLLECTOR_STACK)
-        .spawn(collector_main)
-    {
+    let spawn = |stack: usize| {
+        std::thread::Builder::new()
+            .name("fibra-gc".into())
+            .stack_size(stack)
+            .spawn(collector_main)
+    };
+    // Where address space or commit is tight, a default stack will do.
+    match spawn(COLLECTOR_STACK).or_else(|_| spawn(2 << 20)) {
         Ok(_) => control.thread = true,
         Err(e) => panic!("fibra_gc: cannot start the collector thread: {e}"),
     }
