@@ -212,7 +212,8 @@ impl<T: Trace> GcCell<T> {
         let slot = unsafe { &mut *self.value.get() };
         let old = if self.in_heap && T::NEEDS_TRACE {
             with_local(|local| {
-                let epoch = local.enter();
+                let region = local.region();
+                let epoch = region.epoch();
                 value.trace_handles(&mut Handles::unroot(epoch));
                 if epoch.marking() {
                     slot.trace(&mut Tracer::new(TraceMode::Barrier, epoch.raw()));
@@ -221,7 +222,7 @@ impl<T: Trace> GcCell<T> {
                 if root_old {
                     old.trace_handles(&mut Handles::root());
                 }
-                local.exit();
+                drop(region);
                 old
             })
         } else {
@@ -251,11 +252,10 @@ impl<T: Trace> GcCell<T> {
             fn drop(&mut self) {
                 if self.cell.in_heap && T::NEEDS_TRACE {
                     with_local(|local| {
-                        let epoch = local.enter();
+                        let region = local.region();
                         // SAFETY: the lock is still held (dropped after us).
                         unsafe { &mut *self.cell.value.get() }
-                            .trace_handles(&mut Handles::unroot(epoch));
-                        local.exit();
+                            .trace_handles(&mut Handles::unroot(region.epoch()));
                     });
                 }
             }

@@ -1,31 +1,62 @@
-//! Cleanups: functions that run after an object has become unreachable
-//! (Go's `runtime.AddCleanup`), the resurrection-free alternative to
-//! finalizers.
+//! The finalizer thread: destructors of dead objects and cleanups (Go's
+//! `runtime.AddCleanup`, the resurrection-free alternative to finalizers)
+//! run here, never inside a sweep or on the collector thread.
 //!
 //! # Protocol
 //!
-//! `Gc::add_cleanup` stores the function in `REGISTERED` under the object's
-//! address and sets the header's `CLEANUP` bit and its span's
-//! `has_cleanups` flag. A sweep that frees an object with the bit moves its
-//! functions to `READY` (before the slot can be reused, since the sweeper
-//! holds the span's claim). The cleanup thread runs `READY` functions, so
-//! user code never runs inside an allocation. The function cannot reach the
-//! object (it owns no handle to it, or the object would stay rooted and
-//! never die), so nothing is resurrected.
+//! A sweep that finds a dead object whose type has a destructor turns it
+//! into a *zombie* (see `heap::span::Span::sweep`: its slot stays
+//! allocated) and collects a `Finalize` for it; a dead object with the
+//! header's `CLEANUP` bit has its functions moved out of `REGISTERED`.
+//! After the sweep has released its span (claim and `SWEEPING` count), it
+//! `submit`s both as one `Job`. The finalizer thread runs each job's
+//! destructors, then its cleanups; each destructor ends by marking its
+//! zombie `DROPPED`, and the next sweep of the span frees the slot.
+//!
+//! # Why this cannot deadlock collection
+//!
+//! No cycle waits for the finalizer thread: sweeps only queue work, and a
+//! zombie whose destructor has not finished is simply kept by later sweeps.
+//! So a destructor may block (on a lock the thread calling `collect()`
+//! holds, on a channel, by parking) or call `collect()` itself; collection
+//! goes on, and the zombies wait. Nothing is resurrected: a destructor or a
+//! cleanup owns no root to its object (a root would have kept it alive).
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
 
 use parking_lot::{Condvar, Mutex};
 
-type Cleanup = Box<dyn FnOnce() + Send + 'static>;
+use crate::heap::span::Finalize;
+
+/// A cleanup function.
+pub(crate) type Cleanup = Box<dyn FnOnce() + Send + 'static>;
 
 /// Functions by object address.
 static REGISTERED: Mutex<Option<HashMap<usize, Vec<Cleanup>>>> = Mutex::new(None);
-/// Functions whose objects died, waiting for the cleanup thread.
-static READY: Mutex<Vec<Cleanup>> = Mutex::new(Vec::new());
+
+/// Work for the finalizer thread from one sweep.
+struct Job {
+    /// Destructors, run first.
+    finalize: Vec<Finalize>,
+    /// Cleanups of the same sweep's dead objects, run after them.
+    cleanups: Vec<Cleanup>,
+}
+
+// SAFETY: a `Finalize` refers to a zombie that only the finalizer thread
+// touches (the sweep that made it handed it over), and the value's type is
+// `Send` (`Gc::new` requires it).
+unsafe impl Send for Job {}
+
+/// Jobs waiting for the finalizer thread.
+static READY: Mutex<Vec<Job>> = Mutex::new(Vec::new());
 static READY_CV: Condvar = Condvar::new();
-static THREAD: OnceLock<()> = OnceLock::new();
+/// Whether the finalizer thread was started.
+static STARTED: Mutex<bool> = Mutex::new(false);
+
+/// The finalizer thread's stack: dropping a value nested deep inside one
+/// object (a long `Box` list) recurses in Rust's drop glue. Reserved, not
+/// committed: only the pages a destructor touches become resident.
+const FINALIZER_STACK: usize = 512 << 20;
 
 /// Registers `f` for the object at `addr`.
 pub(crate) fn register(addr: usize, f: Cleanup) {
@@ -37,22 +68,43 @@ pub(crate) fn register(addr: usize, f: Cleanup) {
         .push(f);
 }
 
-/// Called by a sweep for a dead object whose header has `CLEANUP`.
-pub(crate) fn object_died(addr: usize) {
-    let fs = REGISTERED.lock().as_mut().and_then(|m| m.remove(&addr));
-    if let Some(fs) = fs {
-        THREAD.get_or_init(|| {
-            std::thread::Builder::new()
-                .name("fibra-gc-cleanup".into())
-                .spawn(run_cleanups)
-                .expect("fibra_gc: cannot start the cleanup thread");
-        });
-        READY.lock().extend(fs);
-        READY_CV.notify_one();
+/// Called by a sweep for a dead object whose header has `CLEANUP`: moves
+/// its functions to `out`.
+pub(crate) fn object_died(addr: usize, out: &mut Vec<Cleanup>) {
+    if let Some(fs) = REGISTERED.lock().as_mut().and_then(|m| m.remove(&addr)) {
+        out.extend(fs);
     }
 }
 
-fn run_cleanups() {
+/// Hands a sweep's destructors and cleanups to the finalizer thread
+/// (called after the sweep released its span).
+pub(crate) fn submit(finalize: Vec<Finalize>, cleanups: Vec<Cleanup>) {
+    if finalize.is_empty() && cleanups.is_empty() {
+        return;
+    }
+    READY.lock().push(Job { finalize, cleanups });
+    READY_CV.notify_one();
+    let mut started = STARTED.lock();
+    if !*started {
+        let spawn = |stack: usize| {
+            std::thread::Builder::new()
+                .name("fibra-gc-finalizer".into())
+                .stack_size(stack)
+                .spawn(run_finalizers)
+        };
+        // Where address space or commit is tight, a default stack will do.
+        match spawn(FINALIZER_STACK).or_else(|_| spawn(2 << 20)) {
+            Ok(_) => *started = true,
+            // The jobs wait (their zombies stay allocated); the next
+            // submit tries again.
+            Err(e) => {
+                tracing::error!(target: "fibra_gc", "cannot start the finalizer thread ({e}); destructors of dead objects are postponed")
+            }
+        }
+    }
+}
+
+fn run_finalizers() {
     loop {
         let batch = {
             let mut ready = READY.lock();
@@ -61,9 +113,15 @@ fn run_cleanups() {
             }
             std::mem::take(&mut *ready)
         };
-        for f in batch {
-            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err() {
-                tracing::error!(target: "fibra_gc", "a cleanup function panicked");
+        for job in batch {
+            for f in job.finalize {
+                // SAFETY: each `Finalize` comes from a sweep and is run once.
+                unsafe { f.run() };
+            }
+            for f in job.cleanups {
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err() {
+                    tracing::error!(target: "fibra_gc", "a cleanup function panicked");
+                }
             }
         }
     }

@@ -21,7 +21,11 @@
 //! `GREY`. An allocation that finds the heap 25% past its goal keeps
 //! assisting (or waits, if there is no work) for at most `MAX_STALL`. The collector shares work into `GREY` when its stack is
 //! deep. Objects whose `GcCell` was busy go to a deferred list and are
-//! retried. Marking ends when the stack, `GREY` and the deferred list are
+//! retried. An assist traces at most `ASSIST_MAX_DEPTH` containers deep
+//! into one object (its stack may be a green thread's); a deeper object
+//! goes to `DEEP`, which only the collector thread drains (its stack is
+//! large). Marking across objects never recurses: edges go to explicit
+//! stacks. Marking ends when the stack, `GREY`, `DEEP` and the deferred list are
 //! empty after a grace period (which waits for in-flight barriers and
 //! assists): by the snapshot argument in the crate docs no later shade can
 //! find a white object.
@@ -44,6 +48,15 @@ use crate::trace::{TraceMode, Tracer};
 
 /// Grey objects shaded by mutators, or shared by the collector.
 static GREY: LazyLock<Injector<usize>> = LazyLock::new(Injector::new);
+/// Grey objects holding values nested too deep for an assist's stack
+/// (`ASSIST_MAX_DEPTH`): only the collector thread, with its large stack,
+/// scans them.
+static DEEP: LazyLock<Injector<usize>> = LazyLock::new(Injector::new);
+
+/// Containers nested in one object that an assist traces through before
+/// it leaves the object to the collector thread (a mutator's stack may
+/// be a green thread's few KiB).
+const ASSIST_MAX_DEPTH: u32 = 64;
 
 /// Cycle bookkeeping.
 struct Control {
@@ -52,6 +65,10 @@ struct Control {
     requested: u64,
     /// Whether the collector thread exists.
     thread: bool,
+    /// Set when a cycle failed while marking (a panic in a `Trace` impl or
+    /// in the collector itself): nothing is freed any more, and
+    /// `collect()` panics with this message instead of waiting.
+    failed: Option<String>,
     /// Green threads waiting in `collect()`.
     wakers: Vec<Waker>,
 }
@@ -61,6 +78,7 @@ static CONTROL: Mutex<Control> = Mutex::new(Control {
     completed: 0,
     requested: 0,
     thread: false,
+    failed: None,
     wakers: Vec::new(),
 });
 /// The collector thread waits here for requests; `collect()` callers wait
@@ -122,16 +140,35 @@ fn request(control: &mut Control, n: u64) {
     if control.requested < n {
         control.requested = n;
         CYCLE_PENDING.store(true, Ordering::Release);
-        if !control.thread {
-            control.thread = true;
-            std::thread::Builder::new()
-                .name("fibra-gc".into())
-                .spawn(collector_main)
-                .expect("fibra_gc: cannot start the collector thread");
-        }
         CONTROL_CV.notify_all();
     }
+    ensure_thread(control);
 }
+
+/// Starts the collector thread unless it runs (also after it died).
+fn ensure_thread(control: &mut Control) {
+    if control.thread {
+        return;
+    }
+    // The thread may be started with `CONTROL` held: it takes the lock
+    // only once it runs.
+    let spawn = |stack: usize| {
+        std::thread::Builder::new()
+            .name("fibra-gc".into())
+            .stack_size(stack)
+            .spawn(collector_main)
+    };
+    // Where address space or commit is tight, a default stack will do.
+    match spawn(COLLECTOR_STACK).or_else(|_| spawn(2 << 20)) {
+        Ok(_) => control.thread = true,
+        Err(e) => panic!("fibra_gc: cannot start the collector thread: {e}"),
+    }
+}
+
+/// The collector thread's stack: traces of values nested deep inside one
+/// object (a long `Box` chain with `Gc`s in it) recurse on it. Reserved,
+/// not committed: only the pages a trace touches become resident.
+const COLLECTOR_STACK: usize = 256 << 20;
 
 /// Runs a full collection cycle and returns when it is complete (marking
 /// and sweeping done, so [`stats()`](crate::stats) shows its result). In a
@@ -144,23 +181,34 @@ fn request(control: &mut Control, n: u64) {
 /// assert!(fibra_gc::stats().cycles > before);
 /// ```
 ///
+/// Destructors of the objects the cycle found dead run afterwards, on the
+/// finalizer thread (see "Destructors" in the crate docs): `collect()`
+/// does not wait for them.
+///
 /// # Panics
 /// If called while the thread holds a `GcCell` borrow (`with`/`with_mut`),
-/// which the cycle might need to wait for.
+/// which the cycle might need to wait for; and, instead of waiting
+/// forever, if collection has stopped because a cycle panicked while
+/// marking (a `Trace` impl that panics): the message says why.
 pub fn collect() {
     configure();
     assert!(
         !crate::cell::holding_cell(),
         "fibra_gc::collect() called inside GcCell::with/with_mut: the collector may need that cell; collect outside the borrow"
     );
-    if IS_COLLECTOR.with(|c| c.get()) || heap::sweeping_here() {
-        // A destructor run by a sweep: the cycle would wait for this very
-        // sweep to finish. Collecting later is the best we can do.
-        tracing::debug!(target: "fibra_gc", "collect() called from a destructor during sweeping; skipped");
+    if IS_COLLECTOR.with(|c| c.get()) {
+        // Only reachable from a `Trace` impl run by the collector: the
+        // cycle would wait for itself.
+        tracing::debug!(target: "fibra_gc", "collect() called on the collector thread; skipped");
         return;
     }
     let target = {
         let mut control = CONTROL.lock();
+        if let Some(why) = &control.failed {
+            let why = why.clone();
+            drop(control);
+            collection_failed(&why);
+        }
         let target = control.started + 1;
         request(&mut control, target);
         target
@@ -168,24 +216,44 @@ pub fn collect() {
     wait_for(target);
 }
 
+#[cold]
+fn collection_failed(why: &str) -> ! {
+    panic!("fibra_gc: the collector stopped collecting after a failed cycle ({why}); the heap only grows from here")
+}
+
+/// Waits until cycle `target` completed. Returns early with a panic if
+/// collection failed; restarts the collector thread if it is gone.
 fn wait_for(target: u64) {
-    if fibra_runtime::in_green_thread() {
+    let failed = if fibra_runtime::in_green_thread() {
         fibra_runtime::block_on(std::future::poll_fn(|cx| {
             let mut control = CONTROL.lock();
-            if control.completed >= target {
-                Poll::Ready(())
+            if let Some(why) = &control.failed {
+                Poll::Ready(Some(why.clone()))
+            } else if control.completed >= target {
+                Poll::Ready(None)
             } else {
+                ensure_thread(&mut control);
                 control.wakers.push(cx.waker().clone());
                 Poll::Pending
             }
-        }));
+        }))
     } else {
         fibra_runtime::safepoint::blocking(|| {
             let mut control = CONTROL.lock();
-            while control.completed < target {
+            loop {
+                if let Some(why) = &control.failed {
+                    return Some(why.clone());
+                }
+                if control.completed >= target {
+                    return None;
+                }
+                ensure_thread(&mut control);
                 CONTROL_CV.wait(&mut control);
             }
-        });
+        })
+    };
+    if let Some(why) = failed {
+        collection_failed(&why);
     }
 }
 
@@ -230,6 +298,20 @@ pub(crate) fn alloc_slow(local: &Local, sc: SpanClass) {
     unsafe { heap::refill(local.cache(), sc, gen) };
 }
 
+/// Called before a large object takes its own span (outside any region):
+/// the same safepoint poll and pacing as `alloc_slow`, with the object's
+/// pages counted first, so large objects start cycles, assist and stall
+/// like small ones.
+#[cold]
+pub(crate) fn before_large_alloc(size: usize) {
+    configure();
+    if !crate::cell::holding_cell() {
+        fibra_runtime::safepoint::poll();
+    }
+    heap::ALLOCATED.fetch_add(heap::large_bytes(size) as u64, Ordering::Relaxed);
+    pace();
+}
+
 /// Starts a cycle when the heap reaches the trigger; helps marking when
 /// it has outgrown the goal during a cycle.
 fn pace() {
@@ -267,11 +349,11 @@ const MAX_STALL: Duration = Duration::from_micros(500);
 
 /// The heap has outgrown its hard goal while marking (the collector is
 /// behind, e.g. starved of CPU): help mark, or wait, for a bounded time
-/// instead of growing further. Never while holding a cell lock or running
-/// destructors (the collector may need those to finish).
+/// instead of growing further. Never while holding a cell lock (the
+/// collector may need it to finish).
 #[cold]
 fn stall_for_mark(goal: u64) {
-    if crate::cell::holding_cell() || heap::sweeping_here() || IS_COLLECTOR.with(|c| c.get()) {
+    if crate::cell::holding_cell() || IS_COLLECTOR.with(|c| c.get()) {
         return;
     }
     let deadline = Instant::now() + MAX_STALL;
@@ -298,10 +380,11 @@ const ASSIST_ROOT_SPANS: usize = 4;
 /// region. Returns whether there was work.
 fn assist() -> bool {
     mutator::with_local(|local| {
-        let epoch = local.enter();
+        let region = local.region();
+        let epoch = region.epoch();
         let mut worked = false;
         if epoch.marking() {
-            let mut tracer = Tracer::new(TraceMode::Mark, epoch.raw());
+            let mut tracer = Tracer::shallow(epoch.raw(), ASSIST_MAX_DEPTH);
             // Root spans first (the collector scans them alone otherwise).
             let jobs = ROOT_JOBS.lock().clone();
             if let Some(jobs) = jobs {
@@ -320,7 +403,20 @@ fn assist() -> bool {
                 let Some(h) = pop_grey(&mut tracer) else {
                     break;
                 };
-                scan(h, &mut tracer, &mut |h| GREY.push(h as usize));
+                let scanned = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    scan(h, &mut tracer, &mut |h| GREY.push(h as usize))
+                }));
+                if let Err(payload) = scanned {
+                    // A `Trace` impl panicked: give the object and the
+                    // work found so far back, so that no marked object
+                    // stays unscanned (the collector meets the panic in
+                    // turn and stops collecting).
+                    GREY.push(h as usize);
+                    for h in tracer.stack.drain(..) {
+                        GREY.push(h as usize);
+                    }
+                    std::panic::resume_unwind(payload);
+                }
                 done += 1;
                 worked = true;
             }
@@ -328,7 +424,7 @@ fn assist() -> bool {
                 GREY.push(h as usize);
             }
         }
-        local.exit();
+        drop(region);
         worked
     })
 }
@@ -337,8 +433,12 @@ fn pop_grey(tracer: &mut Tracer) -> Option<*const Header> {
     if let Some(h) = tracer.stack.pop() {
         return Some(h);
     }
+    steal(&GREY)
+}
+
+fn steal(queue: &Injector<usize>) -> Option<*const Header> {
     loop {
-        match GREY.steal() {
+        match queue.steal() {
             Steal::Success(h) => return Some(h as *const Header),
             Steal::Empty => return None,
             Steal::Retry => continue,
@@ -355,33 +455,74 @@ pub(crate) fn shade_from_mutator(header: *const Header, epoch: u64) {
     }
 }
 
-/// Scans one grey object; a busy `GcCell` defers it.
+/// Scans one grey object; a busy `GcCell` defers it, a value nested too
+/// deep for the tracer goes to `DEEP` (rescanning is harmless: shading is
+/// idempotent).
 fn scan(h: *const Header, tracer: &mut Tracer, defer: &mut dyn FnMut(*const Header)) {
     tracer.busy = false;
+    tracer.too_deep = false;
     // SAFETY: grey objects are marked, allocated and initialised.
     let vtable = unsafe { (*h).vtable() };
     // SAFETY: as above; the vtable belongs to the object's type.
     unsafe { (vtable.trace)(h, tracer) };
-    if tracer.busy {
+    if tracer.too_deep {
+        DEEP.push(h as usize);
+    } else if tracer.busy {
         defer(h);
     }
 }
 
 // ----- the collector thread -----
 
+/// The collector thread: runs requested cycles. A panic in a cycle is
+/// caught: outside marking the heap is consistent (the next cycle's sweep
+/// termination finishes any interrupted sweep) and collection goes on;
+/// during marking some objects are marked but unscanned, so sweeping could
+/// free live objects: collection stops for good (`fail_marking`) and
+/// `collect()` panics saying why. Should the thread end anyway, `Exit`
+/// clears `Control::thread` and wakes the waiters, and the next request
+/// starts a new one.
 fn collector_main() {
+    /// Runs when the thread ends, by unwinding or otherwise.
+    struct Exit;
+    impl Drop for Exit {
+        fn drop(&mut self) {
+            let wakers = {
+                let mut control = CONTROL.lock();
+                control.thread = false;
+                CONTROL_CV.notify_all();
+                std::mem::take(&mut control.wakers)
+            };
+            wakers.into_iter().for_each(Waker::wake);
+        }
+    }
+    let _exit = Exit;
     IS_COLLECTOR.with(|c| c.set(true));
     configure();
     loop {
-        let (n, forced) = {
+        let (n, forced, failed) = {
             let mut control = CONTROL.lock();
             while control.requested <= control.started {
                 CONTROL_CV.wait(&mut control);
             }
             control.started += 1;
-            (control.started, control.requested > control.started)
+            (
+                control.started,
+                control.requested > control.started,
+                control.failed.is_some(),
+            )
         };
-        run_cycle(n, forced);
+        if !failed {
+            let result = std::panic::catch_unwind(|| run_cycle(n, forced));
+            if let Err(payload) = result {
+                let what = panic_message(&*payload);
+                if mutator::epoch().marking() {
+                    fail_marking(n, &what);
+                } else {
+                    tracing::error!(target: "fibra_gc", cycle = n, "a collection cycle panicked outside marking ({what}); the next cycle finishes its sweep");
+                }
+            }
+        }
         let wakers = {
             let mut control = CONTROL.lock();
             control.completed = n;
@@ -393,6 +534,40 @@ fn collector_main() {
         };
         wakers.into_iter().for_each(Waker::wake);
     }
+}
+
+/// The text of a panic's payload.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic without a message".to_string()
+    }
+}
+
+/// A cycle panicked while marking: some objects are marked but were never
+/// scanned, so a sweep could free objects they reach. Leave marking
+/// without sweeping (back to the same generation, whose sweep is done:
+/// nothing is freed, barriers stop shading) and stop collecting.
+#[cold]
+fn fail_marking(n: u64, what: &str) {
+    let gen = mutator::epoch().gen();
+    let _ = std::panic::catch_unwind(|| {
+        pause("mark_abandoned", n, || {
+            mutator::set_epoch(Epoch::new(gen, false))
+        })
+    });
+    mutator::set_epoch(Epoch::new(gen, false));
+    mutator::grace_period();
+    *ROOT_JOBS.lock() = None;
+    while !matches!(GREY.steal(), Steal::Empty) {}
+    while !matches!(DEEP.steal(), Steal::Empty) {}
+    let why = format!("cycle {n} panicked while marking: {what}");
+    tracing::error!(target: "fibra_gc", cycle = n, "{why}; collection is off from now on");
+    TRIGGER.store(u64::MAX, Ordering::Relaxed);
+    CONTROL.lock().failed = Some(why);
 }
 
 /// Stops the world, runs `f`, restarts it; records and reports the pause.
@@ -484,7 +659,7 @@ fn run_cycle(n: u64, _forced: bool) {
     if config().gctrace {
         let mb = |b: u64| b as f64 / (1 << 20) as f64;
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
-        eprintln!(
+        gctrace_line(format_args!(
             "gc {n} @{:.3}s: {:.3}+{:.3}+{:.3}+{:.3}+{:.3} ms clock (sweep-term+stw+mark+stw+sweep), {:.1}->{:.1} MB heap, {:.1} MB live, {:.1} MB goal, {marked} objects marked, {} workers",
             process_start().elapsed().as_secs_f64(),
             ms(t_sweep_term),
@@ -497,7 +672,21 @@ fn run_cycle(n: u64, _forced: bool) {
             mb(live),
             mb(goal.min(1 << 50)),
             fibra_runtime::safepoint::mutators(),
-        );
+        ));
+    }
+}
+
+/// Writes one `FIBRA_GCTRACE` line to stderr. A failed write (stderr on a
+/// full disk, a closed pipe) is reported once through `tracing` and
+/// otherwise ignored: it must not stop the collector.
+fn gctrace_line(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    static REPORTED: AtomicBool = AtomicBool::new(false);
+    let mut err = std::io::stderr().lock();
+    if let Err(e) = err.write_fmt(line).and_then(|()| err.write_all(b"\n")) {
+        if !REPORTED.swap(true, Ordering::Relaxed) {
+            tracing::warn!(target: "fibra_gc", "cannot write the FIBRA_GCTRACE line to stderr ({e}); further failures are ignored");
+        }
     }
 }
 
@@ -533,7 +722,7 @@ fn mark() -> u64 {
         }
         // Waits for barriers and assists (root jobs included) in flight.
         mutator::grace_period();
-        if GREY.is_empty() && tracer.stack.is_empty() {
+        if GREY.is_empty() && DEEP.is_empty() && tracer.stack.is_empty() {
             *ROOT_JOBS.lock() = None;
             return scanned;
         }
@@ -580,7 +769,9 @@ fn scan_roots(span: &heap::span::Span, tracer: &mut Tracer) {
 fn drain(tracer: &mut Tracer, deferred: &mut Vec<*const Header>, budget: usize) -> u64 {
     let mut scanned = 0;
     while (scanned as usize) < budget {
-        let Some(h) = pop_grey(tracer) else { break };
+        let Some(h) = pop_grey(tracer).or_else(|| steal(&DEEP)) else {
+            break;
+        };
         scan(h, tracer, &mut |h| deferred.push(h));
         scanned += 1;
         // Share work so that assists find some.

@@ -97,22 +97,19 @@ impl<T: Trace + Send + 'static> Gc<T> {
                 "fibra_gc: types aligned to more than 8 bytes cannot live in the heap directly; box them"
             )
         };
+        if GcBox::<T>::CLASS == 0 {
+            return Gc::new_large(value);
+        }
         let mut value = value;
         let obj = with_local(|local| loop {
-            let epoch = local.enter();
-            let slot = if GcBox::<T>::CLASS == 0 {
-                Some((
-                    heap::alloc_large(!T::NEEDS_TRACE, GcBox::<T>::SIZE, epoch.gen()),
-                    0,
-                ))
-            } else {
+            let region = local.region();
+            let epoch = region.epoch();
+            let slot = heap::try_alloc(
                 // SAFETY: inside the region nothing else borrows the cache.
-                heap::try_alloc(
-                    unsafe { &mut *local.cache() },
-                    GcBox::<T>::SPAN_CLASS,
-                    epoch.gen(),
-                )
-            };
+                unsafe { &mut *local.cache() },
+                GcBox::<T>::SPAN_CLASS,
+                epoch.gen(),
+            );
             if let Some((span, slot)) = slot {
                 if T::NEEDS_TRACE {
                     value.trace_handles(&mut Handles::unroot(epoch));
@@ -131,13 +128,59 @@ impl<T: Trace + Send + 'static> Gc<T> {
                     epoch.marking().then(|| epoch.raw()),
                     GcBox::<T>::VTABLE.drop.is_some(),
                 );
-                local.exit();
+                drop(region);
                 collector::after_alloc(local);
                 return obj;
             }
-            local.exit();
+            drop(region);
             collector::alloc_slow(local, GcBox::<T>::SPAN_CLASS);
         });
+        Gc::from_new(obj)
+    }
+
+    /// `new` for an object past the largest size class, in its own span.
+    /// Everything long happens outside the mutator region, where a
+    /// stop-the-world may preempt the thread: the pacer and the safepoint
+    /// poll, taking pages, and copying the value into the heap. The region
+    /// only unroots the value's handles and publishes the object.
+    #[cold]
+    #[inline(never)]
+    fn new_large(value: T) -> Gc<T> {
+        collector::before_large_alloc(GcBox::<T>::SIZE);
+        let span = heap::alloc_large(!T::NEEDS_TRACE, GcBox::<T>::SIZE);
+        let obj = span.object(0).cast::<GcBox<T>>();
+        // SAFETY: the span is new, owned by this allocation until it is
+        // published, and large enough and 8-aligned for `GcBox<T>`. Until
+        // `publish_large` nobody reads it: its slot is not allocated.
+        unsafe {
+            obj.write(GcBox {
+                header: Header::new(&GcBox::<T>::VTABLE),
+                value,
+            })
+        };
+        // Should unrooting panic (a hand-written `Trace` impl), the span is
+        // abandoned: the value is leaked, never dropped, and a later sweep
+        // frees the pages.
+        let abandon = heap::AbandonLarge(span);
+        with_local(|local| {
+            let region = local.region();
+            let epoch = region.epoch();
+            if T::NEEDS_TRACE {
+                // SAFETY: the value was written above and this thread is
+                // its only user until the object is published.
+                unsafe { (*obj).value.trace_handles(&mut Handles::unroot(epoch)) };
+            }
+            heap::publish_large(span, epoch, GcBox::<T>::VTABLE.drop.is_some());
+            std::mem::forget(abandon);
+            drop(region);
+            collector::after_alloc(local);
+        });
+        Gc::from_new(obj)
+    }
+
+    /// The root handle of a just-published object.
+    #[inline]
+    fn from_new(obj: *mut GcBox<T>) -> Gc<T> {
         Gc {
             // SAFETY: `obj` is a non-null slot address; the tag keeps it so.
             ptr: unsafe { NonNull::new_unchecked(obj.cast::<u8>().map_addr(|a| a | ROOT)) },
@@ -164,7 +207,7 @@ impl<T: 'static> Gc<T> {
         self.ptr.as_ptr() as usize & ROOT != 0
     }
 
-    /// Runs `cleanup` on the collector's cleanup thread some time after the
+    /// Runs `cleanup` on the collector's finalizer thread some time after the
     /// object has become unreachable and was freed (Go's `AddCleanup`).
     /// `cleanup` must not hold a handle to the object itself: that handle
     /// would be a root and keep the object alive forever. Cleanups are not
@@ -254,9 +297,8 @@ impl<T: 'static> Drop for Gc<T> {
         if self.is_root() {
             let header: *const Header = self.header();
             with_local(|local| {
-                let epoch = local.enter();
-                drop_root(header, epoch, false);
-                local.exit();
+                let region = local.region();
+                drop_root(header, region.epoch(), false);
             });
         }
     }

@@ -79,7 +79,8 @@
 //!    complete (stop-the-world, O(1)): `EPOCH = (gen + 1, off)`, grace period.
 //! 5. **Sweep** (concurrent and lazy): a span is swept by whoever needs it
 //!    first, an allocating thread looking for free slots or the collector's
-//!    background sweep. Sweeping drops unreachable objects and makes the
+//!    background sweep. Sweeping frees unreachable objects (handing their
+//!    destructors to the finalizer thread, see "Destructors") and makes the
 //!    span's mark bitmap its allocation bitmap.
 //!
 //! ## The barrier: snapshot-at-the-beginning over counted roots
@@ -120,7 +121,12 @@
 //!   away.
 //! * 67 size classes up to 32 KiB (Go's), each served by spans of one or more
 //!   pages; spans are *scan* or *noscan* (types whose `Trace::NEEDS_TRACE` is
-//!   false are never scanned). Larger objects get a span of their own.
+//!   false are never scanned). Larger objects get a span of their own:
+//!   they count toward the pacer and poll for a safepoint like a cache
+//!   refill, and their value is copied into the span outside the mutator
+//!   region (the span stays *pending*, invisible to sweeps and marking,
+//!   until a short region publishes it), so a stop-the-world never waits
+//!   for a large copy.
 //! * Each thread has a cache with one span per span class and a 64-bit window
 //!   of free slots: the fast path is a `trailing_zeros`, a store and the
 //!   header write, without locks or read-modify-write atomics.
@@ -139,14 +145,34 @@
 //!
 //! ## Destructors
 //!
-//! Sweeping drops unreachable objects one span at a time, so a destructor
-//! could meet objects that are already freed. Therefore a traced type's
-//! `Drop` must not dereference its `Gc` fields: `#[derive(Trace)]` refuses to
-//! compile for a type that implements `Drop`, and hand-written `Trace` impls
-//! must uphold it (it is part of the trait's safety contract). Drop glue of
-//! fields is fine: dropping an unrooted `Gc` does nothing, and dropping a root
-//! only touches a live object. Nothing is ever resurrected. Objects are
-//! dropped on whichever thread sweeps them, so `Gc::new` requires `T: Send`.
+//! Destructors of dead objects run on the *finalizer thread*
+//! (`fibra-gc-finalizer`), as Go runs finalizers on their own goroutine;
+//! never on the collector thread, never inside a sweep or an allocation.
+//! A sweep that finds a dead object whose type has a destructor keeps its
+//! slot (the object becomes a *zombie*) and queues the destructor; the
+//! slot is freed by the first sweep after the destructor ran, i.e. such
+//! objects take one more cycle to be reused than objects without drop
+//! glue. So a destructor may take a lock that a thread calling
+//! [`collect()`] holds, block, park, allocate or call `collect()` itself:
+//! collection never waits for it (its zombie simply waits). `collect()`
+//! returns when the cycle's sweep is done, usually before the destructors
+//! it queued have run. A destructor that never returns stalls the
+//! destructors and cleanups queued after it, and their objects' memory
+//! stays allocated meanwhile (as a blocked finalizer goroutine does in Go);
+//! collection itself goes on. Objects still reachable when the process
+//! exits are not dropped.
+//!
+//! A destructor could meet objects that are already freed (its `Gc`
+//! fields may point to objects that died in the same cycle). Therefore a
+//! traced type's `Drop` must not dereference its `Gc` fields:
+//! `#[derive(Trace)]` refuses to compile for a type that implements
+//! `Drop`, and hand-written `Trace` impls must uphold it (it is part of
+//! the trait's safety contract). Drop glue of fields is fine: dropping an
+//! unrooted `Gc` does nothing, and dropping a root only touches a live
+//! object. Nothing is ever resurrected. Objects are dropped on another
+//! thread, so `Gc::new` requires `T: Send`. The finalizer thread has a
+//! large (reserved, not committed) stack, so dropping a long `Box` list
+//! kept in one object does not overflow it.
 //!
 //! ```compile_fail
 //! use fibra_gc::{Gc, Trace};
@@ -165,8 +191,23 @@
 //! Types without `Gc` fields may implement `Drop` (e.g. to close a file)
 //! when they are fields of a traced type, or when their `Trace` impl is
 //! written by hand. To act when an object dies, register a cleanup with
-//! [`Gc::add_cleanup`] (Go's `AddCleanup`): it runs on a cleanup thread after
-//! the object was freed and never sees the object itself.
+//! [`Gc::add_cleanup`] (Go's `AddCleanup`): it runs on the finalizer thread
+//! after the object's destructor and never sees the object itself.
+//!
+//! ## Deeply nested values
+//!
+//! Marking never recurses from one object to another: edges go to explicit
+//! mark stacks, so a chain of a million `Gc` nodes costs memory, not stack.
+//! A value nested inside *one* object (a `Box` list, a tree of `Vec`s) is
+//! traced by Rust recursion through its `Trace` impls: on the collector
+//! thread, whose stack is large (reserved, not committed), and in
+//! allocation assists only up to 64 containers deep (deeper objects are
+//! left to the collector thread). Its destructor runs on the finalizer
+//! thread, whose stack is large too. Moving such a value into the heap,
+//! or overwriting it in a `GcCell` while marking, walks its handles on
+//! the calling thread's stack, as dropping it there would. A type whose
+//! nesting holds no `Gc` (`struct Node { v: u64, next: Option<Box<Node>> }`)
+//! has `NEEDS_TRACE` false under `#[derive(Trace)]` and is never walked.
 //!
 //! ## Towards shorter pauses (what the next steps change)
 //!
@@ -212,3 +253,22 @@ pub use fibra_gc_derive::Trace;
 pub use gc::Gc;
 pub use stats::{stats, GcStats, PauseHistogram};
 pub use trace::{Handles, Trace, Tracer};
+
+/// Items the derive macro refers to; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    use crate::{Handles, Trace, Tracer};
+
+    /// Stands for the deriving type in its own `NEEDS_TRACE` and
+    /// `HEAP_DROP_IS_NOOP` (see `fibra_gc_derive`'s "Recursive types"):
+    /// adds nothing to either. Never traced: it only appears in constants.
+    pub struct Recursive;
+
+    // SAFETY: visits nothing in both methods; has no `Gc` and no `Drop`.
+    unsafe impl Trace for Recursive {
+        const NEEDS_TRACE: bool = false;
+        const HEAP_DROP_IS_NOOP: bool = true;
+        fn trace(&self, _: &mut Tracer) {}
+        fn trace_handles(&mut self, _: &mut Handles) {}
+    }
+}

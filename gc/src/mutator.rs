@@ -8,7 +8,9 @@
 //! (a barrier, an allocation, an unroot) and even outside. On entering the
 //! outermost region a thread makes `seq` odd, then (after a compiler fence,
 //! or a full fence when `membarrier` is unavailable) reads `EPOCH` once; all
-//! work in the region acts on that value.
+//! work in the region acts on that value. A region is a `Region` guard:
+//! dropping it, also while unwinding from a panic in the region's work,
+//! leaves the region, so no thread stays "inside" after a failure.
 //!
 //! # Transition (the collector)
 //!
@@ -107,9 +109,18 @@ impl Local {
         }
     }
 
+    /// Enters a region, returning a guard that leaves it when dropped
+    /// (also when the region's work panics: a thread that stayed "inside"
+    /// would make every later grace period wait forever).
+    #[inline]
+    pub(crate) fn region(&self) -> Region<'_> {
+        let epoch = self.enter();
+        Region { local: self, epoch }
+    }
+
     /// Enters a region; returns the epoch the region acts on.
     #[inline]
-    pub(crate) fn enter(&self) -> Epoch {
+    fn enter(&self) -> Epoch {
         let depth = self.depth.get();
         self.depth.set(depth + 1);
         if depth == 0 {
@@ -127,7 +138,7 @@ impl Local {
 
     /// Leaves a region.
     #[inline]
-    pub(crate) fn exit(&self) {
+    fn exit(&self) {
         let depth = self.depth.get() - 1;
         // The region's work stays before the depth store, as the
         // preemption check (`may_preempt`) sees it from a signal handler.
@@ -144,6 +155,28 @@ impl Local {
     #[inline]
     pub(crate) fn cache(&self) -> *mut Cache {
         self.cache.get()
+    }
+}
+
+/// An open mutator region of the calling thread (see the module docs);
+/// dropping it leaves the region.
+pub(crate) struct Region<'a> {
+    local: &'a Local,
+    epoch: Epoch,
+}
+
+impl Region<'_> {
+    /// The epoch the region acts on (read once, on entry).
+    #[inline]
+    pub(crate) fn epoch(&self) -> Epoch {
+        self.epoch
+    }
+}
+
+impl Drop for Region<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        self.local.exit();
     }
 }
 

@@ -114,6 +114,15 @@ pub struct Tracer {
     pub(crate) stack: Vec<*const Header>,
     /// Set when a `GcCell` could not be locked: scan the object again later.
     pub(crate) busy: bool,
+    /// Containers (`Box`, `Vec`, maps...) entered on the current path: the
+    /// depth of Rust recursion a value nested in one object causes.
+    depth: u32,
+    /// Nesting past which a trace stops and sets `too_deep` (for tracers
+    /// that run on small stacks: mutators' assists).
+    max_depth: u32,
+    /// Set when the value was nested deeper than `max_depth`: the object
+    /// was not fully traced; hand it to the collector thread.
+    pub(crate) too_deep: bool,
 }
 
 impl Tracer {
@@ -123,7 +132,32 @@ impl Tracer {
             epoch,
             stack: Vec::new(),
             busy: false,
+            depth: 0,
+            max_depth: u32::MAX,
+            too_deep: false,
         }
+    }
+
+    /// A marking tracer for a thread with a small stack: it gives up on
+    /// values nested deeper than `max_depth` containers (see `too_deep`).
+    pub(crate) fn shallow(epoch: u64, max_depth: u32) -> Tracer {
+        Tracer {
+            max_depth,
+            ..Tracer::new(TraceMode::Mark, epoch)
+        }
+    }
+
+    /// Traces the contents of a container (one level deeper), unless that
+    /// is past `max_depth`.
+    #[inline]
+    fn nested(&mut self, f: impl FnOnce(&mut Tracer)) {
+        if self.depth >= self.max_depth {
+            self.too_deep = true;
+            return;
+        }
+        self.depth += 1;
+        f(self);
+        self.depth -= 1;
     }
 
     /// Records the edge to the object at `header`.
@@ -258,9 +292,11 @@ macro_rules! seq_trace {
             #[inline]
             fn trace(&self, tracer: &mut Tracer) {
                 if T::NEEDS_TRACE {
-                    for x in self.iter() {
-                        x.trace(tracer);
-                    }
+                    tracer.nested(|tracer| {
+                        for x in self.iter() {
+                            x.trace(tracer);
+                        }
+                    });
                 }
             }
             #[inline]
@@ -330,7 +366,9 @@ unsafe impl<T: Trace> Trace for [T] {
 unsafe impl<T: Trace + ?Sized> Trace for Box<T> {
     const NEEDS_TRACE: bool = T::NEEDS_TRACE;
     fn trace(&self, tracer: &mut Tracer) {
-        (**self).trace(tracer)
+        if T::NEEDS_TRACE {
+            tracer.nested(|tracer| (**self).trace(tracer))
+        }
     }
     fn trace_handles(&mut self, handles: &mut Handles) {
         (**self).trace_handles(handles)
@@ -361,7 +399,7 @@ unsafe impl<K, V: Trace, S> Trace for HashMap<K, V, S> {
     const NEEDS_TRACE: bool = V::NEEDS_TRACE;
     fn trace(&self, tracer: &mut Tracer) {
         if V::NEEDS_TRACE {
-            self.values().for_each(|v| v.trace(tracer));
+            tracer.nested(|tracer| self.values().for_each(|v| v.trace(tracer)));
         }
     }
     fn trace_handles(&mut self, handles: &mut Handles) {
@@ -376,7 +414,7 @@ unsafe impl<K, V: Trace> Trace for BTreeMap<K, V> {
     const NEEDS_TRACE: bool = V::NEEDS_TRACE;
     fn trace(&self, tracer: &mut Tracer) {
         if V::NEEDS_TRACE {
-            self.values().for_each(|v| v.trace(tracer));
+            tracer.nested(|tracer| self.values().for_each(|v| v.trace(tracer)));
         }
     }
     fn trace_handles(&mut self, handles: &mut Handles) {
@@ -434,3 +472,35 @@ tuple_trace!(
     (0 A, 1 B, 2 C, 3 D, 4 E, 5 F, 6 G),
     (0 A, 1 B, 2 C, 3 D, 4 E, 5 F, 6 G, 7 H)
 );
+
+#[cfg(test)]
+mod tests {
+    use super::{Trace, TraceMode, Tracer};
+    use crate::Gc;
+
+    #[test]
+    fn a_shallow_tracer_stops_at_its_depth() {
+        let leaf = Gc::new(7u64);
+        let nested: Box<Vec<Box<Gc<u64>>>> = Box::new(vec![Box::new(leaf.clone())]);
+        let mut deep = Tracer::new(TraceMode::Collect, 0);
+        nested.trace(&mut deep);
+        assert_eq!(deep.stack.len(), 1);
+        assert!(!deep.too_deep);
+        // Three containers deep: a tracer allowed two stops, records it.
+        let mut shallow = Tracer {
+            max_depth: 2,
+            ..Tracer::new(TraceMode::Collect, 0)
+        };
+        nested.trace(&mut shallow);
+        assert!(shallow.stack.is_empty());
+        assert!(shallow.too_deep);
+        let mut enough = Tracer {
+            max_depth: 3,
+            ..Tracer::new(TraceMode::Collect, 0)
+        };
+        nested.trace(&mut enough);
+        assert_eq!(enough.stack.len(), 1);
+        assert!(!enough.too_deep);
+        assert_eq!(enough.depth, 0);
+    }
+}

@@ -1,9 +1,28 @@
 //! `#[derive(Trace)]` for fibra's GC.
 //!
 //! The generated impl visits every field (or variant field) except those
-//! marked `#[trace(skip)]`, computes `NEEDS_TRACE` from the visited fields,
-//! and refuses types that implement `Drop` (a destructor of a swept object
-//! could otherwise dereference a `Gc` that is already freed).
+//! marked `#[trace(skip)]`, computes `NEEDS_TRACE` and `HEAP_DROP_IS_NOOP`
+//! from the field types, and refuses types that implement `Drop` (a
+//! destructor of a swept object could otherwise dereference a `Gc` that is
+//! already freed).
+//!
+//! # Recursive types
+//!
+//! For `struct Node { v: u64, next: Option<Box<Node>> }` the constants of
+//! `Node` would depend on themselves (`<Option<Box<Node>> as
+//! Trace>::NEEDS_TRACE` needs `Node::NEEDS_TRACE`: error E0391). So in the
+//! constants, occurrences of the type itself (`Self`, or its name as a
+//! one-segment path with exactly its own generic parameters) are replaced by
+//! `__private::Recursive`, whose `NEEDS_TRACE` is false and whose
+//! `HEAP_DROP_IS_NOOP` is true. That computes the least fixed point for
+//! `NEEDS_TRACE` (a recursive value can only hold a `Gc` that some
+//! non-recursive part holds) and the greatest for `HEAP_DROP_IS_NOOP`
+//! (any container that owns memory on the path, `Box` or `Vec`, makes it
+//! false anyway). The trace methods are untouched. Mutually recursive types
+//! (`A` holds `Box<B>`, `B` holds `Box<A>`) still form a cycle: implement
+//! `Trace` by hand for one of them. So does polymorphic recursion
+//! (`Wrap<T>` holding `Box<Wrap<Gc<T>>>`): `Wrap<Gc<T>>` is another type,
+//! which may hold a `Gc` where `Wrap<T>` does not.
 //!
 //! The crate path in generated code is found from the user's Cargo.toml
 //! (`fibra-gc` → `::fibra_gc`, `fibra` → `::fibra::gc`) or given with
@@ -191,6 +210,20 @@ fn expand(input: DeriveInput) -> syn::Result<TokenStream2> {
     }
     let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
     let (plain_impl_generics, _, plain_where) = input.generics.split_for_impl();
+    // In the constants, the type itself stands for `Recursive` (see the
+    // crate docs).
+    let marker: syn::Type = parse_quote!(#krate::__private::Recursive);
+    let own_args = {
+        let (_, own, _) = input.generics.split_for_impl();
+        quote!(#own).to_string()
+    };
+    let types: Vec<syn::Type> = types
+        .into_iter()
+        .map(|mut t| {
+            replace_self(&mut t, name, &own_args, &marker);
+            t
+        })
+        .collect();
     let needs_trace = if types.is_empty() {
         quote!(false)
     } else {
@@ -233,4 +266,55 @@ fn expand(input: DeriveInput) -> syn::Result<TokenStream2> {
             impl #plain_impl_generics #no_drop for #name #ty_generics #plain_where {}
         };
     })
+}
+
+/// Replaces, inside `ty`, every path that names the deriving type (`Self`,
+/// or `name` as a single segment whose generic arguments are the type's
+/// own parameters, `own_args`) by `marker`. Longer paths (`self::Node`,
+/// `other::Node`) and other instances (`Node<Gc<T>>`) are left alone:
+/// they might be other types.
+fn replace_self(ty: &mut syn::Type, name: &syn::Ident, own_args: &str, marker: &syn::Type) {
+    use syn::{GenericArgument, PathArguments, Type};
+    match ty {
+        Type::Path(tp) => {
+            let p = &tp.path;
+            if tp.qself.is_none()
+                && p.leading_colon.is_none()
+                && p.segments.len() == 1
+                && ((p.segments[0].ident == *name && {
+                    let args = &p.segments[0].arguments;
+                    quote!(#args).to_string() == own_args
+                }) || (p.segments[0].ident == "Self" && p.segments[0].arguments.is_empty()))
+            {
+                *ty = marker.clone();
+                return;
+            }
+            // A projection (`<Self as Tr>::Out`) names another type: its
+            // `Self` is left alone (a cycle there stays a compile error).
+            if tp.qself.is_some() {
+                return;
+            }
+            for seg in tp.path.segments.iter_mut() {
+                if let PathArguments::AngleBracketed(args) = &mut seg.arguments {
+                    for arg in args.args.iter_mut() {
+                        if let GenericArgument::Type(t) = arg {
+                            replace_self(t, name, own_args, marker);
+                        }
+                    }
+                }
+            }
+        }
+        Type::Array(a) => replace_self(&mut a.elem, name, own_args, marker),
+        Type::Slice(a) => replace_self(&mut a.elem, name, own_args, marker),
+        Type::Ptr(a) => replace_self(&mut a.elem, name, own_args, marker),
+        Type::Reference(a) => replace_self(&mut a.elem, name, own_args, marker),
+        Type::Paren(a) => replace_self(&mut a.elem, name, own_args, marker),
+        Type::Group(a) => replace_self(&mut a.elem, name, own_args, marker),
+        Type::Tuple(t) => {
+            for e in t.elems.iter_mut() {
+                replace_self(e, name, own_args, marker);
+            }
+        }
+        _ => {}
+    }
 }

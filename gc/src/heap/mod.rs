@@ -13,6 +13,15 @@
 //! over", O(1) per class). Sweeping is allowed for generation `g` once the
 //! grace period after mark termination has ended (`SWEEP_GEN = g`); until
 //! then a cache that needs a span takes a fresh one.
+//!
+//! # Sweep claims
+//!
+//! Whoever pops a span from `unswept` counts it in `SWEEPING` (under the
+//! class lock) and then claims the span's `sweeping` flag; `sweep_all`
+//! waits for `SWEEPING` to reach zero. Sweeps run no user code:
+//! destructors of dead objects are handed to the finalizer thread after
+//! the claim is released (see `cleanup`), so no claim is ever held across
+//! a destructor, a lock a program holds, or a green thread's park.
 
 pub(crate) mod class;
 pub(crate) mod object;
@@ -152,7 +161,7 @@ pub(crate) fn try_alloc(
 }
 
 /// The slow path: gives the cache a window of free slots for `sc`. May
-/// sweep spans (running destructors), so the caller must be outside any
+/// sweep spans and take pages (locks), so the caller must be outside any
 /// mutator region and must not hold a borrow of the cache.
 ///
 /// # Safety
@@ -200,12 +209,11 @@ pub(crate) unsafe fn refill(cache: *mut Cache, sc: SpanClass, gen: u64) {
         free_slots += span.free_word(w).count_ones() as u64;
     }
     ALLOCATED.fetch_add(free_slots * span.elem_size as u64, Ordering::Relaxed);
-    // SAFETY: as above; the nested calls made by destructors have returned.
+    // SAFETY: as above (sweeps run no user code, so nothing nested used it).
     let c = unsafe { &mut *cache };
     let e = &mut c.entries[sc.index()];
     if e.gen != gen || e.bits != 0 {
-        // A destructor refilled this class meanwhile (or a new generation
-        // began): keep that, leave ours to the next sweep.
+        // A new generation began meanwhile: leave ours to the next sweep.
         span.cache_gen.store(0, Ordering::Release);
         return;
     }
@@ -251,16 +259,25 @@ fn take_span(sc: SpanClass, gen: u64) -> &'static Span {
         drop(lists);
         let class = sc.class();
         let size = CLASS_SIZES[class] as usize;
-        let span = new_span(sc, pages_of(class), size, gen);
+        let span = new_span(sc, pages_of(class), size, gen, false);
         span.cache_gen.store(gen, Ordering::Release);
         return span;
     }
 }
 
-/// Makes a span of `npages` for `sc`, registers it and lists it `in_use`.
-fn new_span(sc: SpanClass, npages: usize, elem_size: usize, gen: u64) -> &'static Span {
+/// Makes a span of `npages` for `sc`, registers it and lists it `in_use`
+/// (`pending`: see `alloc_large`).
+fn new_span(
+    sc: SpanClass,
+    npages: usize,
+    elem_size: usize,
+    gen: u64,
+    pending: bool,
+) -> &'static Span {
     let base = pages::alloc_pages(npages);
-    let span: &'static Span = Box::leak(Box::new(Span::new(base, npages, sc, elem_size, gen)));
+    let span = Span::new(base, npages, sc, elem_size, gen);
+    span.pending.store(pending, Ordering::Relaxed);
+    let span: &'static Span = Box::leak(Box::new(span));
     pages::set_span(base, npages, span);
     HEAP_BYTES.fetch_add((npages * PAGE_SIZE) as u64, Ordering::Relaxed);
     let mut lists = CENTRAL[sc.index()].lock();
@@ -270,12 +287,53 @@ fn new_span(sc: SpanClass, npages: usize, elem_size: usize, gen: u64) -> &'stati
 }
 
 /// Allocates a span for one large object of `size` bytes (header
-/// included). The caller initialises and publishes slot 0 inside its
-/// mutator region.
-pub(crate) fn alloc_large(noscan: bool, size: usize, gen: u64) -> &'static Span {
+/// included), called outside any mutator region. The span is listed but
+/// *pending*: sweeps leave it alone until `publish_large`, so the caller
+/// may initialise slot 0 outside a region (the pacer counted the bytes in
+/// `collector::before_large_alloc`).
+pub(crate) fn alloc_large(noscan: bool, size: usize) -> &'static Span {
     let npages = size.div_ceil(PAGE_SIZE);
-    ALLOCATED.fetch_add((npages * PAGE_SIZE) as u64, Ordering::Relaxed);
-    new_span(SpanClass::new(0, noscan), npages, npages * PAGE_SIZE, gen)
+    let gen = SWEEP_GEN.load(Ordering::Acquire);
+    new_span(
+        SpanClass::new(0, noscan),
+        npages,
+        npages * PAGE_SIZE,
+        gen,
+        true,
+    )
+}
+
+/// Dropped (on unwinding) when a span from `alloc_large` will never be
+/// published: it stops being pending with no object in it, so a sweep of
+/// a later generation frees it (whatever was written there is leaked).
+pub(crate) struct AbandonLarge(pub(crate) &'static Span);
+
+impl Drop for AbandonLarge {
+    fn drop(&mut self) {
+        self.0.pending.store(false, Ordering::Release);
+    }
+}
+
+/// The bytes a large object of `size` bytes occupies (whole pages).
+pub(crate) fn large_bytes(size: usize) -> usize {
+    size.div_ceil(PAGE_SIZE) * PAGE_SIZE
+}
+
+/// Publishes the initialised object of a span from `alloc_large`, inside
+/// the caller's region (whose epoch is `epoch`). From here on the span is
+/// an ordinary large-object span, swept for `epoch`'s generation.
+///
+/// Why a sweep never frees a pending span's object: a sweep for generation
+/// `g` runs only after the grace period that followed the flip to `g`, so
+/// this region either ended before that sweep starts (and the sweep sees
+/// `pending` false, the object published and `sweepgen` at most `g`), or
+/// began after the flip (its epoch is `g` or later, so the `sweepgen` stored
+/// here makes the span fresh for `g`). A sweep that saw `pending` set only
+/// re-lists the span.
+pub(crate) fn publish_large(span: &Span, epoch: crate::mutator::Epoch, drops: bool) {
+    span.sweepgen.store(epoch.gen(), Ordering::Relaxed);
+    span.publish(0, epoch.marking().then(|| epoch.raw()), drops);
+    span.pending.store(false, Ordering::Release);
 }
 
 /// Unswept spans an allocation sweeps looking for free slots before it
@@ -291,7 +349,6 @@ const SWEEP_BUDGET: usize = 16;
 /// incremented `SWEEPING` while holding the class lock.
 fn sweep_span(s: SpanRef, gen: u64, for_alloc: bool) -> Option<&'static Span> {
     let span = s.get();
-    let _sweeping = SweepingHere::enter();
     while span
         .sweeping
         .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
@@ -299,14 +356,20 @@ fn sweep_span(s: SpanRef, gen: u64, for_alloc: bool) -> Option<&'static Span> {
     {
         std::thread::yield_now();
     }
-    let fresh = span.sweepgen.load(Ordering::Acquire) == gen;
+    // A pending large span (see `alloc_large`) counts as swept for `gen`.
+    let fresh =
+        span.pending.load(Ordering::Acquire) || span.sweepgen.load(Ordering::Acquire) == gen;
     let mut live = 0;
+    let mut finalize = Vec::new();
+    let mut cleanups = Vec::new();
     if !fresh {
         let swept = span.sweep(
             POISON.load(Ordering::Relaxed),
             MARK_EPOCH.load(Ordering::Acquire),
         );
-        live = swept.live;
+        // Zombies occupy slots like live objects (see `Span::sweep`).
+        live = swept.live + swept.zombies;
+        (finalize, cleanups) = (swept.finalize, swept.cleanups);
         SWEPT_LIVE.fetch_add((swept.live * span.elem_size) as u64, Ordering::Relaxed);
         FREED_OBJECTS.fetch_add(swept.freed as u64, Ordering::Relaxed);
         span.sweepgen.store(gen, Ordering::Release);
@@ -335,34 +398,9 @@ fn sweep_span(s: SpanRef, gen: u64, for_alloc: bool) -> Option<&'static Span> {
         }
     };
     SWEEPING.fetch_sub(1, Ordering::AcqRel);
+    // After the span is released: the finalizer thread takes it from here.
+    crate::cleanup::submit(finalize, cleanups);
     result
-}
-
-thread_local! {
-    /// Sweeps this thread is running (destructors run inside them).
-    static SWEEPS_HERE: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
-}
-
-/// Marks the calling thread as sweeping while it lives.
-struct SweepingHere;
-
-impl SweepingHere {
-    fn enter() -> SweepingHere {
-        SWEEPS_HERE.with(|s| s.set(s.get() + 1));
-        SweepingHere
-    }
-}
-
-impl Drop for SweepingHere {
-    fn drop(&mut self) {
-        SWEEPS_HERE.with(|s| s.set(s.get() - 1));
-    }
-}
-
-/// Whether the calling thread is running destructors of swept objects
-/// (a cycle cannot complete until it returns).
-pub(crate) fn sweeping_here() -> bool {
-    SWEEPS_HERE.with(|s| s.get() > 0)
 }
 
 fn free_span(span: &'static Span) {

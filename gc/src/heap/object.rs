@@ -13,8 +13,10 @@ pub(crate) struct Header {
     /// `STORED` once a handle to the object has been moved into the heap,
     /// `CLEANUP` once a cleanup was registered for it.
     roots: AtomicU32,
-    /// The object's `VTable`, as a signed offset from `ANCHOR`.
-    vtable: u32,
+    /// The object's `VTable`, as a signed offset from `ANCHOR`. Changed
+    /// only for a dead object awaiting or past its destructor (`ZOMBIE`,
+    /// `DROPPED`: see `span::Span::sweep`).
+    vtable: AtomicU32,
 }
 
 /// What the collector needs to know about an object's type.
@@ -37,6 +39,22 @@ static ANCHOR: VTable = VTable {
 
 unsafe fn trace_nothing(_: *const Header, _: &mut Tracer) {}
 
+/// The vtable of a dead object whose destructor was handed to the
+/// finalizer thread and may still be running: sweeps keep its slot.
+pub(crate) static ZOMBIE: VTable = VTable {
+    trace: trace_nothing,
+    drop: None,
+    name: || "a dead object awaiting its destructor",
+};
+
+/// The vtable of a dead object whose destructor has run: the next sweep
+/// frees its slot.
+pub(crate) static DROPPED: VTable = VTable {
+    trace: trace_nothing,
+    drop: None,
+    name: || "a dead object after its destructor",
+};
+
 /// Root count that no program reaches; counting past it aborts (like `Arc`).
 pub(crate) const MAX_ROOTS: u32 = 1 << 29;
 /// The root-count bits of `roots`.
@@ -52,7 +70,7 @@ impl Header {
     pub(crate) fn new(vtable: &'static VTable) -> Header {
         Header {
             roots: AtomicU32::new(1),
-            vtable: encode(vtable),
+            vtable: AtomicU32::new(encode(vtable)),
         }
     }
 
@@ -107,7 +125,12 @@ impl Header {
     /// The object's vtable.
     #[inline]
     pub(crate) fn vtable(&self) -> &'static VTable {
-        decode(self.vtable)
+        decode(self.vtable.load(Ordering::Acquire))
+    }
+
+    /// Replaces the vtable of a dead object (`ZOMBIE`, `DROPPED`).
+    pub(crate) fn set_vtable(&self, vtable: &'static VTable) {
+        self.vtable.store(encode(vtable), Ordering::Release);
     }
 }
 

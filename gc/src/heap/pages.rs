@@ -230,6 +230,20 @@ fn arena_header(addr: usize) -> &'static ArenaHeader {
     unsafe { &*std::ptr::with_exposed_provenance::<ArenaHeader>(base) }
 }
 
+/// The heap cannot grow: a panic (an allocation error) that names the heap
+/// size and the memory limit. It unwinds out of `Gc::new` leaving no state
+/// behind: the page heap's lock is released by its guard, and pages are
+/// only ever taken outside mutator regions.
+#[cold]
+fn out_of_memory(bytes: usize, err: std::io::Error) -> ! {
+    let heap = super::HEAP_BYTES.load(std::sync::atomic::Ordering::Relaxed);
+    let limit = match crate::config::config().memory_limit {
+        Some(l) => format!("FIBRA_GC_MEMORY_LIMIT {l} bytes"),
+        None => "no FIBRA_GC_MEMORY_LIMIT".to_string(),
+    };
+    panic!("fibra_gc: allocation failed: cannot reserve {bytes} more bytes for a heap of {heap} bytes ({limit}): {err}");
+}
+
 /// Reserves `bytes` (a multiple of `ARENA_SIZE`) aligned to `ARENA_SIZE`.
 fn reserve_aligned(bytes: usize) -> usize {
     let len = bytes + ARENA_SIZE;
@@ -245,8 +259,7 @@ fn reserve_aligned(bytes: usize) -> usize {
         )
     };
     if raw == libc::MAP_FAILED {
-        let err = std::io::Error::last_os_error();
-        panic!("fibra_gc: cannot reserve {bytes} bytes of heap: {err}");
+        out_of_memory(bytes, std::io::Error::last_os_error());
     }
     let start = raw as usize;
     let aligned = (start + ARENA_SIZE - 1) & !(ARENA_SIZE - 1);

@@ -6,9 +6,15 @@
 //! A slot is *allocated* if it is below `freeindex` (allocated since the
 //! span was last swept) or its `alloc` bit is set (survived the last
 //! sweep). An allocated slot is *marked* if its `mark` bit is set. Sweeping
-//! for generation `g` drops every allocated, unmarked object, then copies
+//! for generation `g` frees every allocated, unmarked object, then copies
 //! `mark` into `alloc`, clears `mark` and resets `freeindex`; afterwards
-//! `sweepgen == g`.
+//! `sweepgen == g`. The exception is a dead object with a destructor: it
+//! becomes a *zombie* (its header's vtable is `ZOMBIE`) and keeps its
+//! `alloc` bit until a sweep finds it `DROPPED` by the finalizer thread
+//! (see `Span::sweep` and `cleanup`).
+//!
+//! A large object's span is *pending* from `heap::alloc_large` until
+//! `heap::publish_large`: sweeps treat it as swept and never free it.
 //!
 //! # Ownership
 //!
@@ -24,7 +30,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use super::class::{SpanClass, PAGE_SIZE};
-use super::object::Header;
+use super::object::{Header, DROPPED, ZOMBIE};
 
 /// A run of pages serving one span class.
 pub(crate) struct Span {
@@ -60,6 +66,9 @@ pub(crate) struct Span {
     pub(crate) has_drops: AtomicBool,
     /// Slots below this were allocated since the last sweep.
     pub(crate) freeindex: AtomicUsize,
+    /// Set while a large object's span awaits its object's publication
+    /// (`heap::alloc_large`): sweeps neither sweep nor free it.
+    pub(crate) pending: AtomicBool,
     /// Mark bits, one per slot.
     pub(crate) mark: Box<[AtomicU64]>,
     /// Slots that survived the last sweep.
@@ -67,12 +76,20 @@ pub(crate) struct Span {
 }
 
 /// What sweeping found.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Default)]
 pub(crate) struct Swept {
-    /// Objects that survived.
+    /// Objects that survived because they are reachable.
     pub(crate) live: usize,
-    /// Objects dropped.
+    /// Dead objects kept for (or during) their destructor: their slots
+    /// stay allocated, but they are not live bytes.
+    pub(crate) zombies: usize,
+    /// Objects found dead (each counted once: a zombie when it dies, not
+    /// when its slot is freed after its destructor).
     pub(crate) freed: usize,
+    /// Destructors for the finalizer thread (new zombies).
+    pub(crate) finalize: Vec<Finalize>,
+    /// Cleanups of the objects that died.
+    pub(crate) cleanups: Vec<crate::cleanup::Cleanup>,
 }
 
 /// Bits of word `w` for slots in `from..to`.
@@ -121,6 +138,7 @@ impl Span {
             black_from: AtomicUsize::new(0),
             has_cleanups: AtomicBool::new(false),
             freeindex: AtomicUsize::new(0),
+            pending: AtomicBool::new(false),
             mark: bitmap(nelems),
             alloc: bitmap(nelems),
         }
@@ -233,9 +251,16 @@ impl Span {
         self.mark.len()
     }
 
-    /// Sweeps the span: drops every allocated, unmarked object (running
-    /// destructors on this thread) and resets the bitmaps for allocation.
-    /// The caller holds the `sweeping` claim.
+    /// Sweeps the span: frees every allocated, unmarked object and resets
+    /// the bitmaps for allocation. The caller holds the `sweeping` claim.
+    ///
+    /// No user code runs here: a dead object whose type has a destructor
+    /// is not freed but becomes a *zombie* (its vtable is swapped for
+    /// `ZOMBIE`, its slot stays allocated) and goes to `out.finalize`; the
+    /// finalizer thread drops its value and swaps in `DROPPED`, and the
+    /// first sweep after that frees the slot. A zombie is unreachable (no
+    /// root, no marked object points to it), so marking never reads it;
+    /// it occupies its slot, so its span is never freed under it.
     pub(crate) fn sweep(&self, poison: bool, mark_epoch: u64) -> Swept {
         let mut out = Swept::default();
         let cleanups = self.has_cleanups.load(Ordering::Acquire);
@@ -244,48 +269,91 @@ impl Span {
             let allocated = self.allocated_word(w);
             let marked = self.marked_word(w, mark_epoch);
             let mut garbage = allocated & !marked;
-            out.live += marked.count_ones() as usize;
-            out.freed += garbage.count_ones() as usize;
-            while visit && garbage != 0 {
-                let slot = w * 64 + garbage.trailing_zeros() as usize;
-                garbage &= garbage - 1;
-                if cleanups {
-                    // SAFETY: the slot holds an initialised object.
-                    if unsafe { (*self.object(slot)).has_cleanup() } {
-                        crate::cleanup::object_died(self.object(slot) as usize);
-                    }
-                }
-                // SAFETY: the slot holds an initialised object that no root
-                // and no marked object reaches; nothing will read it again.
-                unsafe { self.drop_object(slot, poison) };
+            let mut kept = 0u64;
+            if !visit {
+                out.freed += garbage.count_ones() as usize;
             }
+            while visit && garbage != 0 {
+                let bit = garbage & garbage.wrapping_neg();
+                let slot = w * 64 + bit.trailing_zeros() as usize;
+                garbage &= garbage - 1;
+                let header = self.object(slot);
+                // SAFETY: the slot holds an initialised object (or a zombie
+                // whose header is intact) that no root and no marked
+                // object reaches.
+                let vtable = unsafe { (*header).vtable() };
+                if std::ptr::eq(vtable, &ZOMBIE) {
+                    kept |= bit;
+                    continue;
+                }
+                if let Some(drop) = vtable.drop {
+                    // SAFETY: as above; from here on only the finalizer
+                    // touches the value.
+                    unsafe { (*header).set_vtable(&ZOMBIE) };
+                    out.finalize.push(Finalize {
+                        header: header as usize,
+                        drop,
+                        name: vtable.name,
+                    });
+                    kept |= bit;
+                    out.freed += 1;
+                    // SAFETY: as above.
+                    if cleanups && unsafe { (*header).has_cleanup() } {
+                        crate::cleanup::object_died(header as usize, &mut out.cleanups);
+                    }
+                    continue;
+                }
+                if !std::ptr::eq(vtable, &DROPPED) {
+                    out.freed += 1;
+                }
+                // SAFETY: as above.
+                if cleanups && unsafe { (*header).has_cleanup() } {
+                    crate::cleanup::object_died(header as usize, &mut out.cleanups);
+                }
+                if poison {
+                    // SAFETY: the slot is ours until it is allocated again.
+                    unsafe { std::ptr::write_bytes(header.cast::<u8>(), 0xA5, self.elem_size) };
+                }
+            }
+            let survivors = marked | kept;
+            out.live += marked.count_ones() as usize;
+            out.zombies += kept.count_ones() as usize;
             self.mark[w].store(0, Ordering::Relaxed);
-            self.alloc[w].store(marked, Ordering::Relaxed);
+            self.alloc[w].store(survivors, Ordering::Relaxed);
         }
         self.freeindex.store(0, Ordering::Release);
         self.black_epoch.store(0, Ordering::Release);
         out
     }
+}
 
-    /// Runs the destructor of the object in `slot`.
+/// A zombie's destructor, for the finalizer thread.
+pub(crate) struct Finalize {
+    /// The object's header address.
+    pub(crate) header: usize,
+    /// Its type's drop function.
+    pub(crate) drop: unsafe fn(*mut Header),
+    /// Its type's name, for reports.
+    pub(crate) name: fn() -> &'static str,
+}
+
+impl Finalize {
+    /// Drops the zombie's value and marks it `DROPPED` (a panic is
+    /// reported, the object still counts as dropped).
     ///
     /// # Safety
-    /// The slot holds an unreachable, initialised object.
-    unsafe fn drop_object(&self, slot: usize, poison: bool) {
-        let header = self.object(slot);
-        // SAFETY: per the contract, the header is initialised.
-        let vtable = unsafe { (*header).vtable() };
-        if let Some(drop) = vtable.drop {
-            // SAFETY: the value is initialised and dropped exactly once.
-            let result = catch_unwind(AssertUnwindSafe(|| unsafe { drop(header) }));
-            if result.is_err() {
-                tracing::error!(target: "fibra_gc", ty = (vtable.name)(), "a destructor panicked while its object was swept");
-            }
+    /// `self` came from a sweep and is run once.
+    pub(crate) unsafe fn run(self) {
+        let header = std::ptr::with_exposed_provenance_mut::<Header>(self.header);
+        // SAFETY: per the contract the value is initialised and dropped
+        // exactly once; the zombie's slot stays allocated until the
+        // `DROPPED` store below is seen by a sweep.
+        let result = catch_unwind(AssertUnwindSafe(|| unsafe { (self.drop)(header) }));
+        if result.is_err() {
+            tracing::error!(target: "fibra_gc", ty = (self.name)(), "a destructor panicked while its object was finalized");
         }
-        if poison {
-            // SAFETY: the slot is ours until it is allocated again.
-            unsafe { std::ptr::write_bytes(header.cast::<u8>(), 0xA5, self.elem_size) };
-        }
+        // SAFETY: the header is intact (only the value was dropped).
+        unsafe { (*header).set_vtable(&DROPPED) };
     }
 }
 
