@@ -265,7 +265,8 @@ impl<T: Trace> GcCell<T> {
         let value = unsafe { &mut *self.value.get() };
         if self.in_heap && T::NEEDS_TRACE {
             with_local(|local| {
-                let epoch = local.enter();
+                let region = local.region();
+                let epoch = region.epoch();
                 if epoch.marking() {
                     // `f` may move any handle out (`take`, `mem::swap`,
                     // `Vec::remove`): each is a heap edge deleted without
@@ -275,7 +276,6 @@ impl<T: Trace> GcCell<T> {
                 // Rooted inside the region: if marking starts later, the
                 // snapshot counts these roots (see the module docs).
                 value.trace_handles(&mut Handles::root());
-                local.exit();
             });
         }
         let _unroot = Unroot {

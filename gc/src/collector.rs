@@ -292,10 +292,9 @@ pub(crate) fn alloc_slow(local: &Local, sc: SpanClass) {
         fibra_runtime::safepoint::poll();
     }
     pace();
-    let gen = mutator::epoch().gen();
-    // SAFETY: this thread's cache; no borrow of it is live (we are outside
-    // the region and `Gc::new` holds none across this call).
-    unsafe { heap::refill(local.cache(), sc, gen) };
+    // Outside any region, and `Gc::new` holds no borrow of the cache
+    // across this call (see `refill`).
+    heap::refill(local, sc);
 }
 
 /// Called before a large object takes its own span (outside any region):

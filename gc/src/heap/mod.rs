@@ -36,6 +36,8 @@ use class::{pages_of, SpanClass, CLASS_SIZES, NUM_SPAN_CLASSES, PAGE_SIZE};
 use object::Header;
 use span::Span;
 
+use crate::mutator::Local;
+
 /// Generation for which sweeping is allowed.
 pub(crate) static SWEEP_GEN: AtomicU64 = AtomicU64::new(1);
 /// Bytes in spans.
@@ -160,17 +162,26 @@ pub(crate) fn try_alloc(
     Some((span, e.window + i))
 }
 
-/// The slow path: gives the cache a window of free slots for `sc`. May
-/// sweep spans and take pages (locks), so the caller must be outside any
-/// mutator region and must not hold a borrow of the cache.
+/// The slow path: gives the cache of `local` a window of free slots for
+/// `sc`. May sweep spans and take pages (locks), so the caller must be
+/// outside any mutator region and must not hold a borrow of the cache.
 ///
-/// # Safety
-/// `cache` is the calling thread's own cache.
-pub(crate) unsafe fn refill(cache: *mut Cache, sc: SpanClass, gen: u64) {
+/// The cache is only read and changed inside short regions, each acting on
+/// the generation it read on entry: a span a cache owns for generation `g`
+/// (`cache_gen == g`) is freed only by a sweep for a later generation, and
+/// such sweeps start after the grace period that ends every region that
+/// read `g`. Between taking a new span (outside a region: it locks and
+/// sweeps) and installing it, the span is held by its `taking` flag, which
+/// sweeps respect; if the generation moved on meanwhile the span is left
+/// to the next sweep and the caller retries.
+pub(crate) fn refill(local: &Local, sc: SpanClass) {
     // 1. Drop stale entries; try the next window of the current span.
-    {
-        // SAFETY: no other borrow of the cache is live (caller's contract).
-        let c = unsafe { &mut *cache };
+    let gen = {
+        let region = local.region();
+        let gen = region.epoch().gen();
+        // SAFETY: this thread's cache; no other borrow of it is live (the
+        // caller's contract, and nothing below calls out).
+        let c = unsafe { &mut *local.cache() };
         if c.entries[sc.index()].gen != gen {
             for e in c.entries.iter_mut() {
                 *e = Entry {
@@ -186,7 +197,8 @@ pub(crate) unsafe fn refill(cache: *mut Cache, sc: SpanClass, gen: u64) {
             return;
         }
         if !e.span.is_null() {
-            // SAFETY: owned span, see `try_alloc`.
+            // SAFETY: a span this cache owns for `gen`, the generation
+            // of this region: no sweep may free it before the region ends.
             let span = unsafe { &*e.span };
             let mut w = e.window / 64 + 1;
             while w < span.words() {
@@ -201,27 +213,34 @@ pub(crate) unsafe fn refill(cache: *mut Cache, sc: SpanClass, gen: u64) {
             span.cache_gen.store(0, Ordering::Release);
             e.span = std::ptr::null();
         }
-    }
-    // 2. A new span (may sweep: no cache borrow across this call).
+        gen
+    };
+    // 2. A new span (may sweep and lock: outside any region). It comes
+    // back with `taking` set, so it stays allocated until cleared below.
     let span = take_span(sc, gen);
+    let region = local.region();
+    // SAFETY: as in step 1.
+    let c = unsafe { &mut *local.cache() };
+    let e = &mut c.entries[sc.index()];
+    if region.epoch().gen() != gen || e.gen != gen || e.bits != 0 {
+        // A new generation began meanwhile: leave ours to the next sweep.
+        span.cache_gen.store(0, Ordering::Release);
+        span.taking.store(false, Ordering::Release);
+        return;
+    }
     let mut free_slots = 0;
     for w in 0..span.words() {
         free_slots += span.free_word(w).count_ones() as u64;
     }
     ALLOCATED.fetch_add(free_slots * span.elem_size as u64, Ordering::Relaxed);
-    // SAFETY: as above (sweeps run no user code, so nothing nested used it).
-    let c = unsafe { &mut *cache };
-    let e = &mut c.entries[sc.index()];
-    if e.gen != gen || e.bits != 0 {
-        // A new generation began meanwhile: leave ours to the next sweep.
-        span.cache_gen.store(0, Ordering::Release);
-        return;
-    }
     if !e.span.is_null() {
-        // SAFETY: owned span.
+        // SAFETY: owned for `gen`, as in step 1.
         unsafe { &*e.span }.cache_gen.store(0, Ordering::Release);
     }
     e.span = span;
+    // Owned by the cache for `gen` from here on (`cache_gen`), inside a
+    // region of `gen`.
+    span.taking.store(false, Ordering::Release);
     for w in 0..span.words() {
         let free = span.free_word(w);
         if free != 0 {
@@ -240,6 +259,9 @@ fn take_span(sc: SpanClass, gen: u64) -> &'static Span {
         lists.roll_over();
         if lists.gen == gen {
             if let Some(s) = lists.partial.pop() {
+                // Under the lock, before any roll-over could list it for a
+                // later sweep.
+                s.get().taking.store(true, Ordering::Release);
                 s.get().cache_gen.store(gen, Ordering::Release);
                 return s.get();
             }
@@ -259,7 +281,7 @@ fn take_span(sc: SpanClass, gen: u64) -> &'static Span {
         drop(lists);
         let class = sc.class();
         let size = CLASS_SIZES[class] as usize;
-        let span = new_span(sc, pages_of(class), size, gen, false);
+        let span = new_span(sc, pages_of(class), size, gen, false, true);
         span.cache_gen.store(gen, Ordering::Release);
         return span;
     }
@@ -273,10 +295,12 @@ fn new_span(
     elem_size: usize,
     gen: u64,
     pending: bool,
+    taking: bool,
 ) -> &'static Span {
     let base = pages::alloc_pages(npages);
     let span = Span::new(base, npages, sc, elem_size, gen);
     span.pending.store(pending, Ordering::Relaxed);
+    span.taking.store(taking, Ordering::Relaxed);
     let span: &'static Span = Box::leak(Box::new(span));
     pages::set_span(base, npages, span);
     HEAP_BYTES.fetch_add((npages * PAGE_SIZE) as u64, Ordering::Relaxed);
@@ -300,6 +324,7 @@ pub(crate) fn alloc_large(noscan: bool, size: usize) -> &'static Span {
         npages * PAGE_SIZE,
         gen,
         true,
+        false,
     )
 }
 
@@ -379,7 +404,8 @@ fn sweep_span(s: SpanRef, gen: u64, for_alloc: bool) -> Option<&'static Span> {
     // A small-object span found empty by an allocation serves it as it
     // is, instead of going back to the page heap and coming out again.
     let reuse = for_alloc && span.class.class() != 0;
-    let result = if !fresh && !owned && live == 0 && !reuse {
+    let taken = span.taking.load(Ordering::Acquire);
+    let result = if !fresh && !owned && !taken && live == 0 && !reuse {
         free_span(span);
         None
     } else {
@@ -387,9 +413,12 @@ fn sweep_span(s: SpanRef, gen: u64, for_alloc: bool) -> Option<&'static Span> {
         lists.roll_over();
         lists.in_use.push(s);
         // Only a just-swept span has its free slots in `alloc` form.
-        if fresh || owned || live == span.nelems || span.class.class() == 0 {
+        // A span a cache owns or a refill is taking is never handed out
+        // again (two caches would allocate the same slots).
+        if fresh || owned || taken || live == span.nelems || span.class.class() == 0 {
             None
         } else if for_alloc {
+            span.taking.store(true, Ordering::Release);
             span.cache_gen.store(gen, Ordering::Release);
             Some(span)
         } else {
