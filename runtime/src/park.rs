@@ -203,8 +203,13 @@ pub(crate) fn wait_deadline_as<R>(
 
 /// Suspends the running green thread until its next wake (or returns at
 /// once if a wake already arrived).
+///
+/// A cancellation asked of the task (`Task::request_cancel`) starts its
+/// unwind here, before it suspends or once it resumes.
 fn park_current(task: &Task) {
+    task.check_cancel();
     if task.state.take_notification() {
+        task.check_cancel();
         return;
     }
     task.wait.stamp();
@@ -214,6 +219,7 @@ fn park_current(task: &Task) {
     // SAFETY: `yielder` was set by the coroutine's entry point and points
     // into the running coroutine's stack, which is the stack we run on.
     unsafe { (*yielder).suspend(Suspend::Park) };
+    task.check_cancel();
 }
 
 /// Runs a future to completion from blocking code.

@@ -107,6 +107,21 @@ const JOIN_ATTACHED: u8 = 0;
 const JOIN_DETACHED: u8 = 1;
 const JOIN_FINISHED: u8 = 2;
 
+// Cancellation of a started green thread (`Task::request_cancel`): none
+// asked; asked, to be acted on at the next park or resume from one; the
+// unwind has begun (acted on once: a destructor that parks while the
+// stack unwinds then parks normally instead of unwinding again, which
+// would abort the process).
+const CANCEL_NONE: u8 = 0;
+const CANCEL_REQUESTED: u8 = 1;
+const CANCEL_UNWINDING: u8 = 2;
+
+/// The payload a green thread unwinds with when it is cancelled at a
+/// park (see [`Task::request_cancel`]); its entry point turns it into
+/// [`JoinError::cancelled`]. Private, so user code can catch it but not
+/// forge it.
+pub(crate) struct Cancelled;
+
 /// A task's job, stored inside the task's own allocation when it fits in
 /// eight words (a small closure and its output), so spawning allocates once.
 pub(crate) type JobBox = smallbox::SmallBox<dyn Job, smallbox::space::S8>;
@@ -132,8 +147,13 @@ pub(crate) trait Job: Send {
 /// panic is logged and its payload discarded (forgotten, should dropping
 /// the payload panic as well).
 pub(crate) fn drop_contained<V>(value: V, id: TaskId, what: &str) {
-    let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(value)))
-    else {
+    contain(move || drop(value), id, what);
+}
+
+/// Runs `drop_fn` (which drops part of a task, in place or by value),
+/// containing a panic as [`drop_contained`] does.
+pub(crate) fn contain(drop_fn: impl FnOnce(), id: TaskId, what: &str) {
+    let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(drop_fn)) else {
         return;
     };
     let message = payload
@@ -183,6 +203,15 @@ where
     }
 }
 
+/// An async task's future and output slot.
+///
+/// The future is pinned from its first poll on: it lives inside the task
+/// (inline or in the job's box), and the task is behind an `Arc` and never
+/// moves. So it is only ever dropped where it lies - by assigning `None`
+/// to `fut`, which runs its destructor in place (and leaves `None` even if
+/// that destructor panics) - never moved out first: a parked future may
+/// have registered a waiter at its own address in a channel's or lock's
+/// queue, and only its destructor, run at that address, unlinks it.
 struct AsyncJob<Fut: Future> {
     fut: Option<Fut>,
     out: Option<Result<Fut::Output, JoinError>>,
@@ -202,11 +231,13 @@ where
         };
         // SAFETY: the job lives in the task (inline or in a box) from before
         // its first poll until the task is freed; the task is behind an
-        // `Arc` and never moves, and the future is dropped in place (`fail`,
-        // or below): it is pinned from its first poll on.
+        // `Arc` and never moves, and the future is only dropped in place
+        // (see the type's docs): it is pinned from its first poll on.
         let fut = unsafe { Pin::new_unchecked(fut) };
         match fut.poll(cx) {
             Poll::Ready(v) => {
+                // In place; a panic of the destructor reaches the worker,
+                // which fails the task with it (`fut` is `None` by then).
                 self.fut = None;
                 self.out = Some(Ok(v));
                 Poll::Ready(())
@@ -215,9 +246,10 @@ where
         }
     }
     fn fail(&mut self, err: JoinError) {
-        let (id, body) = (err.id(), self.fut.take());
+        let id = err.id();
         self.out = Some(Err(err));
-        drop_contained(body, id, "future");
+        let fut = &mut self.fut;
+        contain(|| *fut = None, id, "future");
     }
     fn output(&mut self) -> &mut dyn Any {
         &mut self.out
@@ -263,6 +295,8 @@ pub(crate) struct Task {
     pub(crate) yielder: Cell<*const GreenYielder>,
     /// Set by the owner worker while it unwinds the task at shutdown.
     pub(crate) cancelling: Cell<bool>,
+    /// `CANCEL_*`: a cancellation asked of a started green thread.
+    cancel: AtomicU8,
     /// Stack bounds, segments and shrink bookkeeping of a green thread
     /// (owner worker's thread only; see `stack::shrink`).
     pub(crate) stack: TaskStack,
@@ -346,6 +380,7 @@ impl Task {
             coroutine: UnsafeCell::new(None),
             yielder: Cell::new(std::ptr::null()),
             cancelling: Cell::new(false),
+            cancel: AtomicU8::new(CANCEL_NONE),
             stack: TaskStack::new(),
             slot: AtomicUsize::new(usize::MAX),
             wait: crate::debug::WaitRecord::new(),
@@ -376,7 +411,58 @@ impl Task {
             if task.cancelling.get() {
                 std::panic::resume_unwind(payload);
             }
-            job.fail(JoinError::panic(task.id, payload));
+            let err = if payload.is::<Cancelled>() {
+                JoinError::cancelled(task.id)
+            } else {
+                JoinError::panic(task.id, payload)
+            };
+            job.fail(err);
+        }
+    }
+
+    /// Asks a green thread to unwind (its destructors running on its own
+    /// worker, as the shutdown's forced unwind does) and resolve its join
+    /// handle as cancelled: at its next park, or as soon as it resumes if
+    /// it is parked now (it is woken for that). It may still finish
+    /// normally first. From any thread.
+    pub(crate) fn request_cancel(self: &Arc<Self>) {
+        debug_assert_eq!(self.kind, Kind::Green);
+        if self
+            .cancel
+            .compare_exchange(
+                CANCEL_NONE,
+                CANCEL_REQUESTED,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            )
+            .is_ok()
+        {
+            // Stored before the wake: the resumed task sees the request
+            // (a task running now sees it at its next park, before it
+            // suspends, or is woken again by this wake).
+            Wake::wake_by_ref(self);
+        }
+    }
+
+    /// Called by the running green thread right before it suspends to park
+    /// and right after it resumes: starts the cancellation unwind once, if
+    /// one was asked.
+    pub(crate) fn check_cancel(&self) {
+        if self.cancel.load(Ordering::SeqCst) == CANCEL_REQUESTED
+            && self
+                .cancel
+                .compare_exchange(
+                    CANCEL_REQUESTED,
+                    CANCEL_UNWINDING,
+                    Ordering::SeqCst,
+                    Ordering::SeqCst,
+                )
+                .is_ok()
+        {
+            tracing::debug!(task.id = self.id.0, "cancelled at a park");
+            // `resume_unwind`: no panic hook, no message; `green_entry`
+            // catches it.
+            std::panic::resume_unwind(Box::new(Cancelled));
         }
     }
 
@@ -469,10 +555,13 @@ impl Task {
 
 impl Drop for Task {
     fn drop(&mut self) {
-        // SAFETY: the task is being dropped, so nothing else holds the job;
-        // it is taken exactly once, here.
-        let job = unsafe { ManuallyDrop::take(self.job.get_mut()) };
-        drop_contained(job, self.id, "output");
+        let job = self.job.get_mut();
+        // Dropped in place, not moved out first: an async task's future
+        // may still be there (pinned; see `AsyncJob`).
+        // SAFETY: the task is being dropped, so nothing else holds the job,
+        // and it is dropped exactly once, here (a panic of its destructor
+        // leaves it dropped as far as it got, and it is not touched again).
+        contain(|| unsafe { ManuallyDrop::drop(job) }, self.id, "output");
     }
 }
 
