@@ -558,3 +558,62 @@ fn runtime_block_on_in_a_green_thread() {
     assert_eq!(v, 22);
     assert_eq!(b.block_on(async { 3 }), 3);
 }
+
+// ----- cancellation meets a destructor that cannot finish -----
+
+static DROPPED_AFTER: AtomicU64 = AtomicU64::new(0);
+
+struct CountsDrop;
+
+impl Drop for CountsDrop {
+    fn drop(&mut self) {
+        DROPPED_AFTER.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Waits, in its destructor, for a value nobody sends.
+struct BlocksOnDrop(fibra::chan::Receiver<()>);
+
+impl Drop for BlocksOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.recv();
+    }
+}
+
+/// Shutdown cancels green threads whose destructors park with nothing left
+/// to wake them: the process neither aborts nor hangs, their handles
+/// resolve as cancelled (their stacks are leaked), the other green threads
+/// are unwound as usual, and the next runtime works.
+#[test]
+fn shutdown_survives_a_destructor_that_blocks_during_cancellation() {
+    case(
+        "shutdown_survives_a_destructor_that_blocks_during_cancellation",
+        Duration::from_secs(20),
+        || {
+            let rt = Runtime::builder().workers(2).build().unwrap();
+            let (never_tx, never_rx) = channel::<()>(0);
+            let (_tx, rx) = channel::<()>(0);
+            let handles: Vec<_> = (0..6u64)
+                .map(|i| {
+                    let (rx, never_rx) = (rx.clone(), never_rx.clone());
+                    rt.spawn(move || {
+                        let _normal = CountsDrop;
+                        let _stuck = (i % 2 == 0).then(|| BlocksOnDrop(never_rx));
+                        let _ = rx.recv();
+                    })
+                })
+                .collect();
+            rt.run(|| fibra::time::sleep(Duration::from_millis(30)));
+            drop(rt);
+            for h in handles {
+                assert!(h.join().unwrap_err().is_cancelled());
+            }
+            // The three without a blocking destructor were fully unwound
+            // (the others stop before reaching `_normal`).
+            assert_eq!(DROPPED_AFTER.load(Ordering::SeqCst), 3);
+            drop(never_tx);
+            let v = fibra::run(|| fibra::spawn(|| 11).join().unwrap());
+            assert_eq!(v, 11);
+        },
+    );
+}

@@ -279,10 +279,11 @@ pub fn yield_now() {
         _ => None,
     });
     match yielder {
-        // SAFETY: as in `park_current`.
-        Some(y) => unsafe {
-            (*y).suspend(Suspend::Yield);
-        },
+        Some(y) => {
+            // SAFETY: as in `park_current`.
+            unsafe { (*y).suspend(Suspend::Yield) };
+            context::with_task(|t| t.map(Task::check_cancel));
+        }
         None => std::thread::yield_now(),
     }
 }

@@ -13,6 +13,7 @@
 //! then on they are pinned to that worker (see `sched`).
 
 mod builder;
+pub(crate) mod cancel;
 mod join;
 pub(crate) mod state;
 
@@ -33,6 +34,7 @@ use corosensei::{Coroutine, Yielder};
 
 use crate::sched::{Reason, Shared};
 use crate::stack::{Stack, TaskStack};
+use cancel::Cancelled;
 use state::State;
 
 /// A task's process-unique id.
@@ -106,21 +108,6 @@ pub(crate) enum Kind {
 const JOIN_ATTACHED: u8 = 0;
 const JOIN_DETACHED: u8 = 1;
 const JOIN_FINISHED: u8 = 2;
-
-// Cancellation of a started green thread (`Task::request_cancel`): none
-// asked; asked, to be acted on at the next park or resume from one; the
-// unwind has begun (acted on once: a destructor that parks while the
-// stack unwinds then parks normally instead of unwinding again, which
-// would abort the process).
-const CANCEL_NONE: u8 = 0;
-const CANCEL_REQUESTED: u8 = 1;
-const CANCEL_UNWINDING: u8 = 2;
-
-/// The payload a green thread unwinds with when it is cancelled at a
-/// park (see [`Task::request_cancel`]); its entry point turns it into
-/// [`JoinError::cancelled`]. Private, so user code can catch it but not
-/// forge it.
-pub(crate) struct Cancelled;
 
 /// A task's job, stored inside the task's own allocation when it fits in
 /// eight words (a small closure and its output), so spawning allocates once.
@@ -293,10 +280,8 @@ pub(crate) struct Task {
     pub(crate) coroutine: UnsafeCell<Option<GreenCoroutine>>,
     /// The coroutine's yielder while it is started (owner worker only).
     pub(crate) yielder: Cell<*const GreenYielder>,
-    /// Set by the owner worker while it unwinds the task at shutdown.
-    pub(crate) cancelling: Cell<bool>,
-    /// `CANCEL_*`: a cancellation asked of a started green thread.
-    cancel: AtomicU8,
+    /// A cancellation asked of a started green thread (see [`cancel`]).
+    pub(crate) cancel: AtomicU8,
     /// Stack bounds, segments and shrink bookkeeping of a green thread
     /// (owner worker's thread only; see `stack::shrink`).
     pub(crate) stack: TaskStack,
@@ -310,7 +295,7 @@ pub(crate) struct Task {
 }
 
 // SAFETY: the non-thread-safe fields (`job`, `coroutine`, `yielder`,
-// `cancelling`, `stack`) are only accessed by the thread holding the RUNNING
+// `stack`) are only accessed by the thread holding the RUNNING
 // bit of `state` (for a started green thread that is always its owner
 // worker, which also is the only thread that creates or drops its
 // coroutine), or by the unique join handle after COMPLETE. `stack` is also
@@ -379,8 +364,7 @@ impl Task {
             job: UnsafeCell::new(ManuallyDrop::new(job)),
             coroutine: UnsafeCell::new(None),
             yielder: Cell::new(std::ptr::null()),
-            cancelling: Cell::new(false),
-            cancel: AtomicU8::new(CANCEL_NONE),
+            cancel: AtomicU8::new(cancel::NONE),
             stack: TaskStack::new(),
             slot: AtomicUsize::new(usize::MAX),
             wait: crate::debug::WaitRecord::new(),
@@ -397,8 +381,8 @@ impl Task {
     }
 
     /// The coroutine's entry point: runs the closure, turning a panic into
-    /// the task's `JoinError` - except the forced unwind of a cancellation,
-    /// which must reach corosensei.
+    /// the task's `JoinError` (the cancellation payload into a
+    /// cancellation, see [`cancel`]).
     pub(crate) fn green_entry(this: *const Task, yielder: &GreenYielder) {
         // SAFETY: the task owns the coroutine that runs this function, so it
         // outlives it.
@@ -408,61 +392,12 @@ impl Task {
         let job = unsafe { &mut *task.job.get() };
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.call()));
         if let Err(payload) = result {
-            if task.cancelling.get() {
-                std::panic::resume_unwind(payload);
-            }
             let err = if payload.is::<Cancelled>() {
                 JoinError::cancelled(task.id)
             } else {
                 JoinError::panic(task.id, payload)
             };
             job.fail(err);
-        }
-    }
-
-    /// Asks a green thread to unwind (its destructors running on its own
-    /// worker, as the shutdown's forced unwind does) and resolve its join
-    /// handle as cancelled: at its next park, or as soon as it resumes if
-    /// it is parked now (it is woken for that). It may still finish
-    /// normally first. From any thread.
-    pub(crate) fn request_cancel(self: &Arc<Self>) {
-        debug_assert_eq!(self.kind, Kind::Green);
-        if self
-            .cancel
-            .compare_exchange(
-                CANCEL_NONE,
-                CANCEL_REQUESTED,
-                Ordering::SeqCst,
-                Ordering::SeqCst,
-            )
-            .is_ok()
-        {
-            // Stored before the wake: the resumed task sees the request
-            // (a task running now sees it at its next park, before it
-            // suspends, or is woken again by this wake).
-            Wake::wake_by_ref(self);
-        }
-    }
-
-    /// Called by the running green thread right before it suspends to park
-    /// and right after it resumes: starts the cancellation unwind once, if
-    /// one was asked.
-    pub(crate) fn check_cancel(&self) {
-        if self.cancel.load(Ordering::SeqCst) == CANCEL_REQUESTED
-            && self
-                .cancel
-                .compare_exchange(
-                    CANCEL_REQUESTED,
-                    CANCEL_UNWINDING,
-                    Ordering::SeqCst,
-                    Ordering::SeqCst,
-                )
-                .is_ok()
-        {
-            tracing::debug!(task.id = self.id.0, "cancelled at a park");
-            // `resume_unwind`: no panic hook, no message; `green_entry`
-            // catches it.
-            std::panic::resume_unwind(Box::new(Cancelled));
         }
     }
 
