@@ -6,10 +6,13 @@
 //!
 //! 1. sets the shutdown flag and unparks every worker;
 //! 2. each worker leaves its loop at its next tick and, on its own thread,
-//!    unwinds the stacks of the green threads pinned to it (their
-//!    destructors run there, where their thread-locals are), then cancels
-//!    the tasks left in its queues, repeating while destructors spawn or
-//!    wake more;
+//!    unwinds the stacks of the green threads pinned to it (it resumes
+//!    each into a cancellation unwind, see `task::cancel`; their
+//!    destructors run there, where their thread-locals are; one whose
+//!    destructor parks with nothing left to wake it is abandoned, its
+//!    stack leaked), then cancels the tasks left in its queues (an async
+//!    task's future is dropped where it lies), repeating while destructors
+//!    spawn or wake more;
 //! 3. the dropping thread joins the workers, then cancels what is left in
 //!    the injector and the async tasks that were idle (no worker owned
 //!    them) and marks the runtime terminated, so a late wake or spawn is
