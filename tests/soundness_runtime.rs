@@ -580,10 +580,23 @@ impl Drop for BlocksOnDrop {
     }
 }
 
+/// Sleeps in its destructor, then counts itself.
+struct SleepsOnDrop;
+
+static SLEPT_ON_DROP: AtomicU64 = AtomicU64::new(0);
+
+impl Drop for SleepsOnDrop {
+    fn drop(&mut self) {
+        fibra::time::sleep(Duration::from_millis(20));
+        SLEPT_ON_DROP.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
 /// Shutdown cancels green threads whose destructors park with nothing left
 /// to wake them: the process neither aborts nor hangs, their handles
 /// resolve as cancelled (their stacks are leaked), the other green threads
-/// are unwound as usual, and the next runtime works.
+/// are unwound as usual (a destructor that sleeps finishes its sleep), and
+/// the next runtime works.
 #[test]
 fn shutdown_survives_a_destructor_that_blocks_during_cancellation() {
     case(
@@ -598,6 +611,7 @@ fn shutdown_survives_a_destructor_that_blocks_during_cancellation() {
                     let (rx, never_rx) = (rx.clone(), never_rx.clone());
                     rt.spawn(move || {
                         let _normal = CountsDrop;
+                        let _sleeps = SleepsOnDrop;
                         let _stuck = (i % 2 == 0).then(|| BlocksOnDrop(never_rx));
                         let _ = rx.recv();
                     })
@@ -611,6 +625,7 @@ fn shutdown_survives_a_destructor_that_blocks_during_cancellation() {
             // The three without a blocking destructor were fully unwound
             // (the others stop before reaching `_normal`).
             assert_eq!(DROPPED_AFTER.load(Ordering::SeqCst), 3);
+            assert_eq!(SLEPT_ON_DROP.load(Ordering::SeqCst), 3);
             drop(never_tx);
             let v = fibra::run(|| fibra::spawn(|| 11).join().unwrap());
             assert_eq!(v, 11);

@@ -574,9 +574,10 @@ impl Worker {
 
     /// Unwinds a started green thread's stack (running its destructors on
     /// it, see `task::cancel`) and resolves its join handle as cancelled.
-    /// A green thread whose unwind cannot finish - a destructor parks with
-    /// no wake-up pending (nothing runs on this worker any more to give it
-    /// one) - is abandoned: its stack is leaked.
+    /// A green thread whose unwind cannot finish - a destructor parks and
+    /// is not woken within `STUCK_UNWIND` (this worker's timers and the
+    /// netpoller still fire meanwhile), or keeps yielding - is abandoned:
+    /// its stack is leaked.
     fn cancel_started(&self, task: Arc<Task>) {
         /// Yields in a row while unwinding before the task counts as stuck.
         const MAX_YIELDS: u32 = 1000;
@@ -602,7 +603,9 @@ impl Worker {
                     CoroutineResult::Yield(Suspend::Yield) if yields < MAX_YIELDS => yields += 1,
                     CoroutineResult::Yield(Suspend::Park) => {
                         yields = 0;
-                        if task.state.park() == ParkAction::Idle {
+                        if task.state.park() == ParkAction::Reschedule {
+                            task.state.start_running();
+                        } else if !self.await_wake(&task) {
                             tracing::error!(
                                 task.id = task.id.as_u64(),
                                 "a destructor blocked while the green thread was cancelled at \
@@ -612,7 +615,6 @@ impl Worker {
                             abandon(&task, coroutine);
                             break;
                         }
-                        task.state.start_running();
                     }
                     CoroutineResult::Yield(Suspend::Yield) => {
                         tracing::error!(
@@ -630,6 +632,29 @@ impl Worker {
         let job = unsafe { &mut *task.job.get() };
         job.fail(JoinError::cancelled(task.id));
         task.finish();
+    }
+}
+
+impl Worker {
+    /// While a task parked during its cancellation unwind at shutdown:
+    /// fires this worker's timers and polls the netpoller (nothing else
+    /// does any more) for up to `STUCK_UNWIND`, and claims the task once
+    /// it is woken (by them or by another thread). Returns whether it was.
+    fn await_wake(&self, task: &Task) -> bool {
+        /// How long a destructor may wait during the shutdown unwind.
+        const STUCK_UNWIND: std::time::Duration = std::time::Duration::from_millis(200);
+        let start = std::time::Instant::now();
+        loop {
+            self.fire_timers();
+            self.shared.io.poll_now();
+            if task.state.claim_woken() {
+                return true;
+            }
+            if start.elapsed() >= STUCK_UNWIND {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
     }
 }
 

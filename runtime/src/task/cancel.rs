@@ -26,9 +26,11 @@
 //! # When the unwind cannot finish
 //!
 //! At shutdown the owner worker resumes each started green thread itself
-//! until it has unwound. A destructor that parks during the unwind with no
-//! wake-up pending (nothing else runs on that worker any more), or keeps
-//! yielding, stops it: the green thread is abandoned - its coroutine is
+//! until it has unwound. A destructor may wait during the unwind (a sleep,
+//! a join, a channel): the worker fires its timers and polls the
+//! netpoller meanwhile. One that is not woken within 200 ms (nothing else
+//! runs on that worker any more), or keeps yielding, stops it: the green
+//! thread is abandoned - its coroutine is
 //! never resumed or dropped and its stack mapping is leaked, so the
 //! destructors still pending on it never run, and whatever points into it
 //! (a channel's waiter entry) points to memory that stays mapped. The task
