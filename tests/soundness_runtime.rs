@@ -245,6 +245,37 @@ fn a_future_panicking_with_a_registered_recv_is_dropped_in_place() {
     );
 }
 
+/// Runs the child like [`case`], expecting it to abort; returns its stderr.
+fn aborting_case(name: &str, limit: Duration, body: fn()) -> Option<String> {
+    if std::env::var(CASE_ENV).as_deref() == Ok(name) {
+        body();
+        println!("case returned: {name}");
+        return None;
+    }
+    let exe = std::env::current_exe().expect("test binary path");
+    let mut child = Command::new(exe)
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CASE_ENV, name)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("re-run the test binary");
+    let start = Instant::now();
+    while child.try_wait().expect("wait for the child").is_none() {
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("case {name} hung (killed after {limit:?})");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("child output");
+    use std::os::unix::process::ExitStatusExt;
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.signal(), Some(libc::SIGABRT), "{stderr}");
+    Some(stderr)
+}
+
 // ----- Runtime::run never outlives its borrows -----
 
 static MAIN_SUM: AtomicU64 = AtomicU64::new(u64::MAX);
@@ -300,6 +331,48 @@ fn deadlock_report_unwinds_the_borrowing_main_green_thread_first() {
             assert_eq!(rt.run(|| fibra::spawn(|| 5).join().unwrap()), 5);
         },
     );
+}
+
+/// Parks in its destructor on a channel nobody sends on.
+struct ParksOnDrop<'a>(&'a fibra::chan::Receiver<u64>);
+
+impl Drop for ParksOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.recv();
+    }
+}
+
+/// A deadlocked main green thread that cannot unwind (its destructor parks
+/// again, and nothing can wake it): `run` neither returns nor unwinds past
+/// the frame it borrows; the process aborts with the report, as Go's fatal
+/// error does.
+#[test]
+fn a_deadlocked_main_that_cannot_unwind_aborts_with_the_report() {
+    let stderr = aborting_case(
+        "a_deadlocked_main_that_cannot_unwind_aborts_with_the_report",
+        Duration::from_secs(20),
+        || {
+            let rt = Runtime::builder()
+                .workers(1)
+                .deadlock_grace(Some(Duration::from_millis(100)))
+                .build()
+                .unwrap();
+            let (_tx, rx) = channel::<u64>(0);
+            let _ = catch_unwind(AssertUnwindSafe(|| {
+                rt.run(|| {
+                    let _stuck = ParksOnDrop(&rx);
+                    let _ = rx.recv();
+                })
+            }));
+        },
+    );
+    if let Some(stderr) = stderr {
+        assert!(
+            stderr.contains("fatal error: all green threads are asleep - deadlock!"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("cannot finish unwinding"), "{stderr}");
+    }
 }
 
 /// The main green thread woken in time (before the grace period ends)

@@ -13,6 +13,10 @@
 //!   and points to the `_async` form.
 //!
 //! Futures, channels, IO and timers therefore share one wake path.
+//!
+//! A green thread asked to cancel (`task::cancel`) starts unwinding where
+//! it suspends: right before it parks, or when it resumes from a park or a
+//! yield.
 
 use std::future::Future;
 #[cfg_attr(loom, allow(unused_imports))]
