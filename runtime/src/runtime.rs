@@ -398,6 +398,7 @@ impl Runtime {
             }
         }
     }
+
     /// A text dump of every live task of this runtime (see
     /// [`debug::dump`](crate::debug::dump)).
     ///
