@@ -13,6 +13,10 @@
 //!   and points to the `_async` form.
 //!
 //! Futures, channels, IO and timers therefore share one wake path.
+//!
+//! A green thread asked to cancel (`task::cancel`) starts unwinding where
+//! it suspends: right before it parks, or when it resumes from a park or a
+//! yield.
 
 use std::future::Future;
 #[cfg_attr(loom, allow(unused_imports))]
@@ -250,8 +254,13 @@ pub(crate) fn wait_deadline_as<R>(
 
 /// Suspends the running green thread until its next wake (or returns at
 /// once if a wake already arrived).
+///
+/// A cancellation asked of the task (`Task::request_cancel`) starts its
+/// unwind here, before it suspends or once it resumes.
 fn park_current(task: &Task) {
+    task.check_cancel();
     if task.state.take_notification() {
+        task.check_cancel();
         return;
     }
     task.wait.stamp();
@@ -261,6 +270,7 @@ fn park_current(task: &Task) {
     // SAFETY: `yielder` was set by the coroutine's entry point and points
     // into the running coroutine's stack, which is the stack we run on.
     unsafe { (*yielder).suspend(Suspend::Park) };
+    task.check_cancel();
 }
 
 /// Runs a future to completion from blocking code.
@@ -325,6 +335,7 @@ pub fn yield_now() {
             check_may_suspend();
             // SAFETY: as in `park_current`.
             unsafe { (*y).suspend(Suspend::Yield) };
+            context::with_task(|t| t.map(Task::check_cancel));
         }
         None => std::thread::yield_now(),
     }

@@ -6,10 +6,13 @@
 //!
 //! 1. sets the shutdown flag and unparks every worker;
 //! 2. each worker leaves its loop at its next tick and, on its own thread,
-//!    unwinds the stacks of the green threads pinned to it (their
-//!    destructors run there, where their thread-locals are), then cancels
-//!    the tasks left in its queues, repeating while destructors spawn or
-//!    wake more;
+//!    unwinds the stacks of the green threads pinned to it (it resumes
+//!    each into a cancellation unwind, see `task::cancel`; their
+//!    destructors run there, where their thread-locals are; one whose
+//!    destructor parks with nothing left to wake it is abandoned, its
+//!    stack leaked), then cancels the tasks left in its queues (an async
+//!    task's future is dropped where it lies), repeating while destructors
+//!    spawn or wake more;
 //! 3. the dropping thread joins the workers, then cancels what is left in
 //!    the injector and the async tasks that were idle (no worker owned
 //!    them) and marks the runtime terminated, so a late wake or spawn is
@@ -22,6 +25,10 @@
 //! Every join handle then resolves: a value, a panic, or a cancellation.
 //! A task that never returns to the scheduler (a loop that makes no fibra
 //! call) keeps its worker from reaching step 2, and the drop waits for it.
+//!
+//! A runtime dropped from one of its own green threads cannot join the
+//! worker it runs on: steps 1-4 then run on a new OS thread, and the drop
+//! returns at once (the dropping green thread is cancelled with the rest).
 
 use std::future::Future;
 use std::io;
@@ -129,7 +136,9 @@ impl Builder {
     /// How long every green thread must stay parked on fibra primitives,
     /// with nothing else pending, before [`Runtime::run`] reports "all green
     /// threads are asleep - deadlock!" (default 1 s; `None` turns the check
-    /// off). See [`debug`](crate::debug) for what it cannot see.
+    /// off; a grace too long to represent, such as `Duration::MAX`, never
+    /// ends, so it is off too). See [`debug`](crate::debug) for what it
+    /// cannot see.
     ///
     /// ```
     /// use std::time::Duration;
@@ -259,8 +268,36 @@ impl Runtime {
     /// thread until it returns; a panic in `f` resumes on the caller. Other
     /// tasks keep running until the runtime is dropped.
     ///
-    /// `f` may borrow from the caller: it is finished (or unwound) before
-    /// `run` returns.
+    /// `f` may borrow from the caller: `run` never returns or unwinds while
+    /// the main green thread can still run - it is finished, or unwound,
+    /// first.
+    ///
+    /// # Where it may be called
+    ///
+    /// - From a plain thread: blocks it.
+    /// - From a green thread of this runtime: `f` runs right there, on the
+    ///   calling green thread (it already is one of this runtime's).
+    /// - From a green thread of another runtime: parks that green thread.
+    ///   If it is cancelled meanwhile (its runtime shuts down), the main
+    ///   green thread is cancelled too, and the unwind blocks the OS
+    ///   thread until that one has unwound: `f`'s borrows end first.
+    /// - From an async task: panics at once (it would block its worker).
+    ///
+    /// # Deadlock
+    ///
+    /// When every green thread stays asleep for the grace period
+    /// ([`Builder::deadlock_grace`], see [`debug`](crate::debug)), `run`
+    /// first cancels the main green thread - it unwinds from its park on
+    /// its own worker, its destructors run - waits until it has unwound,
+    /// then panics with "all green threads are asleep - deadlock!" and the
+    /// dump taken when the deadlock was found. Whatever it waited on (a
+    /// channel a plain thread holds, say) sees its end dropped: a late
+    /// sender gets an error, never a dead frame. If the main green thread
+    /// was woken in the meantime and returns its value, `run` returns it.
+    /// If it cannot unwind (a destructor parks and nothing can wake it:
+    /// the deadlock persists for another grace period), the process
+    /// aborts with the report, like Go's fatal error: `run` never unwinds
+    /// past frames the main green thread still uses.
     ///
     /// ```
     /// let rt = fibra_runtime::Runtime::new().unwrap();
@@ -274,6 +311,16 @@ impl Runtime {
         F: FnOnce() -> T + Send,
         T: Send,
     {
+        let caller =
+            context::with_task(|t| t.map(|t| (t.kind, Arc::ptr_eq(&t.shared, &self.shared))));
+        match caller {
+            Some((crate::task::Kind::Async, _)) => panic!(
+                "fibra: Runtime::run was called from an async task, which must not block its \
+                 worker; spawn a green thread and await its JoinHandle instead"
+            ),
+            Some((crate::task::Kind::Green, true)) => return f(),
+            _ => {}
+        }
         let mut out: Option<T> = None;
         let slot = SendPtr(&mut out as *mut Option<T>);
         let body: Box<dyn FnOnce() + Send + '_> = Box::new(move || {
@@ -283,15 +330,21 @@ impl Runtime {
             // touches it until the task completes.
             unsafe { *slot.0 = Some(value) };
         });
-        // SAFETY: `body` borrows from this frame. `run` does not return
-        // before the join below observes the task complete, and a complete
-        // task has either run `body` to its end, or unwound it (panic or
-        // cancellation), or dropped it unstarted - so no borrow is used
-        // after this frame ends. The runtime cannot shut down meanwhile:
-        // `&self` keeps it alive.
+        // SAFETY: `body` borrows from this frame. This frame does not end
+        // before the main task is complete - having run `body` to its end,
+        // or unwound it (panic or cancellation), or dropped it unstarted -
+        // so no borrow is used after it: `wait_main` returns only once the
+        // join handle is ready (on a deadlock it cancels the task and
+        // waits for that, or aborts the process), and should this frame
+        // unwind early (the caller is a green thread being cancelled),
+        // `MainGuard` cancels the task and blocks until it completes. The
+        // runtime cannot shut down meanwhile: `&self` keeps it alive.
         let body: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(body) };
-        let handle = self.shared.spawn_green(Some("main".into()), 0, body);
-        match self.wait_main(handle) {
+        let mut handle = self.shared.spawn_green(Some("main".into()), 0, body);
+        let guard = MainGuard(handle.task().clone());
+        let result = self.wait_main(&mut handle);
+        drop(guard);
+        match result {
             Ok(()) => out.expect("main green thread stored its value"),
             Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
             Err(err) => panic!("fibra: the main green thread did not finish: {err}"),
@@ -299,33 +352,50 @@ impl Runtime {
     }
 
     /// Waits for the main green thread, checking for a deadlock once per
-    /// grace period (see [`debug`](crate::debug)).
-    fn wait_main(&self, mut handle: JoinHandle<()>) -> Result<(), crate::JoinError> {
-        let Some(grace) = self.shared.config.deadlock_grace else {
-            return handle.join();
+    /// grace period (see [`run`](Runtime::run) and
+    /// [`debug`](crate::debug)). Returns only once the handle is ready.
+    fn wait_main(&self, handle: &mut JoinHandle<()>) -> Result<(), crate::JoinError> {
+        let on = crate::debug::WaitOn::Join {
+            task: handle.id().as_u64(),
         };
-        let tw = Arc::new(crate::sched::parker::ThreadWaker {
-            parker: crate::sched::parker::Parker::new(),
-        });
-        let waker = std::task::Waker::from(tw.clone());
-        let mut cx = std::task::Context::from_waker(&waker);
+        let Some(grace) = self.shared.config.deadlock_grace else {
+            return crate::park::wait_as(on, |cx| std::pin::Pin::new(&mut *handle).poll(cx));
+        };
+        // The report taken when a deadlock was found and the main green
+        // thread was asked to unwind.
+        let mut cancelled: Option<String> = None;
         loop {
             let before = crate::debug::activity(&self.shared);
-            let deadline = std::time::Instant::now() + grace;
-            loop {
-                if let std::task::Poll::Ready(r) = std::pin::Pin::new(&mut handle).poll(&mut cx) {
-                    return r;
-                }
-                let now = std::time::Instant::now();
-                if now >= deadline {
-                    break;
-                }
-                tw.parker.park(Some(deadline - now));
+            // `None` (a grace too long to add to now): never check.
+            let deadline = std::time::Instant::now().checked_add(grace);
+            if let Some(result) = wait_until(handle, on, deadline) {
+                return match (result, cancelled) {
+                    (Err(_), Some(report)) => {
+                        panic!("all green threads are asleep - deadlock!\n\n{report}")
+                    }
+                    (result, _) => result,
+                };
             }
-            if crate::debug::is_deadlocked(&self.shared, before) {
-                let mut dump = String::new();
-                crate::debug::dump_runtime(&self.shared, &mut dump);
-                panic!("all green threads are asleep - deadlock!\n\n{dump}");
+            if !crate::debug::is_deadlocked(&self.shared, before) {
+                continue;
+            }
+            let mut dump = String::new();
+            crate::debug::dump_runtime(&self.shared, &mut dump);
+            match &cancelled {
+                None => {
+                    handle.task().request_cancel();
+                    cancelled = Some(dump);
+                }
+                Some(report) => {
+                    // The main green thread cannot unwind (a destructor
+                    // waits for something nothing will do): returning or
+                    // unwinding would free frames it still uses.
+                    eprintln!(
+                        "fatal error: all green threads are asleep - deadlock!\n\n{report}\n\n\
+                         the main green thread was cancelled but cannot finish unwinding:\n\n{dump}"
+                    );
+                    std::process::abort();
+                }
             }
         }
     }
@@ -353,9 +423,34 @@ impl Runtime {
     /// });
     /// assert_eq!(v, 5);
     /// ```
+    ///
+    /// # Panics
+    ///
+    /// In an async task (`.await` the future instead), and in a green
+    /// thread of another runtime: entering a runtime marks the whole OS
+    /// thread, which that worker's other green threads share while this
+    /// one is parked. In a green thread of this runtime it parks only that
+    /// green thread, like [`fibra::block_on`](crate::block_on).
+    #[track_caller]
     pub fn block_on<F: Future>(&self, fut: F) -> F::Output {
-        let _enter = context::enter(self.shared.clone());
-        crate::park::block_on(fut)
+        let caller =
+            context::with_task(|t| t.map(|t| (t.kind, Arc::ptr_eq(&t.shared, &self.shared))));
+        match caller {
+            None => {
+                let _enter = context::enter(self.shared.clone());
+                crate::park::block_on(fut)
+            }
+            Some((crate::task::Kind::Green, true)) => crate::park::block_on(fut),
+            Some((crate::task::Kind::Green, false)) => panic!(
+                "fibra: Runtime::block_on was called from a green thread of another runtime; \
+                 spawn the work on this runtime (`Runtime::spawn`) and join it, or call it \
+                 from a plain thread"
+            ),
+            Some((crate::task::Kind::Async, _)) => panic!(
+                "fibra: Runtime::block_on was called from an async task, which must not block \
+                 its worker; `.await` the future instead"
+            ),
+        }
     }
 
     /// Spawns a green thread from any thread.
@@ -409,13 +504,49 @@ impl Runtime {
 }
 
 impl Drop for Runtime {
+    /// Shuts the runtime down (see the module docs). Dropped from one of
+    /// its own green threads, it cannot wait for its workers (the caller
+    /// runs on one of them): the shutdown is handed to a new OS thread and
+    /// the drop returns at once; the calling green thread is cancelled
+    /// like every other at its next park, yield or return.
     fn drop(&mut self) {
+        let shutdown = Shutdown {
+            shared: self.shared.clone(),
+            threads: std::mem::take(&mut self.threads),
+            monitor: self.monitor.take(),
+        };
         let on_own_worker =
             context::with_worker(|w| w.is_some_and(|w| Arc::ptr_eq(&w.shared, &self.shared)));
-        assert!(
-            !on_own_worker,
-            "fibra: a Runtime was dropped from one of its own green threads; drop it from outside"
-        );
+        if !on_own_worker {
+            shutdown.run();
+            return;
+        }
+        let name = format!("{}-shutdown", self.shared.config.thread_name);
+        let handed = std::thread::Builder::new()
+            .name(name)
+            .spawn(move || shutdown.run());
+        if let Err(err) = handed {
+            // Without a thread to wait on, the workers are at least told
+            // to stop: each cancels its own tasks and exits.
+            tracing::error!("fibra: cannot start a thread to shut the runtime down: {err}");
+            self.shared.begin_shutdown();
+        }
+    }
+}
+
+/// What dropping a [`Runtime`] takes over to shut it down.
+struct Shutdown {
+    /// The runtime's shared state.
+    shared: Arc<Shared>,
+    /// Its worker threads, joined after the shutdown flag is set.
+    threads: Vec<std::thread::JoinHandle<()>>,
+    /// The stall detector and fallback netpoll (stopped first).
+    monitor: Option<crate::monitor::Monitor>,
+}
+
+impl Shutdown {
+    /// The steps of the module docs' "Shutdown".
+    fn run(mut self) {
         if let Some(mut monitor) = self.monitor.take() {
             monitor.stop();
         }
@@ -437,6 +568,60 @@ impl std::fmt::Debug for Runtime {
         f.debug_struct("Runtime")
             .field("workers", &self.workers())
             .finish()
+    }
+}
+
+/// Waits for `handle` until `deadline` (`None`: without one): parks a
+/// green thread, blocks a plain thread (not counted as blocked in a fibra
+/// call: it is the deadlock detector itself). `None` if the deadline
+/// passed first.
+fn wait_until(
+    handle: &mut JoinHandle<()>,
+    on: crate::debug::WaitOn,
+    deadline: Option<std::time::Instant>,
+) -> Option<Result<(), crate::JoinError>> {
+    let mut poll = |cx: &mut std::task::Context<'_>| std::pin::Pin::new(&mut *handle).poll(cx);
+    if crate::park::in_green_thread() {
+        return crate::park::wait_deadline_as(on, deadline, poll);
+    }
+    let tw = Arc::new(crate::sched::parker::ThreadWaker {
+        parker: crate::sched::parker::Parker::new(),
+    });
+    let waker = std::task::Waker::from(tw.clone());
+    let mut cx = std::task::Context::from_waker(&waker);
+    loop {
+        if let std::task::Poll::Ready(r) = poll(&mut cx) {
+            return Some(r);
+        }
+        let timeout = match deadline {
+            Some(deadline) => {
+                let now = std::time::Instant::now();
+                if now >= deadline {
+                    return None;
+                }
+                Some(deadline - now)
+            }
+            None => None,
+        };
+        tw.parker.park(timeout);
+    }
+}
+
+/// Keeps [`Runtime::run`]'s frame alive while its main green thread may
+/// still run: should that frame unwind first (its caller is a green thread
+/// of another runtime, cancelled while it waits), the main green thread is
+/// cancelled and the OS thread blocks until it has completed.
+struct MainGuard(Arc<crate::task::Task>);
+
+impl Drop for MainGuard {
+    fn drop(&mut self) {
+        if self.0.state.is_complete() {
+            return;
+        }
+        self.0.request_cancel();
+        while !self.0.state.is_complete() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 }
 

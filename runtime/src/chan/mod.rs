@@ -195,7 +195,8 @@ impl<T> Sender<T> {
         self.chan.try_send(value, std::ptr::null())
     }
 
-    /// Like [`send`](Self::send), giving up after `timeout`.
+    /// Like [`send`](Self::send), giving up after `timeout`
+    /// (`Duration::MAX`: never).
     ///
     /// ```
     /// use std::time::Duration;
@@ -206,7 +207,7 @@ impl<T> Sender<T> {
     /// ```
     #[track_caller]
     pub fn send_timeout(&self, value: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
-        self.send_deadline(value, Instant::now() + timeout)
+        self.send_deadline(value, crate::time::deadline_in(timeout))
     }
 
     /// Like [`send`](Self::send), giving up at `deadline`.
@@ -388,7 +389,8 @@ impl<T> Receiver<T> {
         self.chan.try_recv(std::ptr::null())
     }
 
-    /// Like [`recv`](Self::recv), giving up after `timeout`.
+    /// Like [`recv`](Self::recv), giving up after `timeout`
+    /// (`Duration::MAX`: never).
     ///
     /// ```
     /// use std::time::Duration;
@@ -397,7 +399,7 @@ impl<T> Receiver<T> {
     /// ```
     #[track_caller]
     pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
-        self.recv_deadline(Instant::now() + timeout)
+        self.recv_deadline(crate::time::deadline_in(timeout))
     }
 
     /// Like [`recv`](Self::recv), giving up at `deadline`.

@@ -15,14 +15,24 @@
 //! armed, no socket is registered, no `spawn_blocking` job is pending, no
 //! plain OS thread is blocked in a fibra call, no async task is alive, and
 //! every green thread is parked on a fibra primitive (join, channel,
-//! select, sync), then nothing inside the process can wake anyone: `run`
-//! panics with "all green threads are asleep - deadlock!" and the dump.
+//! select, sync), then nothing inside the process can wake anyone.
+//!
+//! `run` then takes the dump, cancels the main green thread (it unwinds
+//! from its park on its own worker, running its destructors, see
+//! `task::cancel`), waits until it has unwound - `run`'s closure may
+//! borrow the caller's frame, so `run` must not unwind before - and panics
+//! with "all green threads are asleep - deadlock!" and the dump. If the
+//! main green thread was woken in the meantime and returns, `run` returns
+//! its value instead. If it cannot unwind (a destructor parks and the
+//! runtime stays deadlocked for another grace period), the process aborts
+//! with the report, as Go's fatal error does.
 //!
 //! What it cannot see: a channel end or a lock held by a plain OS thread
 //! that is *not* blocked in a fibra call (it may send later, after the
-//! grace period), or a waker held by foreign code. Raise the grace period
-//! (`Builder::deadlock_grace`) or turn detection off (`None`) for programs
-//! built that way.
+//! grace period), or a waker held by foreign code. Such a thread finds the
+//! main green thread's ends dropped (a send fails) - never a dead frame.
+//! Raise the grace period (`Builder::deadlock_grace`) or turn detection
+//! off (`None`) for programs built that way.
 
 mod wait;
 

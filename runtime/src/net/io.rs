@@ -138,7 +138,8 @@ impl<S: Source + AsRawFd> PollIo<S> {
         timeout: Option<Duration>,
         mut op: impl FnMut(&S) -> io::Result<R>,
     ) -> io::Result<R> {
-        let deadline = timeout.map(|d| Instant::now() + d);
+        // A timeout too long to add (`Duration::MAX`) waits forever.
+        let deadline = timeout.and_then(|d| Instant::now().checked_add(d));
         loop {
             let ev = self.io.snapshot(dir);
             match op(&self.source) {

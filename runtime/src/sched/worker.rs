@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use corosensei::{Coroutine, CoroutineResult};
+
 use crossbeam_deque::{Steal, Worker as Deque};
 
 use super::{steal_one, Reason, Shared};
@@ -32,7 +33,7 @@ use crate::context;
 use crate::safepoint;
 use crate::stack::StackPool;
 use crate::task::state::ParkAction;
-use crate::task::{JoinError, Kind, Suspend, Task};
+use crate::task::{GreenCoroutine, JoinError, Kind, Suspend, Task};
 use crate::time::heap::{fire_all, TimerEntry, TimerHeap};
 
 /// Check the injector first every this many ticks (Go's 61).
@@ -471,20 +472,7 @@ impl Worker {
             self.remote().started.lock().insert(&task);
         }
         let coroutine = slot.as_mut().expect("coroutine was just created");
-        let prev = context::set_task(Arc::as_ptr(&task));
-        let result = {
-            let _enter = task.span.enter();
-            #[cfg(feature = "tokio")]
-            {
-                crate::bridge::tokio_context::enter(|| coroutine.resume(()))
-            }
-            #[cfg(not(feature = "tokio"))]
-            {
-                coroutine.resume(())
-            }
-        };
-        context::set_task(prev);
-        match result {
+        match resume(&task, coroutine) {
             CoroutineResult::Yield(Suspend::Yield) => {
                 // Keeps RUNNING: no atomic operation on a yield.
                 self.pinned.borrow_mut().push_back(task);
@@ -585,34 +573,59 @@ impl Worker {
     }
 
     /// Unwinds a started green thread's stack (running its destructors on
-    /// it) and resolves its join handle as cancelled.
+    /// it, see `task::cancel`) and resolves its join handle as cancelled.
+    /// A green thread whose unwind cannot finish - a destructor parks and
+    /// is not woken within `STUCK_UNWIND` (this worker's timers and the
+    /// netpoller still fire meanwhile), or keeps yielding - is abandoned:
+    /// its stack is leaked.
     fn cancel_started(&self, task: Arc<Task>) {
+        /// Yields in a row while unwinding before the task counts as stuck.
+        const MAX_YIELDS: u32 = 1000;
         if !task.state.claim_own_for_cancel() {
             return;
         }
         self.remote().started.lock().remove(&task);
-        task.cancelling.set(true);
         // SAFETY: we hold RUNNING and are the owner worker.
         let coroutine = unsafe { (*task.coroutine.get()).take() };
         if let Some(mut coroutine) = coroutine {
-            let prev = context::set_task(Arc::as_ptr(&task));
-            let unwound = catch_unwind(AssertUnwindSafe(|| coroutine.force_unwind()));
-            context::set_task(prev);
-            if let Err(payload) = unwound {
-                tracing::error!(
-                    task.id = task.id.as_u64(),
-                    "a destructor panicked while the task was cancelled: {:?}",
-                    payload.downcast_ref::<&str>()
-                );
-            }
-            if coroutine.done() {
-                self.stacks
-                    .borrow_mut()
-                    .give(&task.stack, coroutine.into_stack());
-            } else {
-                // Cannot happen after a completed forced unwind; keep the
-                // memory rather than free a stack that may hold live frames.
-                std::mem::forget(coroutine);
+            task.request_cancel_owned();
+            let mut yields = 0;
+            loop {
+                match resume(&task, &mut coroutine) {
+                    CoroutineResult::Return(()) => {
+                        self.stacks
+                            .borrow_mut()
+                            .give(&task.stack, coroutine.into_stack());
+                        // The entry point stored the cancellation.
+                        task.finish();
+                        return;
+                    }
+                    CoroutineResult::Yield(Suspend::Yield) if yields < MAX_YIELDS => yields += 1,
+                    CoroutineResult::Yield(Suspend::Park) => {
+                        yields = 0;
+                        if task.state.park() == ParkAction::Reschedule {
+                            task.state.start_running();
+                        } else if !self.await_wake(&task) {
+                            tracing::error!(
+                                task.id = task.id.as_u64(),
+                                "a destructor blocked while the green thread was cancelled at \
+                                 shutdown: its unwind stops there and its stack is leaked"
+                            );
+                            task.state.claim_own_for_cancel();
+                            abandon(&task, coroutine);
+                            break;
+                        }
+                    }
+                    CoroutineResult::Yield(Suspend::Yield) => {
+                        tracing::error!(
+                            task.id = task.id.as_u64(),
+                            "a destructor kept yielding while the green thread was cancelled \
+                             at shutdown: its unwind stops there and its stack is leaked"
+                        );
+                        abandon(&task, coroutine);
+                        break;
+                    }
+                }
             }
         }
         // SAFETY: we hold RUNNING.
@@ -620,4 +633,54 @@ impl Worker {
         job.fail(JoinError::cancelled(task.id));
         task.finish();
     }
+}
+
+impl Worker {
+    /// While a task parked during its cancellation unwind at shutdown:
+    /// fires this worker's timers and polls the netpoller (nothing else
+    /// does any more) for up to `STUCK_UNWIND`, and claims the task once
+    /// it is woken (by them or by another thread). Returns whether it was.
+    fn await_wake(&self, task: &Task) -> bool {
+        /// How long a destructor may wait during the shutdown unwind.
+        const STUCK_UNWIND: std::time::Duration = std::time::Duration::from_millis(200);
+        let start = std::time::Instant::now();
+        loop {
+            self.fire_timers();
+            self.shared.io.poll_now();
+            if task.state.claim_woken() {
+                return true;
+            }
+            if start.elapsed() >= STUCK_UNWIND {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
+    }
+}
+
+/// Resumes a started green thread on this worker, with the task, its span
+/// (and the tokio context) entered.
+fn resume(task: &Arc<Task>, coroutine: &mut GreenCoroutine) -> CoroutineResult<Suspend, ()> {
+    let prev = context::set_task(Arc::as_ptr(task));
+    let result = {
+        let _enter = task.span.enter();
+        #[cfg(feature = "tokio")]
+        {
+            crate::bridge::tokio_context::enter(|| coroutine.resume(()))
+        }
+        #[cfg(not(feature = "tokio"))]
+        {
+            coroutine.resume(())
+        }
+    };
+    context::set_task(prev);
+    result
+}
+
+/// Gives up a green thread whose cancellation unwind cannot finish (see
+/// `task::cancel`): its coroutine is never resumed or dropped (dropping it
+/// would unwind it again), so its stack stays mapped for good.
+fn abandon(task: &Task, coroutine: GreenCoroutine) {
+    tracing::debug!(task.id = task.id.as_u64(), "green thread abandoned");
+    std::mem::forget(coroutine);
 }

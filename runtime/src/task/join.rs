@@ -203,6 +203,11 @@ impl<T: Send + 'static> JoinHandle<T> {
         self.task.id
     }
 
+    /// The task (for the runtime's own bookkeeping).
+    pub(crate) fn task(&self) -> &Arc<Task> {
+        &self.task
+    }
+
     fn take_output(&mut self) -> Result<T, JoinError> {
         // SAFETY: the task is COMPLETE (checked by the caller with acquire
         // ordering), so no worker touches its job any more, and this handle

@@ -13,6 +13,7 @@
 //! then on they are pinned to that worker (see `sched`).
 
 mod builder;
+pub(crate) mod cancel;
 mod join;
 pub(crate) mod state;
 
@@ -33,6 +34,7 @@ use corosensei::{Coroutine, Yielder};
 
 use crate::sched::{Reason, Shared};
 use crate::stack::{Stack, TaskStack};
+use cancel::Cancelled;
 use state::State;
 
 /// A task's process-unique id.
@@ -132,8 +134,13 @@ pub(crate) trait Job: Send {
 /// panic is logged and its payload discarded (forgotten, should dropping
 /// the payload panic as well).
 pub(crate) fn drop_contained<V>(value: V, id: TaskId, what: &str) {
-    let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(value)))
-    else {
+    contain(move || drop(value), id, what);
+}
+
+/// Runs `drop_fn` (which drops part of a task, in place or by value),
+/// containing a panic as [`drop_contained`] does.
+pub(crate) fn contain(drop_fn: impl FnOnce(), id: TaskId, what: &str) {
+    let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(drop_fn)) else {
         return;
     };
     let message = payload
@@ -183,6 +190,15 @@ where
     }
 }
 
+/// An async task's future and output slot.
+///
+/// The future is pinned from its first poll on: it lives inside the task
+/// (inline or in the job's box), and the task is behind an `Arc` and never
+/// moves. So it is only ever dropped where it lies - by assigning `None`
+/// to `fut`, which runs its destructor in place (and leaves `None` even if
+/// that destructor panics) - never moved out first: a parked future may
+/// have registered a waiter at its own address in a channel's or lock's
+/// queue, and only its destructor, run at that address, unlinks it.
 struct AsyncJob<Fut: Future> {
     fut: Option<Fut>,
     out: Option<Result<Fut::Output, JoinError>>,
@@ -202,11 +218,13 @@ where
         };
         // SAFETY: the job lives in the task (inline or in a box) from before
         // its first poll until the task is freed; the task is behind an
-        // `Arc` and never moves, and the future is dropped in place (`fail`,
-        // or below): it is pinned from its first poll on.
+        // `Arc` and never moves, and the future is only dropped in place
+        // (see the type's docs): it is pinned from its first poll on.
         let fut = unsafe { Pin::new_unchecked(fut) };
         match fut.poll(cx) {
             Poll::Ready(v) => {
+                // In place; a panic of the destructor reaches the worker,
+                // which fails the task with it (`fut` is `None` by then).
                 self.fut = None;
                 self.out = Some(Ok(v));
                 Poll::Ready(())
@@ -215,9 +233,10 @@ where
         }
     }
     fn fail(&mut self, err: JoinError) {
-        let (id, body) = (err.id(), self.fut.take());
+        let id = err.id();
         self.out = Some(Err(err));
-        drop_contained(body, id, "future");
+        let fut = &mut self.fut;
+        contain(|| *fut = None, id, "future");
     }
     fn output(&mut self) -> &mut dyn Any {
         &mut self.out
@@ -261,8 +280,8 @@ pub(crate) struct Task {
     pub(crate) coroutine: UnsafeCell<Option<GreenCoroutine>>,
     /// The coroutine's yielder while it is started (owner worker only).
     pub(crate) yielder: Cell<*const GreenYielder>,
-    /// Set by the owner worker while it unwinds the task at shutdown.
-    pub(crate) cancelling: Cell<bool>,
+    /// A cancellation asked of a started green thread (see [`cancel`]).
+    pub(crate) cancel: AtomicU8,
     /// Stack bounds, segments and shrink bookkeeping of a green thread
     /// (owner worker's thread only; see `stack::shrink`).
     pub(crate) stack: TaskStack,
@@ -276,7 +295,7 @@ pub(crate) struct Task {
 }
 
 // SAFETY: the non-thread-safe fields (`job`, `coroutine`, `yielder`,
-// `cancelling`, `stack`) are only accessed by the thread holding the RUNNING
+// `stack`) are only accessed by the thread holding the RUNNING
 // bit of `state` (for a started green thread that is always its owner
 // worker, which also is the only thread that creates or drops its
 // coroutine), or by the unique join handle after COMPLETE. `stack` is also
@@ -345,7 +364,7 @@ impl Task {
             job: UnsafeCell::new(ManuallyDrop::new(job)),
             coroutine: UnsafeCell::new(None),
             yielder: Cell::new(std::ptr::null()),
-            cancelling: Cell::new(false),
+            cancel: AtomicU8::new(cancel::NONE),
             stack: TaskStack::new(),
             slot: AtomicUsize::new(usize::MAX),
             wait: crate::debug::WaitRecord::new(),
@@ -362,8 +381,8 @@ impl Task {
     }
 
     /// The coroutine's entry point: runs the closure, turning a panic into
-    /// the task's `JoinError` - except the forced unwind of a cancellation,
-    /// which must reach corosensei.
+    /// the task's `JoinError` (the cancellation payload into a
+    /// cancellation, see [`cancel`]).
     pub(crate) fn green_entry(this: *const Task, yielder: &GreenYielder) {
         // SAFETY: the task owns the coroutine that runs this function, so it
         // outlives it.
@@ -373,10 +392,12 @@ impl Task {
         let job = unsafe { &mut *task.job.get() };
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.call()));
         if let Err(payload) = result {
-            if task.cancelling.get() {
-                std::panic::resume_unwind(payload);
-            }
-            job.fail(JoinError::panic(task.id, payload));
+            let err = if payload.is::<Cancelled>() {
+                JoinError::cancelled(task.id)
+            } else {
+                JoinError::panic(task.id, payload)
+            };
+            job.fail(err);
         }
     }
 
@@ -469,10 +490,13 @@ impl Task {
 
 impl Drop for Task {
     fn drop(&mut self) {
-        // SAFETY: the task is being dropped, so nothing else holds the job;
-        // it is taken exactly once, here.
-        let job = unsafe { ManuallyDrop::take(self.job.get_mut()) };
-        drop_contained(job, self.id, "output");
+        let job = self.job.get_mut();
+        // Dropped in place, not moved out first: an async task's future
+        // may still be there (pinned; see `AsyncJob`).
+        // SAFETY: the task is being dropped, so nothing else holds the job,
+        // and it is dropped exactly once, here (a panic of its destructor
+        // leaves it dropped as far as it got, and it is not touched again).
+        contain(|| unsafe { ManuallyDrop::drop(job) }, self.id, "output");
     }
 }
 

@@ -105,6 +105,16 @@ impl State {
         }
     }
 
+    /// Claims a task woken since it parked (`SCHEDULED` only, wherever it
+    /// was queued): `SCHEDULED -> RUNNING`. Used by the owner worker while
+    /// it unwinds a task at shutdown; the queued reference later finds it
+    /// complete.
+    pub(crate) fn claim_woken(&self) -> bool {
+        self.0
+            .compare_exchange(SCHEDULED, RUNNING, AcqRel, Acquire)
+            .is_ok()
+    }
+
     /// The running task suspended to wait: `RUNNING -> idle`, or back to
     /// `SCHEDULED` if a wake arrived meanwhile.
     pub(crate) fn park(&self) -> ParkAction {

@@ -34,7 +34,7 @@ use crate::context;
 /// ```
 pub fn after(dur: Duration) -> Receiver<Instant> {
     let (tx, rx) = crate::chan::channel_never_closed(1);
-    arm(Instant::now() + dur, Arc::new(Once(tx)));
+    arm(super::deadline_in(dur), Arc::new(Once(tx)));
     rx
 }
 
@@ -106,9 +106,9 @@ impl Wake for Tick {
         let _ = s.tx.try_send(now);
         let period = Duration::from_nanos(s.period.load(Ordering::Relaxed));
         // Next tick on the original grid, skipping ticks already missed.
-        let mut next = self.deadline + period;
+        let mut next = super::deadline_after(self.deadline, period);
         if next <= now {
-            next = now + period;
+            next = super::deadline_in(period);
         }
         arm(
             next,
@@ -143,7 +143,7 @@ impl Ticker {
     }
 
     fn start(&self, generation: u64, period: Duration) {
-        let deadline = Instant::now() + period;
+        let deadline = super::deadline_in(period);
         arm(
             deadline,
             Arc::new(Tick {

@@ -32,9 +32,28 @@ pub use after::{after, Ticker};
 ///     assert!(start.elapsed() >= Duration::from_millis(5));
 /// });
 /// ```
+///
+/// `Duration::MAX` (or any wait too long to represent) sleeps forever, as
+/// `std::thread::sleep` does.
 #[track_caller]
 pub fn sleep(dur: Duration) {
-    sleep_until(Instant::now() + dur)
+    sleep_until(deadline_in(dur))
+}
+
+/// How far ahead a deadline saturates: about 30 years, which no wait
+/// reaches and every clock can represent.
+const FOREVER: Duration = Duration::from_secs(86_400 * 365 * 30);
+
+/// The deadline `dur` from now, saturated (see [`deadline_after`]).
+pub(crate) fn deadline_in(dur: Duration) -> Instant {
+    deadline_after(Instant::now(), dur)
+}
+
+/// `start + dur`, saturated at about 30 years ahead, so that every timeout
+/// API treats `Duration::MAX` as "forever" instead of overflowing.
+pub(crate) fn deadline_after(start: Instant, dur: Duration) -> Instant {
+    let dur = dur.min(FOREVER);
+    start.checked_add(dur).unwrap_or(start)
 }
 
 /// Like [`sleep`], until `deadline`.
@@ -74,7 +93,7 @@ pub struct Sleep {
 impl Sleep {
     /// A sleep of `dur` from now.
     pub fn new(dur: Duration) -> Sleep {
-        Sleep::until(Instant::now() + dur)
+        Sleep::until(deadline_in(dur))
     }
 
     /// A sleep until `deadline`.
