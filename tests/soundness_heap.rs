@@ -599,5 +599,5 @@ fn a_program_without_gc_allocations_gets_no_preemption_signals() {
         talkers.into_iter().for_each(|h| h.join().unwrap());
     });
     assert_eq!(reader.join().unwrap(), 0, "a read was interrupted");
-    assert_eq!(fibra::safepoint::preemptions(), (0, 0));
+    assert_eq!(fibra::debug::preemptions(), (0, 0));
 }

@@ -156,7 +156,7 @@ fn main() {
         requests.load(Ordering::Relaxed),
         started.elapsed().as_secs_f64()
     );
-    let (signals, preempted) = fibra_runtime::safepoint::preemptions();
+    let (signals, preempted) = fibra_runtime::debug::preemptions();
     println!(
         "spinner: {}; preemption signals sent {signals}, tasks stopped by them {preempted}",
         if spinner { "on" } else { "off" }

@@ -27,7 +27,7 @@
 //! lock *before* entering a mutator region, and never holds a region while
 //! waiting for it, so the collector's grace periods never wait on user code.
 //! A green thread never suspends while it holds a cell
-//! (`fibra_runtime::forbid_suspend`), so the per-thread count of held cells
+//! (`fibra_runtime::gc_seam::forbid_suspend`), so the per-thread count of held cells
 //! (`HELD`, which turns off safepoint polls and refuses `collect()`) is
 //! exactly the running task's.
 
@@ -89,7 +89,7 @@ struct Locked<'a, T> {
     /// A green thread may not suspend while it holds the lock: another
     /// green thread on its worker would block the worker on the lock, and
     /// `HELD` counts per OS thread.
-    _no_suspend: fibra_runtime::NoSuspend,
+    _no_suspend: fibra_runtime::gc_seam::NoSuspend,
 }
 
 impl<T> Drop for Locked<'_, T> {
@@ -120,7 +120,7 @@ impl<T> GcCell<T> {
         HELD.with(|h| h.set(h.get() + 1));
         Locked {
             cell: self,
-            _no_suspend: fibra_runtime::forbid_suspend(
+            _no_suspend: fibra_runtime::gc_seam::forbid_suspend(
                 "inside GcCell::with/with_mut (the cell stays locked): finish the borrow first",
             ),
         }

@@ -109,7 +109,7 @@ fn configure() {
         // SAFETY: `may_preempt` reads only thread-locals without lazy
         // initialisation or destructors (see `in_region_here` and
         // `holding_cell`).
-        unsafe { fibra_runtime::safepoint::set_preemption_check(may_preempt) };
+        unsafe { fibra_runtime::gc_seam::set_preemption_check(may_preempt) };
         let c = config();
         if c.percent.is_none() {
             TRIGGER.store(u64::MAX, Ordering::Relaxed);
@@ -238,7 +238,7 @@ fn wait_for(target: u64) {
             }
         }))
     } else {
-        fibra_runtime::safepoint::blocking(|| {
+        fibra_runtime::gc_seam::blocking(|| {
             let mut control = CONTROL.lock();
             loop {
                 if let Some(why) = &control.failed {
@@ -289,7 +289,7 @@ pub(crate) fn alloc_slow(local: &Local, sc: SpanClass) {
     // Never stop at a safepoint while holding a cell: another worker could
     // be blocked on that cell's lock, and the world would never stop.
     if !crate::cell::holding_cell() {
-        fibra_runtime::safepoint::poll();
+        fibra_runtime::gc_seam::poll();
     }
     pace();
     // Outside any region, and `Gc::new` holds no borrow of the cache
@@ -305,7 +305,7 @@ pub(crate) fn alloc_slow(local: &Local, sc: SpanClass) {
 pub(crate) fn before_large_alloc(size: usize) {
     configure();
     if !crate::cell::holding_cell() {
-        fibra_runtime::safepoint::poll();
+        fibra_runtime::gc_seam::poll();
     }
     heap::ALLOCATED.fetch_add(heap::large_bytes(size) as u64, Ordering::Relaxed);
     pace();
@@ -365,7 +365,7 @@ fn stall_for_mark(goal: u64) {
     // Help while there is work; wait (counted as stopped) when there is none.
     while behind() {
         if !assist() {
-            fibra_runtime::safepoint::blocking(|| std::thread::sleep(Duration::from_micros(100)));
+            fibra_runtime::gc_seam::blocking(|| std::thread::sleep(Duration::from_micros(100)));
         }
     }
 }
@@ -573,7 +573,7 @@ fn fail_marking(n: u64, what: &str) {
 fn pause(phase: &'static str, cycle: u64, f: impl FnOnce()) -> Duration {
     // SAFETY: every `f` passed here flips the phase word and reads
     // counters: no allocation, cell, park or lock a task may hold.
-    let world = unsafe { fibra_runtime::safepoint::stop_the_world() };
+    let world = unsafe { fibra_runtime::gc_seam::stop_the_world() };
     f();
     let stopping = world.stopping_time();
     let total = world.elapsed();
@@ -582,7 +582,7 @@ fn pause(phase: &'static str, cycle: u64, f: impl FnOnce()) -> Duration {
     let stopping_ns = stopping.as_nanos() as u64;
     stats::record_pause(pause_ns, stopping_ns);
     // A worker that kept the world waiting is named by the runtime's
-    // watchdog (`fibra_runtime::safepoint::WATCHDOG`).
+    // watchdog (`fibra_runtime::gc_seam::WATCHDOG`).
     tracing::info!(target: "fibra_gc", phase, pause_ns, stopping_ns, cycle, "gc pause");
     total
 }
@@ -637,7 +637,7 @@ fn run_cycle(n: u64, _forced: bool) {
     heap::pages::scavenge(keep as usize);
     // As Go shrinks goroutine stacks during GC: each worker releases the
     // unused stack pages of its parked green threads at its next tick.
-    fibra_runtime::stack::shrink_stacks();
+    fibra_runtime::gc_seam::shrink_stacks();
     let sweep_time = t_sweep.elapsed();
     LIVE.store(live, Ordering::Relaxed);
     GOAL.store(goal, Ordering::Relaxed);
@@ -670,7 +670,7 @@ fn run_cycle(n: u64, _forced: bool) {
             mb(heap_after),
             mb(live),
             mb(goal.min(1 << 50)),
-            fibra_runtime::safepoint::mutators(),
+            fibra_runtime::gc_seam::mutators(),
         ));
     }
 }

@@ -47,7 +47,7 @@ impl Config {
             Ok(v) => match v.trim().parse::<u64>() {
                 Ok(p) => Some(p),
                 Err(_) => {
-                    fibra_runtime::report_bad_env(
+                    fibra_runtime::gc_seam::report_bad_env(
                         "FIBRA_GC_PERCENT",
                         &v,
                         "not a number or `off`; using 100",
@@ -64,7 +64,7 @@ impl Config {
                 n => match n.parse::<u64>().ok().filter(|&n| n > 1) {
                     Some(n) => Some(n),
                     None => {
-                        fibra_runtime::report_bad_env(
+                        fibra_runtime::gc_seam::report_bad_env(
                             "FIBRA_GC_TORTURE",
                             &v,
                             "expected 0, 1 or an allocation interval; using 1",
@@ -80,7 +80,7 @@ impl Config {
             Ok(v) => {
                 let parsed = parse_bytes(&v);
                 if parsed.is_none() {
-                    fibra_runtime::report_bad_env(
+                    fibra_runtime::gc_seam::report_bad_env(
                         "FIBRA_GC_MEMORY_LIMIT",
                         &v,
                         "not a size like 512MiB; ignored",
@@ -103,7 +103,7 @@ impl Config {
 pub(crate) fn config() -> &'static Config {
     static CONFIG: OnceLock<Config> = OnceLock::new();
     CONFIG.get_or_init(|| {
-        fibra_runtime::set_gc_stats_source(crate::stats::summary);
+        fibra_runtime::gc_seam::set_gc_stats_source(crate::stats::summary);
         Config::from_env()
     })
 }

@@ -215,7 +215,7 @@ unsafe impl Send for Local {}
 unsafe impl Sync for Local {}
 
 /// Whether the calling thread is inside a region, read from a signal
-/// handler on this thread (`fibra_runtime::safepoint::set_preemption_check`):
+/// handler on this thread (`fibra_runtime::gc_seam::set_preemption_check`):
 /// it reads only the const-initialised `LOCAL` and the `Local`'s depth,
 /// which `enter` raises before the region's work and `exit` lowers after
 /// it (both behind compiler fences).

@@ -24,7 +24,7 @@ fn cycles_complete_beside_a_spinning_task() {
         .build()
         .unwrap();
     let before = fibra_gc::stats();
-    let (_, stopped_before) = fibra_runtime::safepoint::preemptions();
+    let (_, stopped_before) = fibra_runtime::debug::preemptions();
     let stop = Arc::new(AtomicBool::new(false));
     let _stop = StopOnDrop(stop.clone());
     let count = Arc::new(AtomicU64::new(0));
@@ -70,7 +70,7 @@ fn cycles_complete_beside_a_spinning_task() {
     spinner.join().unwrap();
     let after = fibra_gc::stats();
     assert!(after.cycles >= before.cycles + 10);
-    let (_, stopped_after) = fibra_runtime::safepoint::preemptions();
+    let (_, stopped_after) = fibra_runtime::debug::preemptions();
     assert!(
         stopped_after > stopped_before,
         "no pause stopped the spinning task by a signal"

@@ -28,6 +28,8 @@ mod bridge;
 mod config;
 mod context;
 pub mod debug;
+#[doc(hidden)]
+pub mod gc_seam;
 mod loom;
 mod monitor;
 mod park;
@@ -36,18 +38,14 @@ mod sched;
 
 pub mod chan;
 pub mod net;
-pub mod safepoint;
+mod safepoint;
 pub mod stack;
 pub mod sync;
 pub mod task;
 pub mod time;
 
 pub use blocking::spawn_blocking;
-#[doc(hidden)]
-pub use config::report_bad_env;
 pub use park::{block_on, in_green_thread, yield_now};
-#[doc(hidden)]
-pub use park::{forbid_suspend, NoSuspend};
 
 /// Blocking IO adapters.
 #[cfg(feature = "tokio")]
@@ -56,6 +54,6 @@ pub mod io {
     pub use crate::bridge::SyncIo;
 }
 pub use runtime::{run, spawn, spawn_async, Builder, Runtime};
-pub use sched::metrics::{set_gc_stats_source, GcSummary, RuntimeStats, WorkerStats};
+pub use sched::metrics::{GcSummary, RuntimeStats, WorkerStats};
 pub use sched::stats;
 pub use task::{JoinError, JoinHandle, TaskId};

@@ -50,7 +50,7 @@ thread_local! {
 /// collector's per-thread count of held cells). Guards nest.
 ///
 /// ```
-/// let guard = fibra_runtime::forbid_suspend("inside a critical section");
+/// let guard = fibra_runtime::gc_seam::forbid_suspend("inside a critical section");
 /// drop(guard);
 /// ```
 #[doc(hidden)]

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
-use fibra_runtime::safepoint;
+use fibra_runtime::gc_seam as safepoint;
 use fibra_runtime::{task, Runtime};
 
 /// Stops the world from a plain thread and reports `count` at the start
@@ -84,7 +84,7 @@ fn a_spinning_task_is_stopped_where_it_is() {
     let stop = Arc::new(AtomicBool::new(false));
     let _stop = StopOnDrop(stop.clone());
     let (count, handle) = spinner(&rt, "spinner", &stop);
-    let (_, stopped_before) = safepoint::preemptions();
+    let (_, stopped_before) = fibra_runtime::debug::preemptions();
     for _ in 0..20 {
         let (before, after, _stopping) = stop_and_watch(&count);
         assert_eq!(
@@ -97,7 +97,7 @@ fn a_spinning_task_is_stopped_where_it_is() {
             std::thread::yield_now();
         }
     }
-    let (sent, stopped) = safepoint::preemptions();
+    let (sent, stopped) = fibra_runtime::debug::preemptions();
     assert!(stopped > stopped_before, "no task was stopped by a signal");
     assert!(stopped <= sent);
     stop.store(true, Relaxed);

@@ -39,6 +39,8 @@ mod wait;
 pub(crate) use wait::{refresh_clock, WaitRecord};
 pub use wait::{SyncKind, WaitOn};
 
+pub use crate::safepoint::preemptions;
+
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
 

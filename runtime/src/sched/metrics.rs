@@ -99,7 +99,7 @@ static GC_SOURCE: std::sync::OnceLock<fn() -> GcSummary> = std::sync::OnceLock::
 /// fn none() -> fibra_runtime::GcSummary {
 ///     fibra_runtime::GcSummary::default()
 /// }
-/// fibra_runtime::set_gc_stats_source(none);
+/// fibra_runtime::gc_seam::set_gc_stats_source(none);
 /// ```
 #[doc(hidden)]
 pub fn set_gc_stats_source(source: fn() -> GcSummary) {

@@ -60,12 +60,11 @@ mod os;
 pub(crate) mod overflow;
 mod pool;
 mod segment;
-mod shrink;
+pub(crate) mod shrink;
 
 pub(crate) use pool::LocalPool;
 pub use pool::{stats, StackStats};
 pub use segment::{maybe_grow, remaining};
-pub use shrink::shrink_stacks;
 pub(crate) use shrink::{ShrinkQueue, TaskStack};
 
 use std::collections::BTreeMap;

@@ -114,7 +114,7 @@ pub struct StackStats {
     pub mmap_calls: usize,
     /// Times the pages below a suspended task's stack pointer were released
     /// (at park time, when a worker went idle, or by
-    /// [`shrink_stacks`](super::shrink_stacks)).
+    /// `shrink_stacks`).
     pub shrinks: usize,
 }
 

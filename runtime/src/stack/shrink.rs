@@ -232,7 +232,7 @@ static WORKERS: Mutex<Vec<(u64, WakeWorker)>> = Mutex::new(Vec::new());
 ///
 /// ```
 /// fibra_runtime::run(|| {
-///     fibra_runtime::stack::shrink_stacks();
+///     fibra_runtime::gc_seam::shrink_stacks();
 /// });
 /// ```
 pub fn shrink_stacks() {
