@@ -452,13 +452,10 @@ impl Worker {
             let stack = match self.stacks.borrow_mut().take(task.stack_size) {
                 Ok(stack) => stack,
                 Err(err) => {
-                    tracing::error!(
-                        task.id = task.id.as_u64(),
-                        "cannot start green thread: {err}"
-                    );
+                    report_no_stack(&task, &err);
                     // SAFETY: we hold RUNNING.
                     let job = unsafe { &mut *task.job.get() };
-                    job.fail(JoinError::panic(task.id, Box::new(err.to_string())));
+                    job.fail(JoinError::no_stack(task.id, err.to_string()));
                     task.finish();
                     return;
                 }
@@ -683,4 +680,29 @@ fn resume(task: &Arc<Task>, coroutine: &mut GreenCoroutine) -> CoroutineResult<S
 fn abandon(task: &Task, coroutine: GreenCoroutine) {
     tracing::debug!(task.id = task.id.as_u64(), "green thread abandoned");
     std::mem::forget(coroutine);
+}
+
+/// A green thread could not get its stack when first run (it was spawned
+/// before the mapping limit was reached): an error event every time, and
+/// the first one of the process on stderr too, naming the task and the fix
+/// (the error's message), since a program may have no `tracing` subscriber.
+fn report_no_stack(task: &Task, err: &std::io::Error) {
+    static ON_STDERR: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let name = task.name.as_deref().unwrap_or("");
+    tracing::error!(
+        task.id = task.id.as_u64(),
+        task.name = name,
+        "cannot start green thread: {err}"
+    );
+    if !ON_STDERR.swap(true, Ordering::Relaxed) {
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            format!(
+                "fibra: cannot start green thread {} '{name}': {err} \
+                 (its join handle reports it; further failures are logged through tracing only)\n",
+                task.id
+            )
+            .as_bytes(),
+        );
+    }
 }

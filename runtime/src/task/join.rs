@@ -12,37 +12,92 @@ use super::{Task, TaskId};
 
 /// Why a task produced no value.
 ///
+/// `Send + Sync`, so `?` turns it into a `Box<dyn Error + Send + Sync>`;
+/// its message names the task and, for a panic, the panic's message.
+///
 /// ```
 /// fibra_runtime::run(|| {
-///     let h = fibra_runtime::spawn(|| panic!("boom"));
+///     let h = fibra_runtime::task::Builder::new()
+///         .name("worker")
+///         .spawn(|| panic!("boom"))
+///         .unwrap();
 ///     let err = h.join().unwrap_err();
 ///     assert!(err.is_panic());
+///     assert_eq!(err.to_string(), format!("task {} 'worker' panicked: boom", err.id()));
 ///     assert_eq!(*err.into_panic().downcast::<&str>().unwrap(), "boom");
 /// });
+///
+/// fn fallible() -> Result<u32, Box<dyn std::error::Error + Send + Sync>> {
+///     Ok(fibra_runtime::run(|| fibra_runtime::spawn(|| 7).join())?)
+/// }
+/// assert_eq!(fallible().unwrap(), 7);
 /// ```
 pub struct JoinError {
     id: TaskId,
+    /// The task's name, if it had one (filled in by the join handle).
+    name: Option<Box<str>>,
     repr: Repr,
 }
 
 enum Repr {
-    Panic(Box<dyn Any + Send + 'static>),
+    Panic {
+        payload: Payload,
+        /// The payload's message, read when the error was made (the
+        /// payload itself is never shared, see [`Payload`]).
+        message: Option<String>,
+    },
     Cancelled,
+    /// The green thread could not get a stack when it was first run.
+    NoStack(String),
 }
+
+/// A panic payload that is only ever moved, never borrowed: `&JoinError`
+/// gives no access to it, which makes `JoinError` `Sync` although the
+/// payload (`dyn Any + Send`) is not (as tokio's `JoinError`).
+struct Payload(Box<dyn Any + Send + 'static>);
+
+// SAFETY: no `&Payload` method exists and `JoinError` hands the box out
+// only by value (`into_panic`, `try_into_panic`), so sharing a
+// `&JoinError` between threads never shares the payload.
+unsafe impl Sync for Payload {}
 
 impl JoinError {
     pub(crate) fn panic(id: TaskId, payload: Box<dyn Any + Send + 'static>) -> JoinError {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned());
         JoinError {
             id,
-            repr: Repr::Panic(payload),
+            name: None,
+            repr: Repr::Panic {
+                payload: Payload(payload),
+                message,
+            },
         }
     }
 
     pub(crate) fn cancelled(id: TaskId) -> JoinError {
         JoinError {
             id,
+            name: None,
             repr: Repr::Cancelled,
         }
+    }
+
+    /// The green thread could not be started: no stack could be mapped.
+    pub(crate) fn no_stack(id: TaskId, reason: String) -> JoinError {
+        JoinError {
+            id,
+            name: None,
+            repr: Repr::NoStack(reason),
+        }
+    }
+
+    /// Attaches the task's name (for messages).
+    pub(crate) fn with_name(mut self, name: Option<&str>) -> JoinError {
+        self.name = name.map(Box::from);
+        self
     }
 
     /// Whether the task panicked.
@@ -53,10 +108,11 @@ impl JoinError {
     /// });
     /// ```
     pub fn is_panic(&self) -> bool {
-        matches!(self.repr, Repr::Panic(_))
+        matches!(self.repr, Repr::Panic { .. })
     }
 
-    /// Whether the task was cancelled because its runtime shut down.
+    /// Whether the task was cancelled (its runtime shut down, or it was
+    /// unwound to report a deadlock).
     ///
     /// ```
     /// let rt = fibra_runtime::Runtime::builder().workers(1).build().unwrap();
@@ -68,12 +124,33 @@ impl JoinError {
         matches!(self.repr, Repr::Cancelled)
     }
 
+    /// Whether the green thread never ran because no stack could be mapped
+    /// for it when a worker first picked it up (the message says why and
+    /// how to raise the limit; see the README on `vm.max_map_count`).
+    ///
+    /// ```
+    /// fibra_runtime::run(|| {
+    ///     assert!(!fibra_runtime::spawn(|| panic!()).join().unwrap_err().is_no_stack());
+    /// });
+    /// ```
+    pub fn is_no_stack(&self) -> bool {
+        matches!(self.repr, Repr::NoStack(_))
+    }
+
     /// The id of the task that failed.
+    ///
+    /// ```
+    /// fibra_runtime::run(|| {
+    ///     let h = fibra_runtime::spawn(|| panic!());
+    ///     let id = h.id();
+    ///     assert_eq!(h.join().unwrap_err().id(), id);
+    /// });
+    /// ```
     pub fn id(&self) -> TaskId {
         self.id
     }
 
-    /// The panic payload. Panics if the task was cancelled instead.
+    /// The panic payload. Panics if the task did not panic.
     ///
     /// ```
     /// fibra_runtime::run(|| {
@@ -83,27 +160,39 @@ impl JoinError {
     /// });
     /// ```
     pub fn into_panic(self) -> Box<dyn Any + Send + 'static> {
-        match self.repr {
-            Repr::Panic(p) => p,
-            Repr::Cancelled => panic!("JoinError::into_panic on a cancelled task ({})", self.id),
+        match self.try_into_panic() {
+            Ok(p) => p,
+            Err(err) => panic!("JoinError::into_panic on an error that is not a panic: {err}"),
         }
     }
 
-    /// The panic payload, or the error itself if the task was cancelled.
+    /// The panic payload, or the error itself if the task did not panic.
+    ///
+    /// ```
+    /// fibra_runtime::run(|| {
+    ///     let err = fibra_runtime::spawn(|| panic!("y")).join().unwrap_err();
+    ///     assert!(err.try_into_panic().is_ok());
+    /// });
+    /// ```
     pub fn try_into_panic(self) -> Result<Box<dyn Any + Send + 'static>, JoinError> {
         match self.repr {
-            Repr::Panic(p) => Ok(p),
-            Repr::Cancelled => Err(self),
+            Repr::Panic { payload, .. } => Ok(payload.0),
+            repr => Err(JoinError { repr, ..self }),
         }
     }
 
     pub(crate) fn panic_message(&self) -> Option<&str> {
         match &self.repr {
-            Repr::Panic(p) => p
-                .downcast_ref::<&str>()
-                .copied()
-                .or_else(|| p.downcast_ref::<String>().map(|s| s.as_str())),
-            Repr::Cancelled => None,
+            Repr::Panic { message, .. } => message.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// `#7` or `#7 'name'`.
+    fn task(&self) -> String {
+        match &self.name {
+            Some(name) => format!("{} '{name}'", self.id),
+            None => self.id.to_string(),
         }
     }
 }
@@ -111,13 +200,14 @@ impl JoinError {
 impl fmt::Debug for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.repr {
-            Repr::Panic(_) => write!(
+            Repr::Panic { .. } => write!(
                 f,
                 "JoinError::Panic({}, {:?})",
-                self.id,
+                self.task(),
                 self.panic_message().unwrap_or("<non-string payload>")
             ),
-            Repr::Cancelled => write!(f, "JoinError::Cancelled({})", self.id),
+            Repr::Cancelled => write!(f, "JoinError::Cancelled({})", self.task()),
+            Repr::NoStack(reason) => write!(f, "JoinError::NoStack({}, {reason:?})", self.task()),
         }
     }
 }
@@ -125,11 +215,12 @@ impl fmt::Debug for JoinError {
 impl fmt::Display for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.repr {
-            Repr::Panic(_) => match self.panic_message() {
-                Some(msg) => write!(f, "task {} panicked: {msg}", self.id),
-                None => write!(f, "task {} panicked", self.id),
+            Repr::Panic { .. } => match self.panic_message() {
+                Some(msg) => write!(f, "task {} panicked: {msg}", self.task()),
+                None => write!(f, "task {} panicked", self.task()),
             },
-            Repr::Cancelled => write!(f, "task {} was cancelled", self.id),
+            Repr::Cancelled => write!(f, "task {} was cancelled", self.task()),
+            Repr::NoStack(reason) => write!(f, "task {} could not start: {reason}", self.task()),
         }
     }
 }
@@ -218,6 +309,7 @@ impl<T: Send + 'static> JoinHandle<T> {
             .expect("join handle output type matches the task")
             .take()
             .expect("task output taken twice")
+            .map_err(|err| err.with_name(self.task.name.as_deref()))
     }
 }
 
