@@ -43,6 +43,7 @@ mod future;
 #[cfg(all(test, loom))]
 mod loom_tests;
 pub(crate) mod select;
+mod stream;
 mod waiter;
 
 pub use error::{
@@ -76,7 +77,16 @@ use crate::park;
 /// ```
 pub fn channel<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
     let chan = Arc::new(Chan::new(cap));
-    (Sender { chan: chan.clone() }, Receiver { chan })
+    (
+        Sender {
+            chan: chan.clone(),
+            pending: stream::Pending::none(),
+        },
+        Receiver {
+            chan,
+            pending: stream::Pending::none(),
+        },
+    )
 }
 
 /// A channel that stays open when its last `Sender` goes (the timer
@@ -85,7 +95,16 @@ pub(crate) fn channel_never_closed<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
     let mut chan = Chan::new(cap);
     chan.keep_open = true;
     let chan = Arc::new(chan);
-    (Sender { chan: chan.clone() }, Receiver { chan })
+    (
+        Sender {
+            chan: chan.clone(),
+            pending: stream::Pending::none(),
+        },
+        Receiver {
+            chan,
+            pending: stream::Pending::none(),
+        },
+    )
 }
 
 /// The sending side of a channel. Clone it for more producers.
@@ -98,10 +117,15 @@ pub(crate) fn channel_never_closed<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
 /// ```
 pub struct Sender<T> {
     chan: Arc<Chan<T>>,
+    /// The value in flight of this handle's `Sink` (see `stream`).
+    pending: stream::Pending<T>,
 }
 
 /// The receiving side of a channel. Clone it for more consumers: each value
-/// goes to exactly one of them.
+/// goes to exactly one of them. It is also a `futures_core::Stream` of the
+/// values (ending when the channel is closed and drained), and the
+/// [`Sender`] a `futures_sink::Sink` whose flush waits until the channel
+/// took the value (backpressure from bounded and rendezvous channels).
 ///
 /// ```
 /// let (tx, rx) = fibra_runtime::chan::channel(4);
@@ -112,6 +136,8 @@ pub struct Sender<T> {
 /// ```
 pub struct Receiver<T> {
     chan: Arc<Chan<T>>,
+    /// This handle's registered `Stream::poll_next` (see `stream`).
+    pending: stream::Pending<T>,
 }
 
 /// Undoes a blocking operation's registration if its wait is abandoned by
@@ -547,12 +573,14 @@ impl<T> Clone for Sender<T> {
         Chan::<T>::acquire(&self.chan.senders);
         Sender {
             chan: self.chan.clone(),
+            pending: stream::Pending::none(),
         }
     }
 }
 
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
+        self.cancel_pending();
         if Chan::<T>::release(&self.chan.senders) && !self.chan.keep_open {
             self.chan.close();
         }
@@ -564,12 +592,14 @@ impl<T> Clone for Receiver<T> {
         Chan::<T>::acquire(&self.chan.receivers);
         Receiver {
             chan: self.chan.clone(),
+            pending: stream::Pending::none(),
         }
     }
 }
 
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
+        self.cancel_pending();
         if Chan::<T>::release(&self.chan.receivers) {
             self.chan.disconnect_receivers();
         }
