@@ -93,7 +93,7 @@ pub(crate) struct Swept {
     /// Destructors for the finalizer thread (new zombies).
     pub(crate) finalize: Vec<Finalize>,
     /// Cleanups of the objects that died.
-    pub(crate) cleanups: Vec<crate::cleanup::Cleanup>,
+    pub(crate) cleanups: Vec<super::cleanup::Cleanup>,
 }
 
 /// Bits of word `w` for slots in `from..to`.
@@ -304,7 +304,7 @@ impl Span {
                     out.freed += 1;
                     // SAFETY: as above.
                     if cleanups && unsafe { (*header).has_cleanup() } {
-                        crate::cleanup::object_died(header as usize, &mut out.cleanups);
+                        super::cleanup::object_died(header as usize, &mut out.cleanups);
                     }
                     continue;
                 }
@@ -313,7 +313,7 @@ impl Span {
                 }
                 // SAFETY: as above.
                 if cleanups && unsafe { (*header).has_cleanup() } {
-                    crate::cleanup::object_died(header as usize, &mut out.cleanups);
+                    super::cleanup::object_died(header as usize, &mut out.cleanups);
                 }
                 if poison {
                     // SAFETY: the slot is ours until it is allocated again.
