@@ -134,13 +134,14 @@
 //! 100, `off` disables) over the live bytes of the previous cycle, with a 4 MiB
 //! minimum; `FIBRA_GC_MEMORY_LIMIT` (e.g. `512MiB`) lowers the goal to stay
 //! under a soft limit. Allocating threads assist marking when the heap
-//! outgrows its goal during a cycle. Each pause emits a `tracing` event (target `fibra_gc`, message
-//! `gc pause`, fields `phase`, `pause_ns`, `stopping_ns`, `cycle`) and lands in
-//! [`stats()`]'s histograms (pause length, and the time spent stopping the
-//! world). `FIBRA_GCTRACE=1` prints one line per cycle to
-//! stderr. `FIBRA_GC_TORTURE=1` collects every few hundred allocations, checks
-//! the heap's invariants after each mark (every root and every child of a
-//! marked object is marked) and poisons freed memory.
+//! outgrows its goal during a cycle. Each pause emits a `tracing` event
+//! (target `fibra_gc`, message `gc pause`, fields `phase`, `pause_ns`,
+//! `stopping_ns`, `cycle`) and lands in [`stats()`]'s histograms (pause
+//! length, and the time spent stopping the world). `FIBRA_GCTRACE=1` prints
+//! one line per cycle to stderr. `FIBRA_GC_TORTURE=1` collects every few
+//! hundred allocations, checks the heap's invariants after each mark (every
+//! root and every child of a marked object is marked) and poisons freed
+//! memory.
 //!
 //! # Layers
 //!
