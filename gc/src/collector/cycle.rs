@@ -31,7 +31,10 @@ use crate::heap::mark::MARK;
 use crate::heap::{self, HEAP};
 use crate::mutator;
 
-/// Cycle bookkeeping (`Collector::control`).
+/// Cycle bookkeeping (`Collector::control`). After a cycle failed while
+/// marking (a panic in a `Trace` impl or in the collector itself) nothing
+/// is freed any more, and `collect()` panics with `failed`'s message
+/// instead of waiting.
 pub(super) struct Control {
     /// Cycles the collector thread has started.
     pub(super) started: u64,
@@ -41,9 +44,7 @@ pub(super) struct Control {
     pub(super) requested: u64,
     /// Whether the collector thread exists.
     pub(super) thread: bool,
-    /// Set when a cycle failed while marking (a panic in a `Trace` impl or
-    /// in the collector itself): nothing is freed any more, and
-    /// `collect()` panics with this message instead of waiting.
+    /// Why collection stopped, once a cycle failed while marking.
     pub(super) failed: Option<String>,
     /// Green threads waiting in `collect()`.
     pub(super) wakers: Vec<Waker>,

@@ -1,5 +1,5 @@
-//! The collector: one background thread that runs cycles (see the crate
-//! docs for the phases), the pacer that starts them, the assists that
+//! The collector: one background thread that runs cycles (see "Phases"
+//! below), the pacer that starts them, the assists that
 //! allocating threads contribute, and `collect()`. All of its
 //! process-wide state is one `static`, [`COLLECTOR`] (Go's
 //! `gcController`); the shared grey queues it drains are the heap's
@@ -65,11 +65,11 @@
 //! unavailable), and waits until each record that was inside a region has
 //! left it. After this grace period no thread acts on the old phase, whether
 //! it is a worker, a plain OS thread, or blocked in a system call. Regions
-//! are a few instructions long, never block and never poll a safepoint. The
-//! stop-the-world around each flip (`fibra_runtime::safepoint`) keeps the
-//! workers out of regions altogether, so the grace period only ever waits for
-//! plain threads, and it runs after the world has restarted.
-//!
+//! are a few instructions long, never block and never poll a safepoint
+//! (see `mutator` for the protocol). The stop-the-world around each flip
+//! (`fibra_runtime::gc_seam::stop_the_world`) keeps the workers out of
+//! regions altogether, so the grace period only ever waits for plain
+//! threads, and it runs after the world has restarted.
 //!
 //! # Towards shorter pauses
 //!
@@ -106,12 +106,12 @@ use cycle::Control;
 use mark::RootJobs;
 use pacer::Pacer;
 
-/// The collector's state.
+/// The collector's state (Go's `gcController`): everything but the grey
+/// queues, which the barriers feed (`heap::mark::MarkState`).
 pub(crate) struct Collector {
     /// Cycle requests, completions and the collector thread (see `cycle`).
     control: Mutex<Control>,
-    /// The collector thread waits here for requests; `collect()` callers
-    /// wait here for completions.
+    /// Where the collector thread waits for requests, callers for completions.
     control_cv: Condvar,
     /// When cycles start, and the goal assists keep the heap to.
     pacer: Pacer,

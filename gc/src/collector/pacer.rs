@@ -24,10 +24,11 @@ use crate::heap::{self, HEAP};
 use crate::mutator::{self, cache, ThreadHeap};
 
 /// The pacer's state. Atomics: `pace` reads them on every allocation slow
-/// path without a lock.
+/// path without a lock. The heap's size is the live bytes after the last
+/// cycle plus the bytes allocated since (`Heap::allocated`); `u64::MAX` in
+/// `trigger` or `goal` means automatic collection is off.
 pub(super) struct Pacer {
-    /// Heap size (live after the last cycle + allocated since) that starts
-    /// the next cycle; `u64::MAX` when automatic collection is off.
+    /// Heap size that starts the next cycle.
     pub(super) trigger: AtomicU64,
     /// The heap goal of the running cycle (assists start above it).
     pub(super) goal: AtomicU64,

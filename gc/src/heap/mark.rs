@@ -22,17 +22,18 @@ use super::object::Header;
 use super::pages;
 
 /// The shared state of marking (Go's `work` queues).
+///
+/// `epoch` is stored by the collector before a marking phase starts:
+/// objects allocated during it are black without a mark bit (see
+/// `Span::black_from`), and sweeps of the following generation read it to
+/// know those objects survived. `deep` holds objects nested deeper than an
+/// assist may trace (`collector::assist::ASSIST_MAX_DEPTH`).
 pub(crate) struct MarkState {
-    /// The raw epoch of the current (or last) marking phase, stored by the
-    /// collector before it starts: objects allocated during it are black
-    /// without a mark bit (see `Span::black_from`). Sweeps of the following
-    /// generation read it to know those objects survived.
+    /// The raw epoch of the current (or last) marking phase.
     pub(crate) epoch: AtomicU64,
     /// Grey objects shaded by mutators, or shared by the collector.
     pub(crate) grey: LazyLock<Injector<usize>>,
-    /// Grey objects holding values nested too deep for an assist's stack
-    /// (`collector::assist::ASSIST_MAX_DEPTH`): only the collector thread,
-    /// with its large stack, scans them.
+    /// Grey objects only the collector thread, with its large stack, scans.
     pub(crate) deep: LazyLock<Injector<usize>>,
 }
 

@@ -18,8 +18,8 @@
 //!   region (the span stays *pending*, invisible to sweeps and marking,
 //!   until a short region publishes it), so a stop-the-world never waits
 //!   for a large copy.
-//! * Each thread has a cache with one span per span class and a 64-bit window
-//!   of free slots: the fast path is a `trailing_zeros`, a store and the
+//! * Each thread has a cache (`mutator::cache`) with one span per span
+//!   class and a 64-bit window of free slots: the fast path is a `trailing_zeros`, a store and the
 //!   header write, without locks or read-modify-write atomics.
 //! * Per-class central lists (`in_use`, `partial`, `unswept`) behind a mutex
 //!   serve the caches; a new generation turns `in_use` into `unswept` lazily,
@@ -33,7 +33,6 @@
 //!   `Gc`s and numbers) is swept by bitmap operations alone.
 //! * Free page runs beyond what the next heap goal needs are returned to the
 //!   OS after each cycle (`madvise(MADV_DONTNEED)`).
-//!
 //!
 //! # Central lists (per span class, behind a mutex)
 //!

@@ -69,9 +69,10 @@ pub(crate) struct Span {
     /// Set while a large object's span awaits its object's publication
     /// (`heap::alloc_large`): sweeps neither sweep nor free it.
     pub(crate) pending: AtomicBool,
-    /// Set while a thread's `heap::refill` holds the span between taking it
-    /// and installing it in its cache, outside any region: a sweep of a
-    /// later generation may sweep the span meanwhile but never frees it.
+    /// Set while a thread's `mutator::cache::refill` holds the span between
+    /// taking it and installing it in its cache, outside any region: a
+    /// sweep of a later generation may sweep the span meanwhile but never
+    /// frees it.
     pub(crate) taking: AtomicBool,
     /// Mark bits, one per slot.
     pub(crate) mark: Box<[AtomicU64]>,

@@ -45,10 +45,11 @@ use crate::epoch::Epoch;
 use cache::Cache;
 
 /// The handshake between the threads that touch the heap and the
-/// collector: the phase word and the threads' region records.
+/// collector: the phase word and the threads' region records. Also the
+/// `ThreadHeap` that threads whose own is gone (code running in
+/// thread-local destructors) share under a lock.
 struct Regions {
-    /// The phase word, `gen << 1 | marking` (see `Epoch`). Generations
-    /// start at 1.
+    /// The phase word, `gen << 1 | marking` (see `Epoch`).
     epoch: AtomicU64,
     /// Threads that may be inside a region.
     records: Mutex<Vec<Arc<Record>>>,
@@ -56,8 +57,7 @@ struct Regions {
     fence_in_regions: AtomicBool,
     /// Whether `membarrier` registration was attempted (and succeeded).
     membarrier: OnceLock<bool>,
-    /// A `ThreadHeap` for threads whose own is gone (code running in
-    /// thread-local destructors), used under a lock.
+    /// The `ThreadHeap` of threads whose own is gone (in TLS destructors).
     orphan: OnceLock<ReentrantMutex<ThreadHeap>>,
 }
 
@@ -157,7 +157,7 @@ impl ThreadHeap {
     }
 
     /// The thread's cache. Only for the allocator's own short, non-reentrant
-    /// sections (see `heap::refill`).
+    /// sections (see `cache::refill`).
     #[inline]
     pub(crate) fn cache(&self) -> *mut Cache {
         self.cache.get()
