@@ -72,6 +72,5 @@ pub use fibra_macros::test;
 
 /// The garbage-collected heap (the `fibra-gc` crate).
 pub mod gc {
-    #[allow(unused_imports)] // until the heap lands in fibra-gc
     pub use fibra_gc::*;
 }

@@ -93,8 +93,9 @@ fn peak_rss_kib() -> u64 {
 /// CPU seconds of (this thread, the whole process).
 fn cpu_seconds() -> (f64, f64) {
     let read = |who| {
-        // SAFETY: getrusage fills the struct we pass.
+        // SAFETY: `rusage` is plain integers, valid when zeroed.
         let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: getrusage fills the struct we pass.
         unsafe { libc::getrusage(who, &mut u) };
         let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 / 1e6;
         t(u.ru_utime) + t(u.ru_stime)

@@ -27,9 +27,9 @@
 //! lock *before* entering a mutator region, and never holds a region while
 //! waiting for it, so the collector's grace periods never wait on user code.
 //! A green thread never suspends while it holds a cell
-//! (`fibra_runtime::gc_seam::forbid_suspend`), so the per-thread count of held cells
-//! (`HELD`, which turns off safepoint polls and refuses `collect()`) is
-//! exactly the running task's.
+//! (`fibra_runtime::gc_seam::forbid_suspend`), so the per-thread count of
+//! held cells (`mutator::holding_cell`, which turns off safepoint polls and
+//! refuses `collect()`) is exactly the running task's.
 
 use std::cell::UnsafeCell;
 use std::fmt;
@@ -37,7 +37,7 @@ use std::fmt;
 use parking_lot::lock_api::RawMutex as _;
 use parking_lot::RawMutex;
 
-use crate::mutator::with_local;
+use crate::mutator::{self, with_thread_heap};
 use crate::trace::{Handles, Trace, TraceMode, Tracer};
 
 /// A mutable, thread-safe slot for heap values (`RefCell`'s role in a
@@ -73,28 +73,18 @@ unsafe impl<T: Send> Send for GcCell<T> {}
 // SAFETY: as above.
 unsafe impl<T: Send> Sync for GcCell<T> {}
 
-thread_local! {
-    /// Cells this thread holds locked (to refuse `collect()` inside them).
-    static HELD: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
-}
-
-/// Whether the calling thread holds a cell lock.
-pub(crate) fn holding_cell() -> bool {
-    HELD.with(|h| h.get() > 0)
-}
-
 /// Unlocks on drop (also on unwinding).
 struct Locked<'a, T> {
     cell: &'a GcCell<T>,
     /// A green thread may not suspend while it holds the lock: another
     /// green thread on its worker would block the worker on the lock, and
-    /// `HELD` counts per OS thread.
+    /// the count of held cells is per OS thread.
     _no_suspend: fibra_runtime::gc_seam::NoSuspend,
 }
 
 impl<T> Drop for Locked<'_, T> {
     fn drop(&mut self) {
-        HELD.with(|h| h.set(h.get() - 1));
+        mutator::cell_released();
         // SAFETY: this guard holds the lock.
         unsafe { self.cell.lock.unlock() };
     }
@@ -117,7 +107,7 @@ impl<T> GcCell<T> {
 
     fn locked(&self) -> Locked<'_, T> {
         self.lock.lock();
-        HELD.with(|h| h.set(h.get() + 1));
+        mutator::cell_locked();
         Locked {
             cell: self,
             _no_suspend: fibra_runtime::gc_seam::forbid_suspend(
@@ -211,8 +201,8 @@ impl<T: Trace> GcCell<T> {
         // SAFETY: we hold the lock.
         let slot = unsafe { &mut *self.value.get() };
         let old = if self.in_heap && T::NEEDS_TRACE {
-            with_local(|local| {
-                let region = local.region();
+            with_thread_heap(|thread| {
+                let region = thread.region();
                 let epoch = region.epoch();
                 value.trace_handles(&mut Handles::unroot(epoch));
                 if epoch.marking() {
@@ -251,8 +241,8 @@ impl<T: Trace> GcCell<T> {
         impl<T: Trace> Drop for Unroot<'_, T> {
             fn drop(&mut self) {
                 if self.cell.in_heap && T::NEEDS_TRACE {
-                    with_local(|local| {
-                        let region = local.region();
+                    with_thread_heap(|thread| {
+                        let region = thread.region();
                         // SAFETY: the lock is still held (dropped after us).
                         unsafe { &mut *self.cell.value.get() }
                             .trace_handles(&mut Handles::unroot(region.epoch()));
@@ -264,8 +254,8 @@ impl<T: Trace> GcCell<T> {
         // SAFETY: we hold the lock.
         let value = unsafe { &mut *self.value.get() };
         if self.in_heap && T::NEEDS_TRACE {
-            with_local(|local| {
-                let region = local.region();
+            with_thread_heap(|thread| {
+                let region = thread.region();
                 let epoch = region.epoch();
                 if epoch.marking() {
                     // `f` may move any handle out (`take`, `mem::swap`,

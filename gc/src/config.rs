@@ -102,10 +102,7 @@ impl Config {
 /// The configuration (read on first use).
 pub(crate) fn config() -> &'static Config {
     static CONFIG: OnceLock<Config> = OnceLock::new();
-    CONFIG.get_or_init(|| {
-        fibra_runtime::gc_seam::set_gc_stats_source(crate::stats::summary);
-        Config::from_env()
-    })
+    CONFIG.get_or_init(Config::from_env)
 }
 
 #[cfg(test)]

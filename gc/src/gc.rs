@@ -7,10 +7,13 @@ use std::ops::Deref;
 use std::ptr::NonNull;
 
 use crate::collector;
+use crate::epoch::Epoch;
 use crate::heap::class::{class_of, SpanClass};
+use crate::heap::mark;
 use crate::heap::object::{Header, VTable};
 use crate::heap::{self};
-use crate::mutator::{self, with_local};
+use crate::mutator::cache;
+use crate::mutator::with_thread_heap;
 use crate::trace::{Handles, Trace, Tracer};
 
 /// An object in the heap: header, then value.
@@ -101,12 +104,12 @@ impl<T: Trace + Send + 'static> Gc<T> {
             return Gc::new_large(value);
         }
         let mut value = value;
-        let obj = with_local(|local| loop {
-            let region = local.region();
+        let obj = with_thread_heap(|thread| loop {
+            let region = thread.region();
             let epoch = region.epoch();
-            let slot = heap::try_alloc(
+            let slot = cache::try_alloc(
                 // SAFETY: inside the region nothing else borrows the cache.
-                unsafe { &mut *local.cache() },
+                unsafe { &mut *thread.cache() },
                 GcBox::<T>::SPAN_CLASS,
                 epoch.gen(),
             );
@@ -129,11 +132,11 @@ impl<T: Trace + Send + 'static> Gc<T> {
                     GcBox::<T>::VTABLE.drop.is_some(),
                 );
                 drop(region);
-                collector::after_alloc(local);
+                collector::after_alloc(thread);
                 return obj;
             }
             drop(region);
-            collector::alloc_slow(local, GcBox::<T>::SPAN_CLASS);
+            collector::alloc_slow(thread, GcBox::<T>::SPAN_CLASS);
         });
         Gc::from_new(obj)
     }
@@ -162,8 +165,8 @@ impl<T: Trace + Send + 'static> Gc<T> {
         // abandoned: the value is leaked, never dropped, and a later sweep
         // frees the pages.
         let abandon = heap::AbandonLarge(span);
-        with_local(|local| {
-            let region = local.region();
+        with_thread_heap(|thread| {
+            let region = thread.region();
             let epoch = region.epoch();
             if T::NEEDS_TRACE {
                 // SAFETY: the value was written above and this thread is
@@ -173,7 +176,7 @@ impl<T: Trace + Send + 'static> Gc<T> {
             heap::publish_large(span, epoch, GcBox::<T>::VTABLE.drop.is_some());
             std::mem::forget(abandon);
             drop(region);
-            collector::after_alloc(local);
+            collector::after_alloc(thread);
         });
         Gc::from_new(obj)
     }
@@ -235,7 +238,7 @@ impl<T: 'static> Gc<T> {
     pub fn add_cleanup(this: &Gc<T>, cleanup: impl FnOnce() + Send + 'static) {
         let header = this.header();
         let addr = header as *const Header as usize;
-        crate::cleanup::register(addr, Box::new(cleanup));
+        heap::cleanup::register(addr, Box::new(cleanup));
         header.set_cleanup();
         heap::pages::span_of(addr)
             .has_cleanups
@@ -280,7 +283,7 @@ impl<T: 'static> Deref for Gc<T> {
 
 impl<T: 'static> Clone for Gc<T> {
     /// Makes a new root handle: one relaxed atomic increment. (Creating a
-    /// reference needs no barrier: see "The barrier" in the crate docs.)
+    /// reference needs no barrier: see "The barrier" in `collector`.)
     #[inline]
     fn clone(&self) -> Gc<T> {
         self.header().add_root();
@@ -296,8 +299,8 @@ impl<T: 'static> Drop for Gc<T> {
     fn drop(&mut self) {
         if self.is_root() {
             let header: *const Header = self.header();
-            with_local(|local| {
-                let region = local.region();
+            with_thread_heap(|thread| {
+                let region = thread.region();
                 drop_root(header, region.epoch(), false);
             });
         }
@@ -307,9 +310,9 @@ impl<T: 'static> Drop for Gc<T> {
 /// Removes one root from `header` (shading it first while marking);
 /// `into_heap` when the handle is being stored in the heap.
 #[inline]
-fn drop_root(header: *const Header, epoch: mutator::Epoch, into_heap: bool) {
+fn drop_root(header: *const Header, epoch: Epoch, into_heap: bool) {
     if epoch.marking() {
-        collector::shade_from_mutator(header, epoch.raw());
+        mark::shade_from_mutator(header, epoch.raw());
     }
     // SAFETY: the object is alive while this root exists.
     unsafe { (*header).remove_root(into_heap) };

@@ -50,7 +50,8 @@
 //!   object.
 //!
 //! Cost: a clone is one atomic increment of the header (like `Arc`);
-//! dropping a root is one decrement inside a *mutator region* (below). When a
+//! dropping a root is one decrement inside a *mutator region* (a few
+//! instructions during which the collector cannot change phase). When a
 //! handle is the only root of an object that was never stored in the heap
 //! (the header's `STORED` bit is clear), nothing else can reach the object,
 //! so unrooting or dropping it is a plain store: building a structure from
@@ -60,88 +61,6 @@
 //! allocated objects concurrently with the mutators, never in a pause (this
 //! root scan reads one header per allocated object; a per-span root bitmap
 //! would make it proportional to the roots instead).
-//!
-//! ## Phases and the phase word
-//!
-//! A global `EPOCH` word holds `(gen, marking)`. A cycle (see `collector`):
-//!
-//! 1. **Sweep termination** (concurrent): finish sweeping the previous
-//!    generation, so every span's mark bitmap is clear.
-//! 2. **Mark start** (stop-the-world, O(1)): `EPOCH = (gen, marking)`. Then a
-//!    *grace period* (below) waits until no thread acts on the old phase.
-//! 3. **Root scan and mark** (concurrent, on the collector thread, with
-//!    assists from allocating threads): shade every allocated, unmarked
-//!    object whose root count is non-zero; drain the grey queue, tracing each
-//!    grey object's fields. A `GcCell` is traced under its lock (try-lock; a
-//!    busy cell is retried later, never waited on).
-//! 4. **Mark termination**: when the grey queue is empty, a grace period
-//!    flushes in-flight barrier work; if the queue is still empty, marking is
-//!    complete (stop-the-world, O(1)): `EPOCH = (gen + 1, off)`, grace period.
-//! 5. **Sweep** (concurrent and lazy): a span is swept by whoever needs it
-//!    first, an allocating thread looking for free slots or the collector's
-//!    background sweep. Sweeping frees unreachable objects (handing their
-//!    destructors to the finalizer thread, see "Destructors") and makes the
-//!    span's mark bitmap its allocation bitmap.
-//!
-//! ## The barrier: snapshot-at-the-beginning over counted roots
-//!
-//! While `marking`, every deletion of a reference *shades* (marks grey) the
-//! object it referred to: dropping a root, unrooting a handle as it moves into
-//! the heap, and overwriting a `GcCell`'s value (its old contents). Objects are
-//! allocated black. Creating a reference (clone, store) needs no barrier.
-//! This is Yuasa's deletion barrier with the root set "virtualised": the
-//! snapshot is the heap and the root counts at the end of the mark-start
-//! grace period. Correctness: an object reachable at the snapshot stays on a
-//! path of intact edges from a root, or one of those edges was deleted and
-//! shaded its target; an object reachable later was reachable at the
-//! snapshot or was allocated since (black), because nothing unreachable can
-//! become reachable again (no resurrection, see destructors). So when the
-//! grey set is empty, every object reachable at the snapshot is black, and
-//! any later shade only meets black objects: termination is stable.
-//!
-//! ## Mutator regions and grace periods (OS threads are never stopped)
-//!
-//! Barriers and allocation read `EPOCH` once, on entry to a *mutator
-//! region*, and act on that value until they leave it. Each thread has a
-//! record whose sequence number is odd inside a region. To change phase the
-//! collector stores the new `EPOCH`, issues a process-wide memory barrier
-//! (`membarrier(2)`, or a `SeqCst` fence in every region entry where that is
-//! unavailable), and waits until each record that was inside a region has
-//! left it. After this grace period no thread acts on the old phase, whether
-//! it is a worker, a plain OS thread, or blocked in a system call. Regions
-//! are a few instructions long, never block and never poll a safepoint. The
-//! stop-the-world around each flip (`fibra_runtime::safepoint`) keeps the
-//! workers out of regions altogether, so the grace period only ever waits for
-//! plain threads, and it runs after the world has restarted.
-//!
-//! ## Allocator
-//!
-//! * 64 MiB arenas reserved from the OS, split into 8 KiB pages; each arena
-//!   starts with a page-to-span table, so the span of any object is two loads
-//!   away.
-//! * 67 size classes up to 32 KiB (Go's), each served by spans of one or more
-//!   pages; spans are *scan* or *noscan* (types whose `Trace::NEEDS_TRACE` is
-//!   false are never scanned). Larger objects get a span of their own:
-//!   they count toward the pacer and poll for a safepoint like a cache
-//!   refill, and their value is copied into the span outside the mutator
-//!   region (the span stays *pending*, invisible to sweeps and marking,
-//!   until a short region publishes it), so a stop-the-world never waits
-//!   for a large copy.
-//! * Each thread has a cache with one span per span class and a 64-bit window
-//!   of free slots: the fast path is a `trailing_zeros`, a store and the
-//!   header write, without locks or read-modify-write atomics.
-//! * Per-class central lists (`in_use`, `partial`, `unswept`) behind a mutex
-//!   serve the caches; a new generation turns `in_use` into `unswept` lazily,
-//!   in O(1) per class.
-//! * Side bitmaps per span: `mark` and `alloc`. Slots below the span's
-//!   `freeindex` were allocated since the last sweep. Allocating black costs
-//!   no atomic read-modify-write: a span records the first slot its cache
-//!   allocated during the current marking epoch (`black_from`), and free
-//!   slots from there up to `freeindex` count as marked. A span whose objects
-//!   have no destructor (`Trace::HEAP_DROP_IS_NOOP`, e.g. nodes made of
-//!   `Gc`s and numbers) is swept by bitmap operations alone.
-//! * Free page runs beyond what the next heap goal needs are returned to the
-//!   OS after each cycle (`madvise(MADV_DONTNEED)`).
 //!
 //! ## Destructors
 //!
@@ -209,40 +128,54 @@
 //! nesting holds no `Gc` (`struct Node { v: u64, next: Option<Box<Node>> }`)
 //! has `NEEDS_TRACE` false under `#[derive(Trace)]` and is never walked.
 //!
-//! ## Towards shorter pauses (what the next steps change)
-//!
-//! Marking already runs on the collector thread while mutators run, and
-//! both pauses do O(1) work; their length is the time the workers take to
-//! reach a safepoint. Still to come: parallel mark workers with a CPU budget
-//! (Go's 25%), splitting huge objects into scan chunks ("oblets"), paced
-//! assists with credit, cleanups of stacks after a cycle, and a bound on
-//! time-to-safepoint for tasks that never reach one (a signal-based poll in
-//! the runtime).
-//!
 //! ## Pacing, stats and debugging
 //!
 //! A cycle starts when the heap has grown by `FIBRA_GC_PERCENT` (default
 //! 100, `off` disables) over the live bytes of the previous cycle, with a 4 MiB
 //! minimum; `FIBRA_GC_MEMORY_LIMIT` (e.g. `512MiB`) lowers the goal to stay
 //! under a soft limit. Allocating threads assist marking when the heap
-//! outgrows its goal during a cycle. Each pause emits a `tracing` event (target `fibra_gc`, message
-//! `gc pause`, fields `phase`, `pause_ns`, `stopping_ns`, `cycle`) and lands in
-//! [`stats()`]'s histograms (pause length, and the time spent stopping the
-//! world). `FIBRA_GCTRACE=1` prints one line per cycle to
-//! stderr. `FIBRA_GC_TORTURE=1` collects every few hundred allocations, checks
-//! the heap's invariants after each mark (every root and every child of a
-//! marked object is marked) and poisons freed memory.
+//! outgrows its goal during a cycle. Each pause emits a `tracing` event
+//! (target `fibra_gc`, message `gc pause`, fields `phase`, `pause_ns`,
+//! `stopping_ns`, `cycle`) and lands in [`stats()`]'s histograms (pause
+//! length, and the time spent stopping the world). `FIBRA_GCTRACE=1` prints
+//! one line per cycle to stderr. `FIBRA_GC_TORTURE=1` collects every few
+//! hundred allocations, checks the heap's invariants after each mark (every
+//! root and every child of a marked object is marked) and poisons freed
+//! memory.
+//!
+//! # Layers
+//!
+//! The crate's modules form layers; each imports only from the layers
+//! below it (computed from `crate::` paths, no cycle among top-level
+//! modules but `heap` and `trace`, which share the bottom layer: a type's
+//! vtable holds its trace function, and a tracer shades through the heap's
+//! mark bits).
+//!
+//! ```text
+//!   gc (Gc<T>)   cell (GcCell<T>)   stats (stats())     the API
+//!   ------------------------------------------------
+//!   collector (cycles, pacer, assists, marking)
+//!   ------------------------------------------------
+//!   mutator (regions, each thread's ThreadHeap and cache)
+//!   ------------------------------------------------
+//!   heap (spans, pages, sweeping, mark bits, finalizer thread)
+//!   trace (Trace, Tracer)   config   epoch   histogram
+//! ```
+//!
+//! The collector's internals (phases, the barrier, regions and grace
+//! periods) are documented in `collector`, the allocator's in `heap`.
 
 #![warn(missing_docs)]
 
 extern crate self as fibra_gc;
 
 mod cell;
-mod cleanup;
 mod collector;
 mod config;
+mod epoch;
 mod gc;
 mod heap;
+mod histogram;
 mod mutator;
 mod stats;
 mod trace;
@@ -251,7 +184,8 @@ pub use cell::GcCell;
 pub use collector::collect;
 pub use fibra_gc_derive::Trace;
 pub use gc::Gc;
-pub use stats::{stats, GcStats, PauseHistogram};
+pub use histogram::PauseHistogram;
+pub use stats::{stats, GcStats};
 pub use trace::{Handles, Trace, Tracer};
 
 /// Items the derive macro refers to; not part of the API.

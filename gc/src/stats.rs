@@ -1,110 +1,10 @@
-//! Collector statistics and the pause histogram.
+//! `stats()`: a snapshot of the collector's counters and the heap's sizes.
 
 use std::sync::atomic::Ordering;
 
-use parking_lot::Mutex;
-
-use crate::heap;
-
-/// Buckets per power of two in the pause histogram.
-const SUB_BUCKETS: u32 = 4;
-/// Number of histogram buckets (covers up to 2^40 ns).
-const BUCKETS: usize = 41 * SUB_BUCKETS as usize;
-
-/// Stop-the-world pause lengths, bucketed logarithmically (four buckets
-/// per power of two, so a percentile is exact to within 19%).
-///
-/// ```
-/// let h = fibra_gc::stats().pause_histogram;
-/// assert_eq!(h.count(), fibra_gc::stats().pauses);
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct PauseHistogram {
-    buckets: Vec<u64>,
-}
-
-impl Default for PauseHistogram {
-    fn default() -> PauseHistogram {
-        PauseHistogram {
-            buckets: vec![0; BUCKETS],
-        }
-    }
-}
-
-fn bucket_of(ns: u64) -> usize {
-    if ns < 4 {
-        return ns as usize;
-    }
-    let octave = 63 - ns.leading_zeros();
-    let sub = (ns >> (octave - 2)) & 3;
-    ((octave - 1) * SUB_BUCKETS + sub as u32).min(BUCKETS as u32 - 1) as usize
-}
-
-/// Upper bound (exclusive) of bucket `b` in nanoseconds.
-fn bucket_limit(b: usize) -> u64 {
-    if b < 4 {
-        return b as u64 + 1;
-    }
-    let octave = b as u32 / SUB_BUCKETS + 1;
-    let sub = b as u64 % SUB_BUCKETS as u64;
-    (4 + sub + 1) << (octave - 2)
-}
-
-impl PauseHistogram {
-    pub(crate) fn record(&mut self, ns: u64) {
-        self.buckets[bucket_of(ns)] += 1;
-    }
-
-    /// Number of pauses recorded.
-    ///
-    /// ```
-    /// assert!(fibra_gc::stats().pause_histogram.count() >= 0);
-    /// ```
-    pub fn count(&self) -> u64 {
-        self.buckets.iter().sum()
-    }
-
-    /// The pause length (ns, upper bound of its bucket) below which a
-    /// fraction `q` (0.0..=1.0) of pauses fall; 0 without pauses.
-    ///
-    /// ```
-    /// fibra_gc::collect();
-    /// let p99 = fibra_gc::stats().pause_histogram.quantile(0.99);
-    /// assert!(p99 > 0);
-    /// ```
-    pub fn quantile(&self, q: f64) -> u64 {
-        let total = self.count();
-        if total == 0 {
-            return 0;
-        }
-        let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
-        let mut seen = 0;
-        for (b, &n) in self.buckets.iter().enumerate() {
-            seen += n;
-            if seen >= rank {
-                return bucket_limit(b);
-            }
-        }
-        bucket_limit(BUCKETS - 1)
-    }
-
-    /// Non-empty buckets as `(upper bound ns, count)`.
-    ///
-    /// ```
-    /// for (limit, n) in fibra_gc::stats().pause_histogram.buckets() {
-    ///     assert!(limit > 0 && n > 0);
-    /// }
-    /// ```
-    pub fn buckets(&self) -> Vec<(u64, u64)> {
-        self.buckets
-            .iter()
-            .enumerate()
-            .filter(|(_, &n)| n > 0)
-            .map(|(b, &n)| (bucket_limit(b), n))
-            .collect()
-    }
-}
+use crate::collector;
+use crate::heap::HEAP;
+use crate::histogram::PauseHistogram;
 
 /// A snapshot of the collector's counters.
 ///
@@ -152,49 +52,6 @@ pub struct GcStats {
     pub fragmentation: f64,
 }
 
-/// The collector's own counters (heap sizes are read from the allocator).
-#[derive(Default)]
-pub(crate) struct Counters {
-    pub(crate) cycles: u64,
-    pub(crate) live_bytes: u64,
-    pub(crate) heap_after_sweep: u64,
-    pub(crate) pauses: u64,
-    pub(crate) pause_total_ns: u64,
-    pub(crate) pause_max_ns: u64,
-    pub(crate) stopping_max_ns: u64,
-    pub(crate) histogram: Option<PauseHistogram>,
-    pub(crate) stopping_histogram: Option<PauseHistogram>,
-    pub(crate) goal_bytes: u64,
-}
-
-pub(crate) static COUNTERS: Mutex<Counters> = Mutex::new(Counters {
-    cycles: 0,
-    live_bytes: 0,
-    heap_after_sweep: 0,
-    pauses: 0,
-    pause_total_ns: 0,
-    pause_max_ns: 0,
-    stopping_max_ns: 0,
-    histogram: None,
-    stopping_histogram: None,
-    goal_bytes: 0,
-});
-
-/// Records one pause.
-pub(crate) fn record_pause(ns: u64, stopping_ns: u64) {
-    let mut c = COUNTERS.lock();
-    c.pauses += 1;
-    c.pause_total_ns += ns;
-    c.pause_max_ns = c.pause_max_ns.max(ns);
-    c.stopping_max_ns = c.stopping_max_ns.max(stopping_ns);
-    c.histogram
-        .get_or_insert_with(PauseHistogram::default)
-        .record(ns);
-    c.stopping_histogram
-        .get_or_insert_with(PauseHistogram::default)
-        .record(stopping_ns);
-}
-
 /// The collector's counters now.
 ///
 /// ```
@@ -203,7 +60,7 @@ pub(crate) fn record_pause(ns: u64, stopping_ns: u64) {
 /// assert!(fibra_gc::stats().cycles > before);
 /// ```
 pub fn stats() -> GcStats {
-    let c = COUNTERS.lock();
+    let c = collector::counters();
     let fragmentation = if c.heap_after_sweep > 0 {
         1.0 - c.live_bytes as f64 / c.heap_after_sweep as f64
     } else {
@@ -211,7 +68,7 @@ pub fn stats() -> GcStats {
     };
     GcStats {
         cycles: c.cycles,
-        heap_bytes: heap::HEAP_BYTES.load(Ordering::Relaxed),
+        heap_bytes: HEAP.heap_bytes.load(Ordering::Relaxed),
         live_bytes: c.live_bytes,
         pauses: c.pauses,
         pause_total_ns: c.pause_total_ns,
@@ -220,42 +77,14 @@ pub fn stats() -> GcStats {
         pause_histogram: c.histogram.clone().unwrap_or_default(),
         stopping_histogram: c.stopping_histogram.clone().unwrap_or_default(),
         goal_bytes: c.goal_bytes,
-        freed_objects: heap::FREED_OBJECTS.load(Ordering::Relaxed),
+        freed_objects: HEAP.freed_objects.load(Ordering::Relaxed),
         fragmentation,
     }
-}
-
-/// The figures `fibra::stats()` shows (see [`fibra_runtime::GcSummary`]).
-pub(crate) fn summary() -> fibra_runtime::GcSummary {
-    let s = stats();
-    let mut out = fibra_runtime::GcSummary::default();
-    out.cycles = s.cycles;
-    out.heap_bytes = s.heap_bytes;
-    out.live_bytes = s.live_bytes;
-    out.pauses = s.pauses;
-    out.pause_total_ns = s.pause_total_ns;
-    out.pause_max_ns = s.pause_max_ns;
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn buckets_bound_their_values() {
-        for ns in [0u64, 1, 3, 4, 5, 7, 8, 100, 1_000, 12_345, 999_999, 1 << 30] {
-            let b = bucket_of(ns);
-            assert!(
-                ns < bucket_limit(b),
-                "{ns} in bucket {b} < {}",
-                bucket_limit(b)
-            );
-            if b > 0 {
-                assert!(ns >= bucket_limit(b - 1), "{ns} below bucket {b}");
-            }
-        }
-    }
 
     #[test]
     fn every_pause_lands_in_both_histograms() {
@@ -268,16 +97,5 @@ mod tests {
         assert!(s.stopping_histogram.quantile(1.0) > s.stopping_max_ns);
         assert!(s.stopping_max_ns <= s.pause_max_ns);
         assert!(s.stopping_histogram.quantile(0.5) <= s.pause_histogram.quantile(1.0));
-    }
-
-    #[test]
-    fn quantiles() {
-        let mut h = PauseHistogram::default();
-        for ns in 1..=100u64 {
-            h.record(ns * 1000);
-        }
-        let p50 = h.quantile(0.5);
-        assert!((50_000..=60_000).contains(&p50), "{p50}");
-        assert!(h.quantile(1.0) >= 100_000);
     }
 }

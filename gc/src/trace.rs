@@ -4,9 +4,9 @@
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet, LinkedList, VecDeque};
 use std::sync::Arc;
 
+use crate::epoch::Epoch;
+use crate::heap::mark::{self, Shade};
 use crate::heap::object::Header;
-use crate::heap::{self, Shade};
-use crate::mutator::Epoch;
 
 /// A type whose `Gc` handles the collector can find.
 ///
@@ -166,11 +166,11 @@ impl Tracer {
         match self.mode {
             TraceMode::Collect => self.stack.push(header),
             TraceMode::Mark => {
-                if let Shade::Grey = heap::shade(header, self.epoch) {
+                if let Shade::Grey = mark::shade(header, self.epoch) {
                     self.stack.push(header);
                 }
             }
-            TraceMode::Barrier => crate::collector::shade_from_mutator(header, self.epoch),
+            TraceMode::Barrier => mark::shade_from_mutator(header, self.epoch),
         }
     }
 }

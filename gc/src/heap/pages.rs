@@ -1,15 +1,15 @@
 //! The page heap: 64 MiB arenas reserved from the OS, handed out as runs of
 //! 8 KiB pages, with a page-to-span table at the start of each arena.
 //!
-//! All mmap/madvise/munmap calls of the collector live here.
+//! All mmap/madvise/munmap calls of the collector live here. The free runs
+//! are `Heap::pages`; the page-to-span tables live in the arenas themselves.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
-use parking_lot::Mutex;
-
 use super::class::{PAGE_SHIFT, PAGE_SIZE};
 use super::span::Span;
+use super::HEAP;
 
 /// Arenas are this large and aligned to their size.
 pub(crate) const ARENA_SHIFT: usize = 26;
@@ -34,22 +34,26 @@ struct FreeRun {
     dirty: bool,
 }
 
-/// Free page runs and the arenas they come from.
-struct PageHeap {
+/// Free page runs and the arenas they come from (`Heap::pages`).
+pub(crate) struct PageHeap {
     /// Free runs by start address.
     free: BTreeMap<usize, FreeRun>,
     /// Mappings made for single huge objects: start -> bytes.
     huge: BTreeMap<usize, usize>,
 }
 
-static PAGE_HEAP: Mutex<PageHeap> = Mutex::new(PageHeap {
-    free: BTreeMap::new(),
-    huge: BTreeMap::new(),
-});
+impl PageHeap {
+    pub(crate) const fn new() -> PageHeap {
+        PageHeap {
+            free: BTreeMap::new(),
+            huge: BTreeMap::new(),
+        }
+    }
+}
 
 /// Allocates a run of `npages` pages; returns its address.
 pub(crate) fn alloc_pages(npages: usize) -> usize {
-    let mut heap = PAGE_HEAP.lock();
+    let mut heap = HEAP.pages.lock();
     if npages > PAGES_PER_ARENA - META_PAGES {
         let bytes = (META_PAGES + npages) * PAGE_SIZE;
         let bytes = bytes.div_ceil(ARENA_SIZE) * ARENA_SIZE;
@@ -91,7 +95,7 @@ pub(crate) fn alloc_pages(npages: usize) -> usize {
 
 /// Returns a run to the heap, merging it with free neighbours.
 pub(crate) fn free_pages(addr: usize, npages: usize) {
-    let mut heap = PAGE_HEAP.lock();
+    let mut heap = HEAP.pages.lock();
     let base = addr - META_PAGES * PAGE_SIZE;
     if let Some(bytes) = heap.huge.remove(&base) {
         // SAFETY: the mapping was made by `reserve_aligned` and holds only
@@ -129,7 +133,7 @@ pub(crate) fn scavenge(keep: usize) -> usize {
     // needing pages must not wait for it. Picked runs are out of the free
     // map meanwhile, so nobody allocates from them.
     let picked: Vec<(usize, usize)> = {
-        let mut heap = PAGE_HEAP.lock();
+        let mut heap = HEAP.pages.lock();
         let mut resident: usize = heap
             .free
             .values()
@@ -164,7 +168,7 @@ pub(crate) fn scavenge(keep: usize) -> usize {
         };
         released += pages * PAGE_SIZE;
     }
-    let mut heap = PAGE_HEAP.lock();
+    let mut heap = HEAP.pages.lock();
     for (addr, pages) in picked {
         insert_clean(&mut heap, addr, pages);
     }
@@ -236,7 +240,7 @@ fn arena_header(addr: usize) -> &'static ArenaHeader {
 /// only ever taken outside mutator regions.
 #[cold]
 fn out_of_memory(bytes: usize, err: std::io::Error) -> ! {
-    let heap = super::HEAP_BYTES.load(std::sync::atomic::Ordering::Relaxed);
+    let heap = HEAP.heap_bytes.load(Ordering::Relaxed);
     let limit = match crate::config::config().memory_limit {
         Some(l) => format!("FIBRA_GC_MEMORY_LIMIT {l} bytes"),
         None => "no FIBRA_GC_MEMORY_LIMIT".to_string(),

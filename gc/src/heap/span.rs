@@ -69,9 +69,10 @@ pub(crate) struct Span {
     /// Set while a large object's span awaits its object's publication
     /// (`heap::alloc_large`): sweeps neither sweep nor free it.
     pub(crate) pending: AtomicBool,
-    /// Set while a thread's `heap::refill` holds the span between taking it
-    /// and installing it in its cache, outside any region: a sweep of a
-    /// later generation may sweep the span meanwhile but never frees it.
+    /// Set while a thread's `mutator::cache::refill` holds the span between
+    /// taking it and installing it in its cache, outside any region: a
+    /// sweep of a later generation may sweep the span meanwhile but never
+    /// frees it.
     pub(crate) taking: AtomicBool,
     /// Mark bits, one per slot.
     pub(crate) mark: Box<[AtomicU64]>,
@@ -93,7 +94,7 @@ pub(crate) struct Swept {
     /// Destructors for the finalizer thread (new zombies).
     pub(crate) finalize: Vec<Finalize>,
     /// Cleanups of the objects that died.
-    pub(crate) cleanups: Vec<crate::cleanup::Cleanup>,
+    pub(crate) cleanups: Vec<super::cleanup::Cleanup>,
 }
 
 /// Bits of word `w` for slots in `from..to`.
@@ -304,7 +305,7 @@ impl Span {
                     out.freed += 1;
                     // SAFETY: as above.
                     if cleanups && unsafe { (*header).has_cleanup() } {
-                        crate::cleanup::object_died(header as usize, &mut out.cleanups);
+                        super::cleanup::object_died(header as usize, &mut out.cleanups);
                     }
                     continue;
                 }
@@ -313,7 +314,7 @@ impl Span {
                 }
                 // SAFETY: as above.
                 if cleanups && unsafe { (*header).has_cleanup() } {
-                    crate::cleanup::object_died(header as usize, &mut out.cleanups);
+                    super::cleanup::object_died(header as usize, &mut out.cleanups);
                 }
                 if poison {
                     // SAFETY: the slot is ours until it is allocated again.

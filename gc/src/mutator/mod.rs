@@ -1,78 +1,78 @@
 //! Mutator regions: how every thread agrees on the collector's phase
-//! without being stopped.
+//! without being stopped; and each thread's view of the heap
+//! (`ThreadHeap`: its region state and its allocation cache, `cache`).
+//! "Mutator" here means any thread that touches the heap (a worker, a
+//! green thread's carrier, a plain OS thread), not the runtime's
+//! safepoint bookkeeping of its workers.
 //!
 //! # States
 //!
-//! `EPOCH` holds `gen << 1 | marking`. Each thread that touches the heap
+//! The phase word (`Regions::epoch`) holds `gen << 1 | marking`. Each thread that touches the heap
 //! has a `Record` whose `seq` is odd while the thread is inside a *region*
 //! (a barrier, an allocation, an unroot) and even outside. On entering the
 //! outermost region a thread makes `seq` odd, then (after a compiler fence,
-//! or a full fence when `membarrier` is unavailable) reads `EPOCH` once; all
+//! or a full fence when `membarrier` is unavailable) reads the phase word once; all
 //! work in the region acts on that value. A region is a `Region` guard:
 //! dropping it, also while unwinding from a panic in the region's work,
 //! leaves the region, so no thread stays "inside" after a failure.
 //!
 //! # Transition (the collector)
 //!
-//! `flip(new)`: store `EPOCH`, then `grace_period()`: a process-wide memory
+//! `set_epoch(new)`: store the phase word, then `grace_period()`: a process-wide memory
 //! barrier (`membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)`), then for every
 //! record whose `seq` is odd, wait until it changes.
 //!
 //! # Invariant
 //!
-//! After `grace_period()` returns, every region that read the old `EPOCH`
+//! After `grace_period()` returns, every region that read the old phase word
 //! has ended, and every region that begins later reads the new one. Proof
-//! sketch: the barrier orders each thread's `seq` store before its `EPOCH`
-//! load (the asymmetric Dekker pattern: a thread either made `seq` odd
+//! sketch: the barrier orders each thread's `seq` store before its phase
+//! word load (the asymmetric Dekker pattern: a thread either made `seq` odd
 //! before the barrier, and the collector sees it odd and waits, or it reads
-//! `EPOCH` after the barrier and sees the new value). Regions never block,
+//! the phase word after the barrier and sees the new value). Regions never block,
 //! never poll a safepoint and never wait for the collector, so the wait is
 //! as short as the longest region.
 
 use std::cell::{Cell, UnsafeCell};
 use std::sync::atomic::{compiler_fence, fence, AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::{Mutex, ReentrantMutex};
 
-use crate::heap::Cache;
+pub(crate) mod cache;
 
-/// `gen << 1 | marking`. Generations start at 1.
-static EPOCH: AtomicU64 = AtomicU64::new(2);
-/// Threads that may be inside a region.
-static RECORDS: Mutex<Vec<Arc<Record>>> = Mutex::new(Vec::new());
-/// Whether region entry needs a full fence (no `membarrier`).
-static FENCE_IN_REGIONS: AtomicBool = AtomicBool::new(true);
-/// Whether `membarrier` registration was attempted.
-static MEMBARRIER: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+use crate::epoch::Epoch;
+use cache::Cache;
 
-/// A decoded `EPOCH`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Epoch(u64);
-
-impl Epoch {
-    pub(crate) fn new(gen: u64, marking: bool) -> Epoch {
-        Epoch(gen << 1 | marking as u64)
-    }
-    #[inline]
-    pub(crate) fn gen(self) -> u64 {
-        self.0 >> 1
-    }
-    /// The raw word (`gen << 1 | marking`).
-    #[inline]
-    pub(crate) fn raw(self) -> u64 {
-        self.0
-    }
-    #[inline]
-    pub(crate) fn marking(self) -> bool {
-        self.0 & 1 == 1
-    }
+/// The handshake between the threads that touch the heap and the
+/// collector: the phase word and the threads' region records. Also the
+/// `ThreadHeap` that threads whose own is gone (code running in
+/// thread-local destructors) share under a lock.
+struct Regions {
+    /// The phase word, `gen << 1 | marking` (see `Epoch`).
+    epoch: AtomicU64,
+    /// Threads that may be inside a region.
+    records: Mutex<Vec<Arc<Record>>>,
+    /// Whether region entry needs a full fence (no `membarrier`).
+    fence_in_regions: AtomicBool,
+    /// Whether `membarrier` registration was attempted (and succeeded).
+    membarrier: OnceLock<bool>,
+    /// The `ThreadHeap` of threads whose own is gone (in TLS destructors).
+    orphan: OnceLock<ReentrantMutex<ThreadHeap>>,
 }
+
+static REGIONS: Regions = Regions {
+    epoch: AtomicU64::new(Epoch::new(1, false).raw()),
+    records: Mutex::new(Vec::new()),
+    fence_in_regions: AtomicBool::new(true),
+    membarrier: OnceLock::new(),
+    orphan: OnceLock::new(),
+};
 
 /// The current epoch (outside a region: only a hint).
 #[inline]
 pub(crate) fn epoch() -> Epoch {
-    Epoch(EPOCH.load(Ordering::Acquire))
+    Epoch::from_raw(REGIONS.epoch.load(Ordering::Acquire))
 }
 
 /// A thread's region counter, shared with the collector.
@@ -80,29 +80,31 @@ struct Record {
     seq: AtomicU64,
 }
 
-/// A thread's mutator state.
-pub(crate) struct Local {
+/// A thread's view of the heap: its region state, shared with the
+/// collector through its `Record`, and its allocation cache.
+pub(crate) struct ThreadHeap {
     /// Nesting depth of regions.
     depth: Cell<u32>,
     /// The epoch read on entering the outermost region.
     epoch: Cell<Epoch>,
     /// Allocations since the last torture collection.
     pub(crate) torture_count: Cell<u64>,
+    /// The region counter the collector's grace periods read.
     record: Arc<Record>,
     /// The thread's allocation cache.
     cache: UnsafeCell<Cache>,
 }
 
-impl Local {
-    fn new() -> Local {
+impl ThreadHeap {
+    fn new() -> ThreadHeap {
         init_membarrier();
         let record = Arc::new(Record {
             seq: AtomicU64::new(0),
         });
-        RECORDS.lock().push(record.clone());
-        Local {
+        REGIONS.records.lock().push(record.clone());
+        ThreadHeap {
             depth: Cell::new(0),
-            epoch: Cell::new(Epoch(0)),
+            epoch: Cell::new(Epoch::from_raw(0)),
             torture_count: Cell::new(0),
             record,
             cache: UnsafeCell::new(Cache::new()),
@@ -115,7 +117,10 @@ impl Local {
     #[inline]
     pub(crate) fn region(&self) -> Region<'_> {
         let epoch = self.enter();
-        Region { local: self, epoch }
+        Region {
+            thread: self,
+            epoch,
+        }
     }
 
     /// Enters a region; returns the epoch the region acts on.
@@ -126,12 +131,13 @@ impl Local {
         if depth == 0 {
             let seq = self.record.seq.load(Ordering::Relaxed);
             self.record.seq.store(seq + 1, Ordering::Relaxed);
-            if FENCE_IN_REGIONS.load(Ordering::Relaxed) {
+            if REGIONS.fence_in_regions.load(Ordering::Relaxed) {
                 fence(Ordering::SeqCst);
             } else {
                 compiler_fence(Ordering::SeqCst);
             }
-            self.epoch.set(Epoch(EPOCH.load(Ordering::Relaxed)));
+            self.epoch
+                .set(Epoch::from_raw(REGIONS.epoch.load(Ordering::Relaxed)));
         }
         self.epoch.get()
     }
@@ -151,7 +157,7 @@ impl Local {
     }
 
     /// The thread's cache. Only for the allocator's own short, non-reentrant
-    /// sections (see `heap::refill`).
+    /// sections (see `cache::refill`).
     #[inline]
     pub(crate) fn cache(&self) -> *mut Cache {
         self.cache.get()
@@ -161,7 +167,7 @@ impl Local {
 /// An open mutator region of the calling thread (see the module docs);
 /// dropping it leaves the region.
 pub(crate) struct Region<'a> {
-    local: &'a Local,
+    thread: &'a ThreadHeap,
     epoch: Epoch,
 }
 
@@ -176,77 +182,76 @@ impl Region<'_> {
 impl Drop for Region<'_> {
     #[inline]
     fn drop(&mut self) {
-        self.local.exit();
+        self.thread.exit();
     }
 }
 
-impl Drop for Local {
+impl Drop for ThreadHeap {
     fn drop(&mut self) {
-        RECORDS.lock().retain(|r| !Arc::ptr_eq(r, &self.record));
+        REGIONS
+            .records
+            .lock()
+            .retain(|r| !Arc::ptr_eq(r, &self.record));
     }
 }
 
 const EXITED: usize = 1;
 
 thread_local! {
-    /// This thread's `Local` (null: not yet made; `EXITED`: destroyed).
-    static LOCAL: Cell<*const Local> = const { Cell::new(std::ptr::null()) };
-    /// Owns the `Local` and destroys it at thread exit.
-    static OWNER: LocalOwner = const { LocalOwner(Cell::new(None)) };
+    /// This thread's `ThreadHeap` (null: not yet made; `EXITED`: destroyed).
+    static THREAD_HEAP: Cell<*const ThreadHeap> = const { Cell::new(std::ptr::null()) };
+    /// Owns the `ThreadHeap` and destroys it at thread exit.
+    static OWNER: Owner = const { Owner(Cell::new(None)) };
 }
 
-struct LocalOwner(Cell<Option<Box<Local>>>);
+struct Owner(Cell<Option<Box<ThreadHeap>>>);
 
-impl Drop for LocalOwner {
+impl Drop for Owner {
     fn drop(&mut self) {
-        LOCAL.with(|l| l.set(EXITED as *const Local));
+        THREAD_HEAP.with(|l| l.set(EXITED as *const ThreadHeap));
         drop(self.0.take());
     }
 }
 
-/// A `Local` for threads whose own is gone (code running in thread-local
-/// destructors), used under a lock.
-static ORPHAN: std::sync::OnceLock<ReentrantMutex<Local>> = std::sync::OnceLock::new();
-
-// SAFETY: the orphan `Local` is only used while its reentrant mutex is
+// SAFETY: the orphan `ThreadHeap` is only used while its reentrant mutex is
 // held, i.e. by one thread at a time.
-unsafe impl Send for Local {}
+unsafe impl Send for ThreadHeap {}
 // SAFETY: as above.
-unsafe impl Sync for Local {}
+unsafe impl Sync for ThreadHeap {}
 
 /// Whether the calling thread is inside a region, read from a signal
 /// handler on this thread (`fibra_runtime::gc_seam::set_preemption_check`):
-/// it reads only the const-initialised `LOCAL` and the `Local`'s depth,
+/// it reads only the const-initialised `THREAD_HEAP` and the `ThreadHeap`'s depth,
 /// which `enter` raises before the region's work and `exit` lowers after
 /// it (both behind compiler fences).
 pub(crate) fn in_region_here() -> bool {
-    let ptr = LOCAL.with(|l| l.get());
-    // SAFETY: as in `with_local`: a pointer above `EXITED` is this thread's
-    // live `Local`.
+    let ptr = THREAD_HEAP.with(|l| l.get());
+    // SAFETY: as in `with_thread_heap`: a pointer above `EXITED` is this thread's
+    // live `ThreadHeap`.
     ptr as usize > EXITED && unsafe { (*ptr).depth.get() } > 0
 }
 
-/// Runs `f` with the calling thread's mutator state.
+/// Runs `f` with the calling thread's `ThreadHeap`.
 #[inline]
-pub(crate) fn with_local<R>(f: impl FnOnce(&Local) -> R) -> R {
-    let ptr = LOCAL.with(|l| l.get());
+pub(crate) fn with_thread_heap<R>(f: impl FnOnce(&ThreadHeap) -> R) -> R {
+    let ptr = THREAD_HEAP.with(|l| l.get());
     if ptr as usize > EXITED {
-        // SAFETY: set by `with_local_slow` to a Box owned by this thread's
+        // SAFETY: set by `with_thread_heap_slow` to a Box owned by this thread's
         // `OWNER`, which lives until the thread exits (and then resets it).
         f(unsafe { &*ptr })
     } else {
-        with_local_slow(ptr, f)
+        with_thread_heap_slow(ptr, f)
     }
 }
 
 #[cold]
-fn with_local_slow<R>(ptr: *const Local, f: impl FnOnce(&Local) -> R) -> R {
+fn with_thread_heap_slow<R>(ptr: *const ThreadHeap, f: impl FnOnce(&ThreadHeap) -> R) -> R {
     if ptr.is_null() {
         let registered = OWNER.try_with(|owner| {
-            let local = Box::new(Local::new());
-            let p: *const Local = &*local;
-            owner.0.set(Some(local));
-            LOCAL.with(|l| l.set(p));
+            let thread = Box::new(ThreadHeap::new());
+            let p: *const ThreadHeap = &*thread;
+            owner.0.set(Some(thread));
+            THREAD_HEAP.with(|l| l.set(p));
             p
         });
         if let Ok(p) = registered {
@@ -254,14 +259,39 @@ fn with_local_slow<R>(ptr: *const Local, f: impl FnOnce(&Local) -> R) -> R {
             return f(unsafe { &*p });
         }
     }
-    let orphan = ORPHAN.get_or_init(|| ReentrantMutex::new(Local::new()));
+    let orphan = REGIONS
+        .orphan
+        .get_or_init(|| ReentrantMutex::new(ThreadHeap::new()));
     let guard = orphan.lock();
     f(&guard)
 }
 
+thread_local! {
+    /// `GcCell`s this thread holds locked (see `cell`): while it holds one,
+    /// the thread polls no safepoint and refuses `collect()`.
+    static HELD: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Whether the calling thread holds a cell lock.
+pub(crate) fn holding_cell() -> bool {
+    HELD.with(|h| h.get() > 0)
+}
+
+/// Counts a cell lock the calling thread took (`cell_released` undoes it).
+#[inline]
+pub(crate) fn cell_locked() {
+    HELD.with(|h| h.set(h.get() + 1));
+}
+
+/// Counts a cell lock the calling thread released.
+#[inline]
+pub(crate) fn cell_released() {
+    HELD.with(|h| h.set(h.get() - 1));
+}
+
 /// Registers for expedited membarrier once; on failure regions fence.
 fn init_membarrier() {
-    MEMBARRIER.get_or_init(|| {
+    REGIONS.membarrier.get_or_init(|| {
         const CMD_PRIVATE_EXPEDITED: libc::c_long = 1 << 3;
         const CMD_REGISTER_PRIVATE_EXPEDITED: libc::c_long = 1 << 4;
         let _ = CMD_PRIVATE_EXPEDITED;
@@ -269,7 +299,7 @@ fn init_membarrier() {
         let ok =
             unsafe { libc::syscall(libc::SYS_membarrier, CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) }
                 == 0;
-        FENCE_IN_REGIONS.store(!ok, Ordering::SeqCst);
+        REGIONS.fence_in_regions.store(!ok, Ordering::SeqCst);
         ok
     });
 }
@@ -277,7 +307,7 @@ fn init_membarrier() {
 /// A full memory barrier on every thread of the process.
 fn process_barrier() {
     init_membarrier();
-    if !FENCE_IN_REGIONS.load(Ordering::SeqCst) {
+    if !REGIONS.fence_in_regions.load(Ordering::SeqCst) {
         const CMD_PRIVATE_EXPEDITED: libc::c_long = 1 << 3;
         // SAFETY: membarrier takes no pointers.
         let r = unsafe { libc::syscall(libc::SYS_membarrier, CMD_PRIVATE_EXPEDITED, 0, 0) };
@@ -287,7 +317,7 @@ fn process_barrier() {
         // Should not happen after registration: fall back for good. Regions
         // entered before this store may not fence; the collector's own fence
         // below and the wait still cover regions that began earlier.
-        FENCE_IN_REGIONS.store(true, Ordering::SeqCst);
+        REGIONS.fence_in_regions.store(true, Ordering::SeqCst);
     }
     fence(Ordering::SeqCst);
 }
@@ -295,14 +325,14 @@ fn process_barrier() {
 /// Stores a new epoch (the caller is the collector, usually with the world
 /// stopped). Call `grace_period` afterwards.
 pub(crate) fn set_epoch(e: Epoch) {
-    EPOCH.store(e.0, Ordering::SeqCst);
+    REGIONS.epoch.store(e.raw(), Ordering::SeqCst);
 }
 
 /// Waits until no thread is inside a region that began before this call
 /// (see the module docs).
 pub(crate) fn grace_period() {
     process_barrier();
-    let records: Vec<Arc<Record>> = RECORDS.lock().clone();
+    let records: Vec<Arc<Record>> = REGIONS.records.lock().clone();
     for r in &records {
         let seq = r.seq.load(Ordering::Acquire);
         if seq & 1 == 1 {
@@ -349,7 +379,7 @@ mod loom_model {
             let m = s.clone();
             let mutator = loom::thread::spawn(move || {
                 for _ in 0..2 {
-                    // Local::enter
+                    // ThreadHeap::enter
                     let seq = m.seq.load(Relaxed);
                     m.seq.store(seq + 1, Relaxed);
                     fence(SeqCst);
@@ -361,7 +391,7 @@ mod loom_model {
                             "a region on the old epoch outlived the grace period"
                         );
                     }
-                    // Local::exit
+                    // ThreadHeap::exit
                     m.seq.store(seq + 2, Release);
                 }
             });

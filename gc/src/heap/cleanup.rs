@@ -5,10 +5,10 @@
 //! # Protocol
 //!
 //! A sweep that finds a dead object whose type has a destructor turns it
-//! into a *zombie* (see `heap::span::Span::sweep`: its slot stays
-//! allocated) and collects a `Finalize` for it; a dead object with the
-//! header's `CLEANUP` bit has its functions moved out of `REGISTERED`.
-//! After the sweep has released its span (claim and `SWEEPING` count), it
+//! into a *zombie* (see `span::Span::sweep`: its slot stays allocated) and
+//! collects a `Finalize` for it; a dead object with the header's `CLEANUP`
+//! bit has its functions moved out of `Finalizers::registered`. After the
+//! sweep has released its span (claim and `Heap::sweeping` count), it
 //! `submit`s both as one `Job`. The finalizer thread runs each job's
 //! destructors, then its cleanups; each destructor ends by marking its
 //! zombie `DROPPED`, and the next sweep of the span frees the slot.
@@ -26,13 +26,10 @@ use std::collections::HashMap;
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::heap::span::Finalize;
+use super::span::Finalize;
 
 /// A cleanup function.
 pub(crate) type Cleanup = Box<dyn FnOnce() + Send + 'static>;
-
-/// Functions by object address.
-static REGISTERED: Mutex<Option<HashMap<usize, Vec<Cleanup>>>> = Mutex::new(None);
 
 /// Work for the finalizer thread from one sweep.
 struct Job {
@@ -47,11 +44,24 @@ struct Job {
 // `Send` (`Gc::new` requires it).
 unsafe impl Send for Job {}
 
-/// Jobs waiting for the finalizer thread.
-static READY: Mutex<Vec<Job>> = Mutex::new(Vec::new());
-static READY_CV: Condvar = Condvar::new();
-/// Whether the finalizer thread was started.
-static STARTED: Mutex<bool> = Mutex::new(false);
+/// The finalizer thread's state.
+struct Finalizers {
+    /// Cleanup functions by object address.
+    registered: Mutex<Option<HashMap<usize, Vec<Cleanup>>>>,
+    /// Jobs waiting for the finalizer thread.
+    ready: Mutex<Vec<Job>>,
+    /// The finalizer thread waits here for jobs.
+    ready_cv: Condvar,
+    /// Whether the finalizer thread was started.
+    started: Mutex<bool>,
+}
+
+static FINALIZERS: Finalizers = Finalizers {
+    registered: Mutex::new(None),
+    ready: Mutex::new(Vec::new()),
+    ready_cv: Condvar::new(),
+    started: Mutex::new(false),
+};
 
 /// The finalizer thread's stack: dropping a value nested deep inside one
 /// object (a long `Box` list) recurses in Rust's drop glue. Reserved, not
@@ -60,7 +70,8 @@ const FINALIZER_STACK: usize = 512 << 20;
 
 /// Registers `f` for the object at `addr`.
 pub(crate) fn register(addr: usize, f: Cleanup) {
-    REGISTERED
+    FINALIZERS
+        .registered
         .lock()
         .get_or_insert_with(HashMap::new)
         .entry(addr)
@@ -71,7 +82,12 @@ pub(crate) fn register(addr: usize, f: Cleanup) {
 /// Called by a sweep for a dead object whose header has `CLEANUP`: moves
 /// its functions to `out`.
 pub(crate) fn object_died(addr: usize, out: &mut Vec<Cleanup>) {
-    if let Some(fs) = REGISTERED.lock().as_mut().and_then(|m| m.remove(&addr)) {
+    if let Some(fs) = FINALIZERS
+        .registered
+        .lock()
+        .as_mut()
+        .and_then(|m| m.remove(&addr))
+    {
         out.extend(fs);
     }
 }
@@ -82,9 +98,9 @@ pub(crate) fn submit(finalize: Vec<Finalize>, cleanups: Vec<Cleanup>) {
     if finalize.is_empty() && cleanups.is_empty() {
         return;
     }
-    READY.lock().push(Job { finalize, cleanups });
-    READY_CV.notify_one();
-    let mut started = STARTED.lock();
+    FINALIZERS.ready.lock().push(Job { finalize, cleanups });
+    FINALIZERS.ready_cv.notify_one();
+    let mut started = FINALIZERS.started.lock();
     if !*started {
         let spawn = |stack: usize| {
             std::thread::Builder::new()
@@ -107,9 +123,9 @@ pub(crate) fn submit(finalize: Vec<Finalize>, cleanups: Vec<Cleanup>) {
 fn run_finalizers() {
     loop {
         let batch = {
-            let mut ready = READY.lock();
+            let mut ready = FINALIZERS.ready.lock();
             while ready.is_empty() {
-                READY_CV.wait(&mut ready);
+                FINALIZERS.ready_cv.wait(&mut ready);
             }
             std::mem::take(&mut *ready)
         };

@@ -1,28 +1,27 @@
-//! A crate that depends only on `fibra` and derives `Trace` through
-//! `fibra::gc` (the derive finds the crate path from this Cargo.toml).
+//! `#[derive(Trace)]` through the facade: types that name only
+//! `fibra::gc` (its re-exports of `Gc`, `GcCell` and the derive). The
+//! derive finds the crate path from the package's Cargo.toml; this package
+//! depends on `fibra-gc` itself, so here it picks `::fibra_gc`. The path a
+//! crate depending only on `fibra` gets, `::fibra::gc`, is checked by
+//! naming it with `#[trace(crate = "fibra::gc")]`.
 
 use fibra::gc::{Gc, GcCell, Trace};
 
 /// A list node built on the facade's re-exports.
 #[derive(Trace)]
-pub struct Node {
-    /// The value.
-    pub value: u64,
-    /// The rest of the list.
-    pub next: GcCell<Option<Gc<Node>>>,
+struct Node {
+    value: u64,
+    next: GcCell<Option<Gc<Node>>>,
 }
 
-/// A type that names the crate explicitly.
+/// A type that names the crate path explicitly.
 #[derive(Trace)]
 #[trace(crate = "fibra::gc")]
-pub struct Named(pub Gc<u64>);
+struct Named(Gc<u64>);
 
-/// Builds a cyclic list of `n` nodes and returns the sum of its values.
-///
-/// ```
-/// assert_eq!(fibra_gc_facade_test::ring_sum(4), 6);
-/// ```
-pub fn ring_sum(n: u64) -> u64 {
+/// Builds a cyclic list of `n` nodes, collects, and returns the sum of its
+/// values (plus the value behind a `Named`).
+fn ring_sum(n: u64) -> u64 {
     let first = Gc::new(Node {
         value: 0,
         next: GcCell::new(None),
@@ -48,4 +47,10 @@ pub fn ring_sum(n: u64) -> u64 {
     assert!(Gc::ptr_eq(&cur, &first));
     let named = Gc::new(Named(Gc::new(0)));
     sum + *named.0
+}
+
+#[test]
+fn derived_types_survive_a_cycle() {
+    assert_eq!(ring_sum(4), 6);
+    assert_eq!(ring_sum(100), 4950);
 }
