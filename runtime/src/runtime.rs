@@ -188,7 +188,6 @@ impl Builder {
             .tokio_handle
             .clone()
             .or_else(|| tokio::runtime::Handle::try_current().ok());
-        #[allow(unused_mut)]
         let mut config = Config::resolve(
             self.workers,
             self.stack_size,
@@ -198,6 +197,7 @@ impl Builder {
             self.deadlock_grace,
             self.dump_on_sigquit,
         )?;
+        config.stack_size = crate::stack::normalize_size(config.stack_size);
         #[cfg(feature = "tokio")]
         {
             config.tokio_handle = tokio_handle;

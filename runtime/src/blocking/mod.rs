@@ -40,10 +40,6 @@ use std::future::Future;
 use crate::context;
 use crate::task::{JoinError, JoinHandle, Task};
 
-/// Default bound on blocking threads per runtime (tokio's).
-pub(crate) const DEFAULT_MAX_THREADS: usize = 512;
-/// Default time an idle blocking thread waits for a job before exiting.
-pub(crate) const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(10);
 
 /// Queue and thread counts, behind the pool's lock.
 struct State {

@@ -79,8 +79,7 @@ use parking_lot::Mutex;
 pub const MIN_STACK_SIZE: usize = 16 * 1024;
 /// Largest usable stack a task may ask for.
 pub const MAX_STACK_SIZE: usize = 8 * 1024 * 1024;
-/// Usable stack size when none is configured.
-pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
+pub use crate::config::DEFAULT_STACK_SIZE;
 
 /// Clamps a requested stack size into `[MIN_STACK_SIZE, MAX_STACK_SIZE]` and
 /// rounds it up to whole pages.
