@@ -364,10 +364,7 @@ impl Straggler {
     /// Logs the straggler (after the restart).
     fn report(self, stopping: Duration) {
         let (worker, name) = match &self.mutator.owner {
-            Some((shared, index)) => (
-                Some(*index),
-                crate::monitor::name_of(shared, *index, self.task),
-            ),
+            Some((shared, index)) => (Some(*index), shared.task_name(*index, self.task)),
             None => (None, None),
         };
         tracing::warn!(
