@@ -64,7 +64,7 @@ pub mod gc_seam;
 mod loom;
 mod monitor;
 mod park;
-mod runtime;
+pub mod runtime;
 mod sched;
 mod timer;
 

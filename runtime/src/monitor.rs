@@ -48,7 +48,7 @@ const STOP_STALL: Duration = Duration::from_millis(100);
 const NETPOLL_MS: u64 = 10;
 
 /// Names the tasks of the workers a stop-the-world is still waiting for.
-/// (The monitor is not a mutator: if logging waits on a lock a stopped
+/// (The monitor is not a registered worker: if logging waits on a lock a stopped
 /// task holds, only the monitor waits, until the restart.)
 #[cold]
 fn report_stalled_stop(shared: &Shared, waited: Duration, workers: &[usize]) {

@@ -1,4 +1,5 @@
-//! `Runtime`, its builder, and the process-level entry points.
+//! [`Runtime`], its [`Builder`], and the process-level entry points
+//! ([`run`], [`spawn`], [`spawn_async`]), all also at the crate root.
 //!
 //! # Shutdown
 //!
@@ -60,7 +61,9 @@ pub struct Runtime {
     monitor: Option<crate::monitor::Monitor>,
 }
 
-/// Configures and builds a [`Runtime`].
+/// Configures and builds a [`Runtime`] (`Runtime::builder()`; also at the
+/// crate root as `Builder`). Not [`task::Builder`](crate::task::Builder),
+/// which configures one green thread.
 ///
 /// ```
 /// let rt = fibra_runtime::Runtime::builder()

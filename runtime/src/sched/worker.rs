@@ -111,14 +111,14 @@ impl Worker {
     pub(crate) fn run(&self) {
         context::set_worker(self);
         crate::timer::set_local(&self.timers);
-        let mutator = safepoint::Mutator::register(self.shared.clone(), self.index);
+        let stop = safepoint::WorkerStop::register(self.shared.clone(), self.index);
         let _span = tracing::debug_span!("worker", index = self.index).entered();
         tracing::debug!("worker started");
         loop {
             if self.shared.shutdown.load(Ordering::Acquire) {
                 break;
             }
-            mutator.poll();
+            stop.poll();
             if self.stacks.borrow().shrink_requested() {
                 self.stacks
                     .borrow_mut()
@@ -149,7 +149,7 @@ impl Worker {
                 self.run_task(task);
                 continue;
             }
-            self.sleep(&mutator);
+            self.sleep(&stop);
         }
         if self.spinning.replace(false) {
             self.shared.idle.stop_spinning();
@@ -157,7 +157,7 @@ impl Worker {
         self.cancel_all();
         self.timers.borrow_mut().clear();
         tracing::debug!("worker stopped");
-        drop(mutator);
+        drop(stop);
         crate::timer::clear_local();
         context::clear_worker();
     }
@@ -366,7 +366,7 @@ impl Worker {
             || shared.remotes.iter().any(|r| !r.stealer.is_empty())
     }
 
-    fn sleep(&self, mutator: &safepoint::Mutator) {
+    fn sleep(&self, stop: &safepoint::WorkerStop) {
         if self.spinning.replace(false) {
             self.shared.idle.stop_spinning();
         }
@@ -390,8 +390,8 @@ impl Worker {
             let parker = &self.shared.remotes[self.index].parker;
             poller = self.shared.io.try_poller();
             match &mut poller {
-                Some(p) => mutator.idle(|| parker.park_polling(timeout, |t| p.poll(t))),
-                None => mutator.idle(|| parker.park(timeout)),
+                Some(p) => stop.idle(|| parker.park_polling(timeout, |t| p.poll(t))),
+                None => stop.idle(|| parker.park(timeout)),
             }
             metrics.idle_ns.add(start.elapsed().as_nanos() as u64);
             crate::park::record::refresh_clock();

@@ -1,7 +1,9 @@
 //! `task::Builder`: spawn with a name or a stack size. Spawning needs a
 //! runtime, so its `spawn` methods are in `runtime.rs`.
 
-/// Configures a green thread before spawning it.
+/// Configures a green thread before spawning it. Not the crate root's
+/// [`Builder`](crate::Builder) (`runtime::Builder`), which configures a
+/// runtime.
 ///
 /// ```
 /// fibra_runtime::run(|| {
