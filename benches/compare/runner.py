@@ -31,7 +31,7 @@ RESULT_RE = re.compile(r"^RESULT (.*)$", re.M)
 
 # Each row: the question, its parameters in full and quick mode, the
 # runtimes that answer it, the metrics it reports (with the direction that
-# is better and the targets from ARCHITECTURE.md), and how it is run:
+# is better and fibra's target for it), and how it is run:
 #   kind "plain": each program prints its RESULT lines;
 #   kind "echo":  a server per runtime, the shared echo_client as the load;
 #   kind "http":  a server per runtime, wrk as the load.

@@ -1,15 +1,31 @@
 //! Runtime configuration, read once by the builder. Environment variables
 //! are documented overrides of the defaults (like Go's `GOMAXPROCS`); an
 //! explicit builder call wins over both.
+//!
+//! Every default of the runtime lives here; `config` is a leaf: it imports
+//! no other module of the crate.
 
-use crate::stack::{normalize_size, DEFAULT_STACK_SIZE};
+use std::time::Duration;
+
+/// Usable stack size when none is configured.
+pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
+/// Most threads of the blocking pool when none is configured.
+pub(crate) const DEFAULT_MAX_BLOCKING_THREADS: usize = 512;
+/// How long an idle blocking thread lives when nothing else is configured.
+pub(crate) const DEFAULT_BLOCKING_KEEP_ALIVE: Duration = Duration::from_secs(10);
+/// How long everything must stay parked before `run` reports a deadlock.
+pub(crate) const DEFAULT_DEADLOCK_GRACE: Duration = Duration::from_secs(1);
+/// Prefix of worker thread names when none is configured.
+pub(crate) const DEFAULT_THREAD_NAME: &str = "fibra-worker";
 
 /// Settings of one runtime.
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
     /// Number of worker threads.
     pub(crate) workers: usize,
-    /// Usable stack bytes of a green thread that asks for no size.
+    /// Usable stack bytes of a green thread that asks for no size, as
+    /// asked for: the builder clamps it and rounds it to whole pages
+    /// (`stack::normalize_size`) before the runtime starts.
     pub(crate) stack_size: usize,
     /// Prefix of worker thread names.
     pub(crate) thread_name: String,
@@ -54,8 +70,8 @@ impl Config {
             .unwrap_or(DEFAULT_STACK_SIZE);
         Ok(Config {
             workers,
-            stack_size: normalize_size(stack_size),
-            thread_name: thread_name.unwrap_or_else(|| "fibra-worker".into()),
+            stack_size,
+            thread_name: thread_name.unwrap_or_else(|| DEFAULT_THREAD_NAME.into()),
             max_blocking_threads: match max_blocking_threads
                 .or_else(|| env_usize("FIBRA_MAX_BLOCKING_THREADS"))
             {
@@ -67,10 +83,10 @@ impl Config {
                     ))
                 }
                 Some(n) => n,
-                None => crate::blocking::DEFAULT_MAX_THREADS,
+                None => DEFAULT_MAX_BLOCKING_THREADS,
             },
-            blocking_keep_alive: blocking_keep_alive.unwrap_or(crate::blocking::DEFAULT_KEEP_ALIVE),
-            deadlock_grace: deadlock_grace.unwrap_or(Some(std::time::Duration::from_secs(1))),
+            blocking_keep_alive: blocking_keep_alive.unwrap_or(DEFAULT_BLOCKING_KEEP_ALIVE),
+            deadlock_grace: deadlock_grace.unwrap_or(Some(DEFAULT_DEADLOCK_GRACE)),
             dump_on_sigquit: dump_on_sigquit.unwrap_or(true),
             #[cfg(feature = "tokio")]
             tokio_handle: None,

@@ -13,9 +13,40 @@
 //! assert_eq!(total, 4950);
 //! ```
 //!
-//! See `ARCHITECTURE` notes in each module: `sched` (the scheduler and the
+//! # Layers
+//!
+//! The top-level modules form layers; each imports only from its own layer
+//! and the layers below it. A need that points up is inverted: a task
+//! reaches its scheduler through the `task::Schedule` trait (as tokio's
+//! `task` module does); a worker hands values down to the leaves (the
+//! running green thread's stack bookkeeping to `stack`, its timer heap to
+//! `timer`, for its thread); the wait records `debug` reads are written by
+//! `park`. Within a layer, `task` and `park` use each other (a join waits;
+//! a wait parks a task), and so do `sched` and `safepoint`.
+//!
+//! ```text
+//! runtime, debug            the runtime and its builder; dumps, the deadlock report
+//! ---------------------------------------------------------------------------------
+//! net, chan, sync, time,    what green threads block on: sockets, channels, locks,
+//!   bridge, blocking,         timers, futures (block_on, tokio), spawn_blocking;
+//!   context                   `context` is the thread's runtime context for them
+//! ---------------------------------------------------------------------------------
+//! sched, safepoint,         workers, run queues, idle/spin, the netpoller, the
+//!   monitor                   blocking pool's threads; stopping the world; the
+//!                             monitor thread (stalled stops, netpoll, preemption)
+//! ---------------------------------------------------------------------------------
+//! task, park                the task cell, its state machine and wake path, join;
+//!                             how any blocking call waits (`park`), the OS-thread
+//!                             parker, the wait records
+//! ---------------------------------------------------------------------------------
+//! stack, timer, config,     leaves: stacks and their guards, timer heaps and the
+//!   loom                      `Sleep` future, every default, loom's stand-ins
+//! ```
+//!
+//! Protocols are documented where they live: `sched` (the scheduler and the
 //! pinning rule), `task::state` (the wake protocol), `stack` (stacks),
-//! `safepoint` (stopping the world).
+//! `safepoint` (stopping the world). The collector reaches the runtime only
+//! through the hidden `gc_seam` module.
 
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -33,8 +64,9 @@ pub mod gc_seam;
 mod loom;
 mod monitor;
 mod park;
-mod runtime;
+pub mod runtime;
 mod sched;
+mod timer;
 
 pub mod chan;
 pub mod net;
@@ -45,7 +77,8 @@ pub mod task;
 pub mod time;
 
 pub use blocking::spawn_blocking;
-pub use park::{block_on, in_green_thread, yield_now};
+pub use bridge::block_on;
+pub use park::{in_green_thread, yield_now};
 
 /// Blocking IO adapters.
 #[cfg(feature = "tokio")]

@@ -47,28 +47,14 @@ const STOP_STALL: Duration = Duration::from_millis(100);
 /// Poll the network if nobody did for this long.
 const NETPOLL_MS: u64 = 10;
 
-/// The name of live task `id`, found in the registries of worker `index`
-/// (started green threads) and of the runtime (async tasks).
-pub(crate) fn name_of(shared: &Shared, index: usize, id: u64) -> Option<String> {
-    let find = |tasks: Vec<Arc<crate::task::Task>>| {
-        tasks
-            .into_iter()
-            .find(|t| t.id.as_u64() == id)
-            .map(|t| t.name.as_deref().map(str::to_owned))
-    };
-    find(shared.remotes[index].started.lock().tasks())
-        .or_else(|| find(shared.async_tasks.lock().tasks()))
-        .flatten()
-}
-
 /// Names the tasks of the workers a stop-the-world is still waiting for.
-/// (The monitor is not a mutator: if logging waits on a lock a stopped
+/// (The monitor is not a registered worker: if logging waits on a lock a stopped
 /// task holds, only the monitor waits, until the restart.)
 #[cold]
 fn report_stalled_stop(shared: &Shared, waited: Duration, workers: &[usize]) {
     for &index in workers {
         let task = shared.remotes[index].running.load(Relaxed);
-        let name = name_of(shared, index, task);
+        let name = shared.task_name(index, task);
         tracing::warn!(
             task.id = task,
             task.name = name.as_deref(),
@@ -176,7 +162,7 @@ fn run(shared: Arc<Shared>, stop: Arc<(Mutex<bool>, Condvar)>) {
             }
             if !s.reported {
                 s.reported = true;
-                let name = name_of(&shared, index, task);
+                let name = shared.task_name(index, task);
                 tracing::warn!(
                     task.id = task,
                     task.name = name.as_deref(),

@@ -1,4 +1,5 @@
-//! `Runtime`, its builder, and the process-level entry points.
+//! [`Runtime`], its [`Builder`], and the process-level entry points
+//! ([`run`], [`spawn`], [`spawn_async`]), all also at the crate root.
 //!
 //! # Shutdown
 //!
@@ -60,7 +61,9 @@ pub struct Runtime {
     monitor: Option<crate::monitor::Monitor>,
 }
 
-/// Configures and builds a [`Runtime`].
+/// Configures and builds a [`Runtime`] (`Runtime::builder()`; also at the
+/// crate root as `Builder`). Not [`task::Builder`](crate::task::Builder),
+/// which configures one green thread.
 ///
 /// ```
 /// let rt = fibra_runtime::Runtime::builder()
@@ -188,7 +191,6 @@ impl Builder {
             .tokio_handle
             .clone()
             .or_else(|| tokio::runtime::Handle::try_current().ok());
-        #[allow(unused_mut)]
         let mut config = Config::resolve(
             self.workers,
             self.stack_size,
@@ -198,6 +200,7 @@ impl Builder {
             self.deadlock_grace,
             self.dump_on_sigquit,
         )?;
+        config.stack_size = crate::stack::normalize_size(config.stack_size);
         #[cfg(feature = "tokio")]
         {
             config.tokio_handle = tokio_handle;
@@ -207,7 +210,7 @@ impl Builder {
         }
         let deques: Vec<Deque<_>> = (0..config.workers).map(|_| Deque::new_fifo()).collect();
         let stealers = deques.iter().map(|d| d.stealer()).collect();
-        let io = Arc::new(crate::net::driver::Driver::new()?);
+        let io = Arc::new(crate::sched::netpoll::Driver::new()?);
         let shared = Arc::new(Shared::new(config, stealers, io));
         crate::sched::register_runtime(&shared);
         let mut rt = Runtime {
@@ -311,8 +314,14 @@ impl Runtime {
         F: FnOnce() -> T + Send,
         T: Send,
     {
-        let caller =
-            context::with_task(|t| t.map(|t| (t.kind, Arc::ptr_eq(&t.shared, &self.shared))));
+        let caller = context::with_task(|t| {
+            t.map(|t| {
+                (
+                    t.kind,
+                    std::ptr::addr_eq(Arc::as_ptr(&t.scheduler), Arc::as_ptr(&self.shared)),
+                )
+            })
+        });
         match caller {
             Some((crate::task::Kind::Async, _)) => panic!(
                 "fibra: Runtime::run was called from an async task, which must not block its \
@@ -433,14 +442,20 @@ impl Runtime {
     /// green thread, like [`fibra::block_on`](crate::block_on).
     #[track_caller]
     pub fn block_on<F: Future>(&self, fut: F) -> F::Output {
-        let caller =
-            context::with_task(|t| t.map(|t| (t.kind, Arc::ptr_eq(&t.shared, &self.shared))));
+        let caller = context::with_task(|t| {
+            t.map(|t| {
+                (
+                    t.kind,
+                    std::ptr::addr_eq(Arc::as_ptr(&t.scheduler), Arc::as_ptr(&self.shared)),
+                )
+            })
+        });
         match caller {
             None => {
                 let _enter = context::enter(self.shared.clone());
-                crate::park::block_on(fut)
+                crate::bridge::block_on(fut)
             }
-            Some((crate::task::Kind::Green, true)) => crate::park::block_on(fut),
+            Some((crate::task::Kind::Green, true)) => crate::bridge::block_on(fut),
             Some((crate::task::Kind::Green, false)) => panic!(
                 "fibra: Runtime::block_on was called from a green thread of another runtime; \
                  spawn the work on this runtime (`Runtime::spawn`) and join it, or call it \
@@ -584,8 +599,8 @@ fn wait_until(
     if crate::park::in_green_thread() {
         return crate::park::wait_deadline_as(on, deadline, poll);
     }
-    let tw = Arc::new(crate::sched::parker::ThreadWaker {
-        parker: crate::sched::parker::Parker::new(),
+    let tw = Arc::new(crate::park::parker::ThreadWaker {
+        parker: crate::park::parker::Parker::new(),
     });
     let waker = std::task::Waker::from(tw.clone());
     let mut cx = std::task::Context::from_waker(&waker);
@@ -701,4 +716,50 @@ where
         panic!("{}", context::OUTSIDE_RUNTIME);
     };
     shared.spawn_async(None, fut)
+}
+
+/// Spawning with a [`task::Builder`](crate::task::Builder) (the task core
+/// defines the builder; spawning needs the current runtime).
+impl crate::task::Builder {
+    /// Spawns the green thread on the current runtime.
+    ///
+    /// Fails if called outside a fibra runtime, or if the process cannot map
+    /// another stack (the error says how to raise the limit).
+    pub fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let Some(shared) = context::current_runtime() else {
+            return Err(io::Error::other(context::OUTSIDE_RUNTIME));
+        };
+        crate::stack::check_mapping_budget()?;
+        let stack_size = self
+            .stack_size
+            .map(crate::stack::normalize_size)
+            .unwrap_or(0);
+        let name = self.name.map(String::into_boxed_str);
+        Ok(shared.spawn_green(name, stack_size, f))
+    }
+
+    /// Spawns a future as an async task (no stack of its own) on the
+    /// current runtime.
+    ///
+    /// ```
+    /// fibra_runtime::run(|| {
+    ///     let h = fibra_runtime::task::Builder::new().name("fut").spawn_async(async { 5 }).unwrap();
+    ///     assert_eq!(h.join().unwrap(), 5);
+    /// });
+    /// ```
+    pub fn spawn_async<Fut>(self, fut: Fut) -> io::Result<JoinHandle<Fut::Output>>
+    where
+        Fut: std::future::Future + Send + 'static,
+        Fut::Output: Send + 'static,
+    {
+        let Some(shared) = context::current_runtime() else {
+            return Err(io::Error::other(context::OUTSIDE_RUNTIME));
+        };
+        let name = self.name.map(String::into_boxed_str);
+        Ok(shared.spawn_async(name, fut))
+    }
 }

@@ -6,7 +6,7 @@ use std::task::Poll;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::debug::WaitOn;
+use crate::park::record::WaitOn;
 
 /// Wraps a `tokio::io::AsyncRead + AsyncWrite` so a green thread can use it
 /// with `std::io::Read + Write`: each call parks the green thread (or blocks
@@ -56,7 +56,7 @@ impl<T: AsyncWrite + Unpin> SyncIo<T> {
     pub fn shutdown(&mut self) -> io::Result<()> {
         let inner = &mut self.inner;
         crate::park::wait_as(WaitOn::Future, |cx| {
-            super::tokio_context::enter(|| Pin::new(&mut *inner).poll_shutdown(cx))
+            crate::sched::tokio_context::enter(|| Pin::new(&mut *inner).poll_shutdown(cx))
         })
     }
 }
@@ -67,7 +67,9 @@ impl<T: AsyncRead + Unpin> io::Read for SyncIo<T> {
         let inner = &mut self.inner;
         crate::park::wait_as(WaitOn::Future, |cx| {
             let mut rb = ReadBuf::new(buf);
-            match super::tokio_context::enter(|| Pin::new(&mut *inner).poll_read(cx, &mut rb)) {
+            match crate::sched::tokio_context::enter(|| {
+                Pin::new(&mut *inner).poll_read(cx, &mut rb)
+            }) {
                 Poll::Ready(Ok(())) => Poll::Ready(Ok(rb.filled().len())),
                 Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
                 Poll::Pending => Poll::Pending,
@@ -81,7 +83,7 @@ impl<T: AsyncWrite + Unpin> io::Write for SyncIo<T> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let inner = &mut self.inner;
         crate::park::wait_as(WaitOn::Future, |cx| {
-            super::tokio_context::enter(|| Pin::new(&mut *inner).poll_write(cx, buf))
+            crate::sched::tokio_context::enter(|| Pin::new(&mut *inner).poll_write(cx, buf))
         })
     }
 
@@ -89,7 +91,7 @@ impl<T: AsyncWrite + Unpin> io::Write for SyncIo<T> {
     fn flush(&mut self) -> io::Result<()> {
         let inner = &mut self.inner;
         crate::park::wait_as(WaitOn::Future, |cx| {
-            super::tokio_context::enter(|| Pin::new(&mut *inner).poll_flush(cx))
+            crate::sched::tokio_context::enter(|| Pin::new(&mut *inner).poll_flush(cx))
         })
     }
 }

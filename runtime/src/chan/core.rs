@@ -134,16 +134,16 @@ impl<T> Chan<T> {
     }
 
     /// What a task parked in `send` on this channel waits on (dumps).
-    pub(crate) fn waiting_to_send(&self) -> crate::debug::WaitOn {
-        crate::debug::WaitOn::ChanSend {
+    pub(crate) fn waiting_to_send(&self) -> crate::park::record::WaitOn {
+        crate::park::record::WaitOn::ChanSend {
             chan: self.id(),
             cap: self.cap as u64,
         }
     }
 
     /// What a task parked in `recv` on this channel waits on (dumps).
-    pub(crate) fn waiting_to_recv(&self) -> crate::debug::WaitOn {
-        crate::debug::WaitOn::ChanRecv {
+    pub(crate) fn waiting_to_recv(&self) -> crate::park::record::WaitOn {
+        crate::park::record::WaitOn::ChanRecv {
             chan: self.id(),
             cap: self.cap as u64,
         }

@@ -233,7 +233,7 @@ impl<T> Sender<T> {
     /// ```
     #[track_caller]
     pub fn send_timeout(&self, value: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
-        self.send_deadline(value, crate::time::deadline_in(timeout))
+        self.send_deadline(value, crate::timer::deadline_in(timeout))
     }
 
     /// Like [`send`](Self::send), giving up at `deadline`.
@@ -425,7 +425,7 @@ impl<T> Receiver<T> {
     /// ```
     #[track_caller]
     pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
-        self.recv_deadline(crate::time::deadline_in(timeout))
+        self.recv_deadline(crate::timer::deadline_in(timeout))
     }
 
     /// Like [`recv`](Self::recv), giving up at `deadline`.

@@ -386,7 +386,7 @@ fn park_on(
         skip: None,
     };
     let mut started = false;
-    let on = crate::debug::WaitOn::Select {
+    let on = crate::park::record::WaitOn::Select {
         arms: ops.len() as u64,
     };
     let polled = park::wait_deadline_as(on, deadline, |cx| {

@@ -34,21 +34,17 @@
 //! Raise the grace period (`Builder::deadlock_grace`) or turn detection
 //! off (`None`) for programs built that way.
 
-mod wait;
-
-pub(crate) use wait::{refresh_clock, WaitRecord};
-pub use wait::{SyncKind, WaitOn};
+pub use crate::park::record::{SyncKind, WaitOn};
 
 pub use crate::safepoint::preemptions;
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
 use crate::sched::Shared;
 use crate::task::{Kind, Task};
 
-/// Plain OS threads blocked in a fibra call right now (process-wide).
-pub(crate) static BLOCKED_THREADS: AtomicUsize = AtomicUsize::new(0);
+use crate::park::record::BLOCKED_THREADS;
 
 /// A text dump of every live task of the current runtime (or of every
 /// runtime, outside one): id, name, state, what it waits on, for how long,
@@ -142,12 +138,6 @@ fn describe(task: &Task, worker: Option<usize>, out: &mut String) {
     }
 }
 
-/// Whether `FIBRA_TRACEBACK=1` asks for a backtrace at every park.
-pub(crate) fn traceback_enabled() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| std::env::var("FIBRA_TRACEBACK").is_ok_and(|v| v != "0" && !v.is_empty()))
-}
-
 /// A fingerprint of scheduler activity: it changes whenever any task runs.
 pub(crate) fn activity(shared: &Shared) -> u64 {
     shared
@@ -213,11 +203,4 @@ pub(crate) fn install_sigquit_dump() {
             tracing::warn!("cannot start the SIGQUIT dump thread: {err}");
         }
     });
-}
-
-/// Captures a backtrace for the dump when `FIBRA_TRACEBACK` is set.
-pub(crate) fn record_backtrace(task: &Task) {
-    if traceback_enabled() {
-        *task.park_backtrace.lock() = Some(std::backtrace::Backtrace::force_capture());
-    }
 }

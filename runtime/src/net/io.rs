@@ -14,7 +14,7 @@ use std::os::fd::AsRawFd;
 use mio::event::Source;
 
 use super::driver::{self, Direction, Driver, ScheduledIo};
-use crate::debug::WaitOn;
+use crate::park::record::WaitOn;
 
 /// Settings that std keeps on the socket itself and that therefore are
 /// shared by every clone (`try_clone`) of it.

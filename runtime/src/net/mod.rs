@@ -61,7 +61,7 @@
 //!   (out of file descriptors) instead of failing or spinning: see
 //!   [`TcpListener::accept`].
 
-pub(crate) mod driver;
+pub(crate) use crate::sched::netpoll as driver;
 mod io;
 mod tcp;
 #[cfg(feature = "tokio")]

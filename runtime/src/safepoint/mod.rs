@@ -2,14 +2,14 @@
 //!
 //! # States
 //!
-//! Every worker thread registers a `Mutator` whose state is one of
+//! Every worker thread registers a `WorkerStop` whose state is one of
 //! `RUNNING` (it may be touching the heap), `IDLE` (sleeping, running no
 //! task) or `STOPPED` (parked at a safepoint).
 //!
 //! # Handshake
 //!
 //! The stopper sets the process-wide `REQUESTED` flag (SeqCst), then waits
-//! until no registered mutator is `RUNNING`. A running worker polls the flag
+//! until no registered worker is `RUNNING`. A running worker polls the flag
 //! at every safepoint (each scheduler tick, i.e. at every task switch, and
 //! wherever the GC's allocator or barrier calls [`poll`]); seeing it set, it
 //! moves to `STOPPED` and waits until the world restarts. A worker leaving
@@ -75,18 +75,18 @@ const STOPPED: u8 = 2;
 
 /// Set while a stop-the-world is requested or in effect.
 static REQUESTED: AtomicBool = AtomicBool::new(false);
-/// Registered mutators (all workers of all runtimes).
-static MUTATORS: Mutex<Vec<Arc<MutatorState>>> = Mutex::new(Vec::new());
+/// Registered workers (all workers of all runtimes).
+static WORKERS: Mutex<Vec<Arc<StopState>>> = Mutex::new(Vec::new());
 /// Serializes stoppers.
 static STOPPER: Mutex<()> = Mutex::new(());
-/// Mutators wait here for the world to restart.
+/// Stopped workers wait here for the world to restart.
 static RESTART: (Mutex<u64>, Condvar) = (Mutex::new(0), Condvar::new());
 
 thread_local! {
-    static CURRENT: std::cell::RefCell<Option<Arc<MutatorState>>> = const { std::cell::RefCell::new(None) };
+    static CURRENT: std::cell::RefCell<Option<Arc<StopState>>> = const { std::cell::RefCell::new(None) };
 }
 
-struct MutatorState {
+struct StopState {
     state: AtomicU8,
     /// The worker thread's kernel id (the target of preemption signals).
     tid: libc::pid_t,
@@ -94,24 +94,25 @@ struct MutatorState {
     owner: Option<(Arc<Shared>, usize)>,
 }
 
-/// A worker thread's registration as a mutator. Unregisters on drop.
-pub(crate) struct Mutator {
-    inner: Arc<MutatorState>,
+/// A worker thread's registration with the stop-the-world handshake.
+/// Unregisters on drop.
+pub(crate) struct WorkerStop {
+    inner: Arc<StopState>,
 }
 
-impl Mutator {
+impl WorkerStop {
     /// Registers the calling worker thread, worker `index` of `shared`.
-    pub(crate) fn register(shared: Arc<Shared>, index: usize) -> Mutator {
+    pub(crate) fn register(shared: Arc<Shared>, index: usize) -> WorkerStop {
         preempt::install();
-        let inner = Arc::new(MutatorState {
+        let inner = Arc::new(StopState {
             state: AtomicU8::new(IDLE),
             tid: preempt::thread_id(),
             owner: Some((shared, index)),
         });
-        MUTATORS.lock().push(inner.clone());
+        WORKERS.lock().push(inner.clone());
         CURRENT.with(|c| *c.borrow_mut() = Some(inner.clone()));
         preempt::set_current(Arc::as_ptr(&inner));
-        let m = Mutator { inner };
+        let m = WorkerStop { inner };
         m.leave_idle();
         m
     }
@@ -174,7 +175,7 @@ impl RequestFlag for AtomicBool {
     }
 }
 
-/// Mutator side of the handshake: leaves `IDLE` for `RUNNING` unless a stop
+/// WorkerStop side of the handshake: leaves `IDLE` for `RUNNING` unless a stop
 /// is requested, in which case it is `IDLE` again on return (`false`) and
 /// must wait for the restart before trying again.
 ///
@@ -192,21 +193,21 @@ fn try_run(state: &impl StateCell, requested: &impl RequestFlag) -> bool {
     false
 }
 
-/// Stopper side: raises `REQUESTED`; then it waits until every mutator is
+/// Stopper side: raises `REQUESTED`; then it waits until every worker is
 /// [`out_of_the_way`].
 fn request_stop(requested: &impl RequestFlag) {
     requested.raise();
     fence(SeqCst);
 }
 
-/// Stopper side, once `REQUESTED` is set: whether this mutator is out of
+/// Stopper side, once `REQUESTED` is set: whether this worker is out of
 /// the way (idle or stopped) - and, by `try_run`'s order, stays out until
 /// the restart.
 fn out_of_the_way(state: &impl StateCell) -> bool {
     state.get() != RUNNING
 }
 
-impl MutatorState {
+impl StopState {
     fn leave_idle(&self) {
         while !try_run(&self.state, &REQUESTED) {
             doorbell::ring();
@@ -228,11 +229,11 @@ impl MutatorState {
     }
 }
 
-impl Drop for Mutator {
+impl Drop for WorkerStop {
     fn drop(&mut self) {
         self.inner.step_aside(IDLE);
         preempt::set_current(std::ptr::null());
-        MUTATORS.lock().retain(|m| !Arc::ptr_eq(m, &self.inner));
+        WORKERS.lock().retain(|m| !Arc::ptr_eq(m, &self.inner));
         CURRENT.with(|c| c.borrow_mut().take());
     }
 }
@@ -277,7 +278,7 @@ fn poll_slow() {
 /// assert_eq!(v, 2);
 /// ```
 pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
-    struct Resume(Option<Arc<MutatorState>>);
+    struct Resume(Option<Arc<StopState>>);
     impl Drop for Resume {
         fn drop(&mut self) {
             if let Some(me) = &self.0 {
@@ -303,7 +304,7 @@ pub struct WorldStopped {
     straggler: Option<Straggler>,
     /// The stopper itself, if it is a worker: idle while it waits its turn
     /// and while the world is stopped, running again afterwards.
-    me: Option<Arc<MutatorState>>,
+    me: Option<Arc<StopState>>,
     _serial: parking_lot::MutexGuard<'static, ()>,
 }
 
@@ -340,22 +341,22 @@ impl Drop for WorldStopped {
 /// A worker that kept a stop-the-world waiting past [`WATCHDOG`], as the
 /// stopper saw it (no lock taken, nothing logged while the world stops).
 struct Straggler {
-    mutator: Arc<MutatorState>,
+    state: Arc<StopState>,
     /// The task it was running when the watchdog fired (0: none).
     task: u64,
     waited: Duration,
 }
 
 impl Straggler {
-    fn new(mutator: &Arc<MutatorState>, waited: Duration) -> Straggler {
-        let task = match &mutator.owner {
+    fn new(state: &Arc<StopState>, waited: Duration) -> Straggler {
+        let task = match &state.owner {
             Some((shared, index)) => shared.remotes[*index]
                 .running
                 .load(std::sync::atomic::Ordering::Relaxed),
             None => 0,
         };
         Straggler {
-            mutator: mutator.clone(),
+            state: state.clone(),
             task,
             waited,
         }
@@ -363,11 +364,8 @@ impl Straggler {
 
     /// Logs the straggler (after the restart).
     fn report(self, stopping: Duration) {
-        let (worker, name) = match &self.mutator.owner {
-            Some((shared, index)) => (
-                Some(*index),
-                crate::monitor::name_of(shared, *index, self.task),
-            ),
+        let (worker, name) = match &self.state.owner {
+            Some((shared, index)) => (Some(*index), shared.task_name(*index, self.task)),
             None => (None, None),
         };
         tracing::warn!(
@@ -414,9 +412,9 @@ pub unsafe fn stop_the_world() -> WorldStopped {
         std::sync::atomic::Ordering::Relaxed,
     );
     request_stop(&REQUESTED);
-    let mutators: Vec<Arc<MutatorState>> = MUTATORS.lock().clone();
+    let registered: Vec<Arc<StopState>> = WORKERS.lock().clone();
     let mut straggler = None;
-    for m in &mutators {
+    for m in &registered {
         wait_for(m, started, &mut straggler);
     }
     STOP_SINCE.store(0, std::sync::atomic::Ordering::Relaxed);
@@ -429,12 +427,12 @@ pub unsafe fn stop_the_world() -> WorldStopped {
     }
 }
 
-/// Waits until mutator `m` is out of the way: spins for [`PREEMPT_AFTER`],
+/// Waits until worker `m` is out of the way: spins for [`PREEMPT_AFTER`],
 /// then signals it (again every [`RESIGNAL_EVERY`]) and sleeps until it
 /// rings the doorbell, leaving the CPU to the thread it waits for (on a
 /// busy machine that thread may need it to run its signal handler). Notes
 /// `m` as the straggler once the stop has waited past [`WATCHDOG`].
-fn wait_for(m: &Arc<MutatorState>, started: Instant, straggler: &mut Option<Straggler>) {
+fn wait_for(m: &Arc<StopState>, started: Instant, straggler: &mut Option<Straggler>) {
     let mut spins = 0u32;
     let mut signalled: Option<Instant> = None;
     let mut noted = false;
@@ -460,7 +458,7 @@ fn wait_for(m: &Arc<MutatorState>, started: Instant, straggler: &mut Option<Stra
         }
         doorbell::wait(RESIGNAL_EVERY, || out_of_the_way(&m.state));
     }
-    if let Some(s) = straggler.as_mut().filter(|s| Arc::ptr_eq(&s.mutator, m)) {
+    if let Some(s) = straggler.as_mut().filter(|s| Arc::ptr_eq(&s.state, m)) {
         s.waited = started.elapsed();
     }
 }
@@ -476,7 +474,7 @@ pub(crate) fn stop_waiting_for(shared: &Arc<Shared>) -> Option<(Duration, Vec<us
     let waited = epoch()
         .elapsed()
         .saturating_sub(Duration::from_nanos(since));
-    let running = MUTATORS
+    let running = WORKERS
         .lock()
         .iter()
         .filter(|m| !out_of_the_way(&m.state))
@@ -488,9 +486,10 @@ pub(crate) fn stop_waiting_for(shared: &Arc<Shared>) -> Option<(Duration, Vec<us
     Some((waited, running))
 }
 
-/// Number of registered worker threads (mutators) in the process.
+/// Number of registered worker threads in the process (the threads a
+/// stop-the-world waits for; the collector calls them mutators).
 pub fn mutators() -> usize {
-    MUTATORS.lock().len()
+    WORKERS.lock().len()
 }
 
 #[cfg(all(test, loom))]
@@ -522,7 +521,7 @@ mod loom_tests {
         state: LoomU8,
         /// Set by the stopper while it believes the world is stopped.
         stopped: LoomBool,
-        /// Set by the mutator while it runs a task.
+        /// Set by the worker while it runs a task.
         in_task: LoomBool,
     }
 

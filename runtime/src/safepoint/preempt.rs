@@ -14,7 +14,7 @@
 //!   `SA_ONSTACK` (workers have an alternate signal stack, see
 //!   `stack::overflow`) and `SA_RESTART`. `FIBRA_ASYNCPREEMPTOFF=1` turns
 //!   preemption off, like Go's `GODEBUG=asyncpreemptoff=1`.
-//! - The stopper signals a mutator with `tgkill` (thread ids, unlike
+//! - The stopper signals a worker with `tgkill` (thread ids, unlike
 //!   `pthread_t`s, are safe to name after the thread exits: at worst the
 //!   signal reaches a recycled thread of this process, which ignores it).
 //! - The handler acts only on a signal sent by this process (`SI_TKILL`
@@ -43,16 +43,16 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering:
 use std::sync::{Once, OnceLock};
 use std::time::Duration;
 
-use super::{doorbell, try_run, MutatorState, REQUESTED, RUNNING, STOPPED};
+use super::{doorbell, try_run, StopState, REQUESTED, RUNNING, STOPPED};
 
 /// The preemption signal.
 const SIGNAL: libc::c_int = libc::SIGURG;
 
 thread_local! {
-    /// The calling worker's mutator state (null on other threads). A
+    /// The calling worker's stop state (null on other threads). A
     /// thread-local without a destructor: reading it is a plain load, safe
     /// in a signal handler.
-    static SELF: Cell<*const MutatorState> = const { Cell::new(std::ptr::null()) };
+    static SELF: Cell<*const StopState> = const { Cell::new(std::ptr::null()) };
 }
 
 /// Whether the handler is installed (and preemption enabled).
@@ -112,7 +112,7 @@ pub(super) fn install() {
 }
 
 /// Registers `state` as the calling worker's (null: none).
-pub(super) fn set_current(state: *const MutatorState) {
+pub(super) fn set_current(state: *const StopState) {
     SELF.with(|s| s.set(state));
     std::sync::atomic::compiler_fence(SeqCst);
 }
@@ -251,7 +251,7 @@ extern "C" fn handle(sig: libc::c_int, info: *mut libc::siginfo_t, context: *mut
     if ours {
         let me = SELF.with(|s| s.get());
         if !me.is_null() {
-            // SAFETY: `SELF` is set from the `Arc` the worker's `Mutator`
+            // SAFETY: `SELF` is set from the `Arc` the worker's `WorkerStop`
             // holds and cleared before that is dropped, on this thread.
             stop_here(unsafe { &*me });
         }
@@ -264,7 +264,7 @@ extern "C" fn handle(sig: libc::c_int, info: *mut libc::siginfo_t, context: *mut
 
 /// The handler's stop: parks the thread if a stop is requested, the worker
 /// runs and the interrupted code allows it.
-fn stop_here(me: &MutatorState) {
+fn stop_here(me: &StopState) {
     if !REQUESTED.load(SeqCst) || me.state.load(SeqCst) != RUNNING || !may_stop() {
         return;
     }

@@ -160,7 +160,7 @@ mod tests {
 #[cfg(all(test, loom))]
 mod loom_tests {
     use super::*;
-    use crate::sched::parker::Parker;
+    use crate::park::parker::Parker;
     use loom::sync::atomic::AtomicUsize as Work;
     use loom::sync::Arc;
 
@@ -215,7 +215,7 @@ mod loom_tests {
             let idle = Arc::new(Idle::new(1));
             let level = Arc::new((loom::sync::Mutex::new(false), loom::sync::Condvar::new()));
             let l2 = level.clone();
-            let interrupt: crate::sched::parker::Interrupt = std::sync::Arc::new(move || {
+            let interrupt: crate::park::parker::Interrupt = std::sync::Arc::new(move || {
                 *l2.0.lock().unwrap() = true;
                 l2.1.notify_one();
             });

@@ -36,10 +36,15 @@
 //! Only its owner pops it (it never enters a stealable deque), and a wake
 //! from another thread goes to the owner's inbox.
 
+pub(crate) mod blocking_pool;
+pub(crate) mod context;
+pub(crate) mod coop;
 pub(crate) mod idle;
 pub(crate) mod metrics;
-pub(crate) mod parker;
+pub(crate) mod netpoll;
 mod registry;
+#[cfg(feature = "tokio")]
+pub(crate) mod tokio_context;
 mod worker;
 
 pub(crate) use worker::Worker;
@@ -50,22 +55,11 @@ use std::sync::Arc;
 use crossbeam_deque::{Injector, Stealer};
 
 use crate::config::Config;
-use crate::net::driver::Driver;
-use crate::task::{JoinError, JoinHandle, Task};
+use crate::park::parker::Parker;
+use crate::task::{JoinError, JoinHandle, Reason, Schedule, Task};
 use idle::Idle;
-use parker::Parker;
+use netpoll::Driver;
 use registry::Registry;
-
-/// Why a task is being put in a run queue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Reason {
-    /// Newly spawned.
-    Spawn,
-    /// Woken after parking.
-    Wake,
-    /// Yielded, or woken while it was still running.
-    Yield,
-}
 
 /// What peers and outside threads use to reach one worker.
 pub(crate) struct Remote {
@@ -112,17 +106,34 @@ pub(crate) struct Shared {
     /// a socket may still wake someone).
     pub(crate) io: Arc<Driver>,
     /// Threads for `spawn_blocking` (and its count of pending jobs).
-    pub(crate) blocking: crate::blocking::Pool,
+    pub(crate) blocking: blocking_pool::Pool,
+}
+
+impl Schedule for Shared {
+    #[inline]
+    fn schedule(&self, task: Arc<Task>, reason: Reason) {
+        Shared::schedule(self, task, reason)
+    }
 }
 
 impl Shared {
+    /// The runtime `task` schedules on: every task's scheduler is a
+    /// runtime's `Shared`.
+    pub(crate) fn of(task: &Task) -> Arc<Shared> {
+        let scheduler: Arc<dyn std::any::Any + Send + Sync> = task.scheduler.clone();
+        match scheduler.downcast() {
+            Ok(shared) => shared,
+            Err(_) => unreachable!("every task schedules on a runtime's `Shared`"),
+        }
+    }
+
     pub(crate) fn new(
         config: Config,
         stealers: Vec<Stealer<Arc<Task>>>,
         io: Arc<Driver>,
     ) -> Shared {
         let workers = stealers.len();
-        let blocking = crate::blocking::Pool::new(
+        let blocking = blocking_pool::Pool::new(
             config.max_blocking_threads,
             config.blocking_keep_alive,
             format!("{}-blocking", config.thread_name),
@@ -192,10 +203,24 @@ impl Shared {
         handle
     }
 
+    /// The name of live task `id`, found in the registries of worker `index`
+    /// (started green threads) and of the runtime (async tasks).
+    pub(crate) fn task_name(&self, index: usize, id: u64) -> Option<String> {
+        let find = |tasks: Vec<Arc<Task>>| {
+            tasks
+                .into_iter()
+                .find(|t| t.id.as_u64() == id)
+                .map(|t| t.name.as_deref().map(str::to_owned))
+        };
+        find(self.remotes[index].started.lock().tasks())
+            .or_else(|| find(self.async_tasks.lock().tasks()))
+            .flatten()
+    }
+
     /// Puts a task whose `SCHEDULED` bit the caller set into a run queue.
-    pub(crate) fn schedule(self: &Arc<Self>, task: Arc<Task>, reason: Reason) {
-        crate::context::with_worker(|w| match w {
-            Some(w) if std::ptr::eq(Arc::as_ptr(&w.shared), Arc::as_ptr(self)) => {
+    pub(crate) fn schedule(&self, task: Arc<Task>, reason: Reason) {
+        context::with_worker(|w| match w {
+            Some(w) if std::ptr::eq(Arc::as_ptr(&w.shared), self) => {
                 if reason == Reason::Spawn {
                     self.remotes[w.index].metrics.spawned.add(1);
                 }
@@ -347,7 +372,7 @@ pub(crate) fn live_runtimes() -> Vec<Arc<Shared>> {
 /// ```
 pub fn stats() -> metrics::RuntimeStats {
     let mut out = metrics::RuntimeStats::default();
-    match crate::context::current_runtime() {
+    match context::current_runtime() {
         Some(shared) => shared.collect_stats(&mut out),
         None => {
             for shared in live_runtimes() {

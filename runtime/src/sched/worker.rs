@@ -28,13 +28,13 @@ use corosensei::{Coroutine, CoroutineResult};
 
 use crossbeam_deque::{Steal, Worker as Deque};
 
+use super::context;
 use super::{steal_one, Reason, Shared};
-use crate::context;
 use crate::safepoint;
 use crate::stack::StackPool;
 use crate::task::state::ParkAction;
-use crate::task::{GreenCoroutine, JoinError, Kind, Suspend, Task};
-use crate::time::heap::{fire_all, TimerEntry, TimerHeap};
+use crate::task::{current, GreenCoroutine, JoinError, Kind, Suspend, Task};
+use crate::timer::heap::{fire_all, TimerHeap};
 
 /// Check the injector first every this many ticks (Go's 61).
 const INJECTOR_INTERVAL: u32 = 61;
@@ -68,7 +68,7 @@ pub(crate) struct Worker {
     /// Runnable movable tasks; peers steal from its other end.
     deque: Deque<Arc<Task>>,
     /// Stacks for green threads that start here.
-    stacks: RefCell<StackPool>,
+    stacks: RefCell<StackPool<Task>>,
     /// Timers set by tasks running on this worker.
     timers: RefCell<TimerHeap>,
     /// Scheduler ticks, for the injector interval and queue alternation.
@@ -110,14 +110,15 @@ impl Worker {
     /// cancelled.
     pub(crate) fn run(&self) {
         context::set_worker(self);
-        let mutator = safepoint::Mutator::register(self.shared.clone(), self.index);
+        crate::timer::set_local(&self.timers);
+        let stop = safepoint::WorkerStop::register(self.shared.clone(), self.index);
         let _span = tracing::debug_span!("worker", index = self.index).entered();
         tracing::debug!("worker started");
         loop {
             if self.shared.shutdown.load(Ordering::Acquire) {
                 break;
             }
-            mutator.poll();
+            stop.poll();
             if self.stacks.borrow().shrink_requested() {
                 self.stacks
                     .borrow_mut()
@@ -148,7 +149,7 @@ impl Worker {
                 self.run_task(task);
                 continue;
             }
-            self.sleep(&mutator);
+            self.sleep(&stop);
         }
         if self.spinning.replace(false) {
             self.shared.idle.stop_spinning();
@@ -156,7 +157,8 @@ impl Worker {
         self.cancel_all();
         self.timers.borrow_mut().clear();
         tracing::debug!("worker stopped");
-        drop(mutator);
+        drop(stop);
+        crate::timer::clear_local();
         context::clear_worker();
     }
 
@@ -189,7 +191,7 @@ impl Worker {
             self.shared.io.poll_now();
         }
         if tick.is_multiple_of(INJECTOR_INTERVAL) {
-            crate::debug::refresh_clock();
+            crate::park::record::refresh_clock();
             if let Some(t) = self.steal_injector() {
                 return Some(t);
             }
@@ -217,11 +219,6 @@ impl Worker {
         };
         t.or_else(|| self.runnext.take())
             .or_else(|| self.steal_injector())
-    }
-
-    /// Arms a timer on this worker.
-    pub(crate) fn add_timer(&self, entry: Arc<TimerEntry>) {
-        self.timers.borrow_mut().insert(entry);
     }
 
     /// Fires due timers; returns how many fired.
@@ -369,7 +366,7 @@ impl Worker {
             || shared.remotes.iter().any(|r| !r.stealer.is_empty())
     }
 
-    fn sleep(&self, mutator: &safepoint::Mutator) {
+    fn sleep(&self, stop: &safepoint::WorkerStop) {
         if self.spinning.replace(false) {
             self.shared.idle.stop_spinning();
         }
@@ -393,11 +390,11 @@ impl Worker {
             let parker = &self.shared.remotes[self.index].parker;
             poller = self.shared.io.try_poller();
             match &mut poller {
-                Some(p) => mutator.idle(|| parker.park_polling(timeout, |t| p.poll(t))),
-                None => mutator.idle(|| parker.park(timeout)),
+                Some(p) => stop.idle(|| parker.park_polling(timeout, |t| p.poll(t))),
+                None => stop.idle(|| parker.park(timeout)),
             }
             metrics.idle_ns.add(start.elapsed().as_nanos() as u64);
-            crate::debug::refresh_clock();
+            crate::park::record::refresh_clock();
         }
         self.spinning.set(self.shared.idle.unregister(self.index));
         if let Some(mut p) = poller {
@@ -499,14 +496,14 @@ impl Worker {
         let mut cx = Context::from_waker(&waker);
         // SAFETY: we hold RUNNING.
         let job = unsafe { &mut *task.job.get() };
-        let prev = context::set_task(Arc::as_ptr(&task));
+        let prev = current::set_task(Arc::as_ptr(&task));
         let result = {
             let _enter = task.span.enter();
             catch_unwind(AssertUnwindSafe(|| {
-                crate::bridge::coop::with_budget(|| {
+                super::coop::with_budget(|| {
                     #[cfg(feature = "tokio")]
                     {
-                        crate::bridge::tokio_context::enter(|| job.poll(&mut cx))
+                        super::tokio_context::enter(|| job.poll(&mut cx))
                     }
                     #[cfg(not(feature = "tokio"))]
                     {
@@ -515,7 +512,7 @@ impl Worker {
                 })
             }))
         };
-        context::set_task(prev);
+        current::set_task(prev);
         match result {
             Ok(Poll::Pending) => {
                 if task.state.park() == ParkAction::Reschedule {
@@ -658,19 +655,21 @@ impl Worker {
 /// Resumes a started green thread on this worker, with the task, its span
 /// (and the tokio context) entered.
 fn resume(task: &Arc<Task>, coroutine: &mut GreenCoroutine) -> CoroutineResult<Suspend, ()> {
-    let prev = context::set_task(Arc::as_ptr(task));
+    let prev = current::set_task(Arc::as_ptr(task));
+    let prev_stack = crate::stack::set_running(&task.stack);
     let result = {
         let _enter = task.span.enter();
         #[cfg(feature = "tokio")]
         {
-            crate::bridge::tokio_context::enter(|| coroutine.resume(()))
+            super::tokio_context::enter(|| coroutine.resume(()))
         }
         #[cfg(not(feature = "tokio"))]
         {
             coroutine.resume(())
         }
     };
-    context::set_task(prev);
+    crate::stack::set_running(prev_stack);
+    current::set_task(prev);
     result
 }
 

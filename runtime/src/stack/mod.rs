@@ -65,8 +65,9 @@ pub(crate) mod shrink;
 pub(crate) use pool::LocalPool;
 pub use pool::{stats, StackStats};
 pub use segment::{maybe_grow, remaining};
-pub(crate) use shrink::{ShrinkQueue, TaskStack};
+pub(crate) use shrink::{ShrinkQueue, StackOwner, TaskStack};
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::io;
 use std::mem::ManuallyDrop;
@@ -79,8 +80,7 @@ use parking_lot::Mutex;
 pub const MIN_STACK_SIZE: usize = 16 * 1024;
 /// Largest usable stack a task may ask for.
 pub const MAX_STACK_SIZE: usize = 8 * 1024 * 1024;
-/// Usable stack size when none is configured.
-pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
+pub use crate::config::DEFAULT_STACK_SIZE;
 
 /// Clamps a requested stack size into `[MIN_STACK_SIZE, MAX_STACK_SIZE]` and
 /// rounds it up to whole pages.
@@ -248,22 +248,49 @@ pub(crate) fn check_mapping_budget() -> io::Result<()> {
     budget::check_spawn()
 }
 
+thread_local! {
+    /// The stack bookkeeping of the green thread running on this thread;
+    /// null on an OS thread's own stack (which is where async tasks run).
+    /// Set by the worker around each resume; read by `maybe_grow` and by
+    /// the overflow handler (a const `Cell`: no destructor, no lazy
+    /// initialisation, so a signal handler may read it).
+    static RUNNING: Cell<*const TaskStack> = const { Cell::new(std::ptr::null()) };
+}
+
+/// Marks `stack` as the bookkeeping of the green thread about to run on
+/// this thread (null: none); returns the previous value to restore.
+#[inline]
+pub(crate) fn set_running(stack: *const TaskStack) -> *const TaskStack {
+    RUNNING.with(|c| c.replace(stack))
+}
+
+/// Runs `f` with the running green thread's stack bookkeeping, if any.
+#[inline]
+pub(crate) fn with_running<R>(f: impl FnOnce(Option<&TaskStack>) -> R) -> R {
+    let ptr = RUNNING.with(|c| c.get());
+    // SAFETY: the pointer is set by the worker to the `TaskStack` of the
+    // task it resumes, which it keeps alive (it holds an `Arc` to the task)
+    // until it restores the previous value after the resume returns; all
+    // code of that green thread runs inside the resume.
+    f(unsafe { ptr.as_ref() })
+}
+
 /// A worker's stacks: its pool, its shrink queue, and the alternate
 /// signal stack that lets the overflow handler run on its thread. Created
 /// on the worker's thread.
-pub(crate) struct StackPool {
+pub(crate) struct StackPool<T: StackOwner> {
     /// Stacks for green threads that start on this worker.
     pool: LocalPool,
     /// Parked tasks to probe, and shrink requests.
-    shrink: ShrinkQueue,
+    shrink: ShrinkQueue<T>,
     /// The alternate signal stack fibra installed, if the thread had none.
     _alt_stack: Option<overflow::AltStack>,
 }
 
-impl StackPool {
+impl<T: StackOwner> StackPool<T> {
     /// Sets up the calling worker thread; `wake` unparks the worker (used
     /// when [`shrink_stacks`] is called while it sleeps).
-    pub(crate) fn new(size: usize, wake: impl Fn() + Send + Sync + 'static) -> StackPool {
+    pub(crate) fn new(size: usize, wake: impl Fn() + Send + Sync + 'static) -> StackPool<T> {
         overflow::install_handler();
         StackPool {
             pool: LocalPool::new(size),
@@ -285,7 +312,7 @@ impl StackPool {
     }
 
     /// A task of this worker parked (it is suspended now).
-    pub(crate) fn parked(&mut self, task: &std::sync::Arc<crate::task::Task>) {
+    pub(crate) fn parked(&mut self, task: &std::sync::Arc<T>) {
         self.shrink.parked(task);
     }
 
@@ -297,10 +324,10 @@ impl StackPool {
 
     /// Shrinks the suspended tasks among `tasks` that ran since their last
     /// shrink (the worker's started green threads; no task runs now).
-    pub(crate) fn shrink_all<'a>(
-        &mut self,
-        tasks: impl IntoIterator<Item = &'a std::sync::Arc<crate::task::Task>>,
-    ) {
+    pub(crate) fn shrink_all<'a>(&mut self, tasks: impl IntoIterator<Item = &'a std::sync::Arc<T>>)
+    where
+        T: 'a,
+    {
         self.shrink.shrink_all(tasks);
     }
 

@@ -25,8 +25,6 @@ use std::sync::{Once, OnceLock};
 
 use super::os;
 use super::segment::{StackBounds, THREAD_BOUNDS};
-use crate::context;
-use crate::task::Kind;
 
 /// Size of the alternate signal stacks fibra maps.
 const ALT_STACK_SIZE: usize = 64 * 1024;
@@ -155,12 +153,12 @@ fn in_guard(addr: usize, limit: usize) -> bool {
 /// Finds out whether a fault at `addr` is a stack overflow we know of.
 /// Reads only thread-locals without destructors and the running task.
 fn classify<R>(addr: usize, f: impl FnOnce(Option<Overflow<'_>>) -> R) -> R {
-    context::with_task(|task| {
-        if let Some(task) = task.filter(|t| t.kind == Kind::Green) {
-            let b = &task.stack.bounds;
+    super::with_running(|ts| {
+        if let Some(ts) = ts {
+            let b = &ts.bounds;
             return f(find_guard(addr, b).map(|(size, segment)| Overflow::Green {
-                id: task.id.as_u64(),
-                name: task.name.as_deref(),
+                id: ts.owner_id,
+                name: ts.owner_name(),
                 size,
                 segment,
             }));

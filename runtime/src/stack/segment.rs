@@ -22,8 +22,6 @@ use std::cell::{Cell, RefCell};
 
 use super::pool;
 use super::{approx_sp, os, round_up_to_page, Stack, MIN_STACK_SIZE};
-use crate::context;
-use crate::task::Kind;
 
 /// Largest segment `maybe_grow` maps.
 const MAX_SEGMENT_SIZE: usize = 1 << 30;
@@ -94,16 +92,10 @@ enum Owner<'a> {
 /// its task, which the worker keeps alive while the task runs.
 #[inline]
 fn with_owner<R>(f: impl FnOnce(Owner<'_>) -> R) -> R {
-    let task = context::with_task(|t| match t {
-        Some(t) if t.kind == Kind::Green => t as *const crate::task::Task,
-        _ => std::ptr::null(),
-    });
-    if task.is_null() {
-        return f(Owner::Thread);
-    }
-    // SAFETY: the running task is kept alive by its worker for as long as
-    // its code runs, which includes this call.
-    f(Owner::Green(unsafe { &(*task).stack }))
+    super::with_running(|ts| match ts {
+        Some(ts) => f(Owner::Green(ts)),
+        None => f(Owner::Thread),
+    })
 }
 
 /// The OS thread's bounds, filled from `pthread_getattr_np` on first use.

@@ -35,6 +35,7 @@
 //! runs there: the task is suspended, so the invariant of `stack` holds.
 
 use std::cell::Cell;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -43,7 +44,6 @@ use parking_lot::Mutex;
 use super::pool::{self, STATS};
 use super::segment::StackBounds;
 use super::{approx_sp, os, round_down_to_page, Stack};
-use crate::task::Task;
 
 /// Bytes below a suspended task's recorded stack pointer that are never
 /// released (the context switch saves registers there).
@@ -80,11 +80,28 @@ pub(crate) struct TaskStack {
     ran: Cell<bool>,
     /// Sits in its worker's shrink queue.
     queued: Cell<bool>,
+    /// The owning task's id, for the overflow report.
+    pub(crate) owner_id: u64,
+    /// The owning task's name, for the overflow report: points into the
+    /// task's own boxed name, which lives (unchanged) as long as the task
+    /// and so as long as this record.
+    owner_name: Option<NonNull<str>>,
+}
+
+/// What owns a green thread's stack bookkeeping (a task). The shrink
+/// queue keeps owners alive while they wait in it.
+pub(crate) trait StackOwner {
+    /// The owner's stack bookkeeping.
+    fn task_stack(&self) -> &TaskStack;
 }
 
 impl TaskStack {
-    pub(crate) const fn new() -> TaskStack {
+    /// The bookkeeping of task `owner_id` named `owner_name`; the name
+    /// must live, unchanged, as long as this record.
+    pub(crate) fn new(owner_id: u64, owner_name: Option<&str>) -> TaskStack {
         TaskStack {
+            owner_id,
+            owner_name: owner_name.map(NonNull::from),
             bounds: StackBounds::new(),
             cached: Cell::new(None),
             saved_sp: Cell::new(0),
@@ -94,6 +111,14 @@ impl TaskStack {
             ran: Cell::new(false),
             queued: Cell::new(false),
         }
+    }
+
+    /// The owning task's name, for the overflow report.
+    pub(crate) fn owner_name(&self) -> Option<&str> {
+        // SAFETY: `owner_name` points into the owning task's boxed name,
+        // which is never changed and lives as long as the task, which owns
+        // this record (see `new`).
+        self.owner_name.map(|name| unsafe { name.as_ref() })
     }
 
     /// The task starts on `stack` (called by the worker before the first
@@ -244,18 +269,18 @@ pub fn shrink_stacks() {
 
 /// A worker's list of parked tasks to probe, and its view of the shrink
 /// requests.
-pub(crate) struct ShrinkQueue {
+pub(crate) struct ShrinkQueue<T: StackOwner> {
     /// Parked tasks not yet probed.
-    pending: Vec<Arc<Task>>,
+    pending: Vec<Arc<T>>,
     /// The `SHRINK_EPOCH` this worker last acted on.
     epoch_seen: u64,
     /// Registration in `WORKERS`.
     id: u64,
 }
 
-impl ShrinkQueue {
+impl<T: StackOwner> ShrinkQueue<T> {
     /// Registers a worker; `wake` must make it run its loop soon.
-    pub(crate) fn new(wake: impl Fn() + Send + Sync + 'static) -> ShrinkQueue {
+    pub(crate) fn new(wake: impl Fn() + Send + Sync + 'static) -> ShrinkQueue<T> {
         static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         WORKERS.lock().push((id, Box::new(wake)));
@@ -267,8 +292,8 @@ impl ShrinkQueue {
     }
 
     /// A task of this worker just parked (it is suspended).
-    pub(crate) fn parked(&mut self, task: &Arc<Task>) {
-        let ts = &task.stack;
+    pub(crate) fn parked(&mut self, task: &Arc<T>) {
+        let ts = task.task_stack();
         ts.parks.set(ts.parks.get().saturating_add(1));
         if !ts.live() {
             return;
@@ -291,7 +316,7 @@ impl ShrinkQueue {
     /// that went deep. Called from the worker loop (no task runs).
     pub(crate) fn drain(&mut self) {
         for task in self.pending.drain(..) {
-            let ts = &task.stack;
+            let ts = task.task_stack();
             ts.queued.set(false);
             if ts.live() && ts.probe_deep() {
                 ts.shrink(true);
@@ -308,11 +333,14 @@ impl ShrinkQueue {
     /// Acts on a [`shrink_stacks`] request: shrinks every suspended task of
     /// this worker that ran since its last shrink. Called from the worker
     /// loop (no task runs) with the worker's started green threads.
-    pub(crate) fn shrink_all<'a>(&mut self, tasks: impl IntoIterator<Item = &'a Arc<Task>>) {
+    pub(crate) fn shrink_all<'a>(&mut self, tasks: impl IntoIterator<Item = &'a Arc<T>>)
+    where
+        T: 'a,
+    {
         self.epoch_seen = SHRINK_EPOCH.load(Ordering::Acquire);
         let mut shrunk = 0usize;
         for task in tasks {
-            let ts = &task.stack;
+            let ts = task.task_stack();
             if ts.live() && ts.ran.get() {
                 ts.shrink(false);
                 shrunk += 1;
@@ -322,7 +350,7 @@ impl ShrinkQueue {
     }
 }
 
-impl Drop for ShrinkQueue {
+impl<T: StackOwner> Drop for ShrinkQueue<T> {
     fn drop(&mut self) {
         WORKERS.lock().retain(|(id, _)| *id != self.id);
     }

@@ -269,7 +269,7 @@ impl<T: Send + 'static> JoinHandle<T> {
         if self.task.state.is_complete() {
             return self.take_output();
         }
-        let on = crate::debug::WaitOn::Join {
+        let on = crate::park::record::WaitOn::Join {
             task: self.task.id.as_u64(),
         };
         crate::park::wait_as(on, |cx| std::pin::Pin::new(&mut self).poll(cx))

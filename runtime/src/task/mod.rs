@@ -14,6 +14,7 @@
 
 mod builder;
 pub(crate) mod cancel;
+pub(crate) mod current;
 mod join;
 pub(crate) mod state;
 
@@ -32,10 +33,31 @@ use std::task::{Context, Poll, RawWaker, RawWakerVTable, Wake};
 
 use corosensei::{Coroutine, Yielder};
 
-use crate::sched::{Reason, Shared};
-use crate::stack::{Stack, TaskStack};
+use crate::park::record::WaitRecord;
+use crate::stack::{Stack, StackOwner, TaskStack};
 use cancel::Cancelled;
 use state::State;
+
+/// How a task reaches the scheduler that runs it, as tokio's `task` module
+/// reaches its scheduler through `Schedule`: the task core names no
+/// scheduler type. A runtime's `sched::Shared` is the implementation; a
+/// task keeps it as `Arc<dyn Schedule>`, so a wake is one indirect call.
+pub(crate) trait Schedule: Any + Send + Sync {
+    /// Puts `task`, whose `SCHEDULED` bit the caller set, into a run queue
+    /// (or cancels it if the scheduler has terminated).
+    fn schedule(&self, task: Arc<Task>, reason: Reason);
+}
+
+/// Why a task is being put in a run queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reason {
+    /// Newly spawned.
+    Spawn,
+    /// Woken after parking.
+    Wake,
+    /// Yielded, or woken while it was still running.
+    Yield,
+}
 
 /// A task's process-unique id.
 ///
@@ -260,8 +282,9 @@ pub(crate) struct Task {
     pub(crate) stack_size: usize,
     /// Worker a started green thread is pinned to, or [`NO_OWNER`].
     pub(crate) owner: AtomicUsize,
-    /// The runtime whose queues this task goes back to when woken.
-    pub(crate) shared: Arc<Shared>,
+    /// The scheduler (a runtime's `Shared`) whose queues this task goes
+    /// back to when woken.
+    pub(crate) scheduler: Arc<dyn Schedule>,
     /// `tracing` span entered on every resume.
     pub(crate) span: tracing::Span,
     /// Join-interest protocol (`JOIN_*`).
@@ -289,7 +312,7 @@ pub(crate) struct Task {
     /// registry, for shutdown and dumps.
     pub(crate) slot: AtomicUsize,
     /// What the task waits on while parked (for dumps and deadlock reports).
-    pub(crate) wait: crate::debug::WaitRecord,
+    pub(crate) wait: WaitRecord,
     /// Where it parked, with `FIBRA_TRACEBACK=1`.
     pub(crate) park_backtrace: parking_lot::Mutex<Option<std::backtrace::Backtrace>>,
 }
@@ -308,7 +331,7 @@ unsafe impl Sync for Task {}
 
 impl Task {
     pub(crate) fn new_green<F, T>(
-        shared: Arc<Shared>,
+        scheduler: Arc<dyn Schedule>,
         name: Option<Box<str>>,
         stack_size: usize,
         f: F,
@@ -321,10 +344,14 @@ impl Task {
             f: Some(f),
             out: None,
         });
-        Task::new(shared, name, stack_size, Kind::Green, job)
+        Task::new(scheduler, name, stack_size, Kind::Green, job)
     }
 
-    pub(crate) fn new_async<Fut>(shared: Arc<Shared>, name: Option<Box<str>>, fut: Fut) -> Arc<Task>
+    pub(crate) fn new_async<Fut>(
+        scheduler: Arc<dyn Schedule>,
+        name: Option<Box<str>>,
+        fut: Fut,
+    ) -> Arc<Task>
     where
         Fut: Future + Send + 'static,
         Fut::Output: Send + 'static,
@@ -333,11 +360,11 @@ impl Task {
             fut: Some(fut),
             out: None,
         });
-        Task::new(shared, name, 0, Kind::Async, job)
+        Task::new(scheduler, name, 0, Kind::Async, job)
     }
 
     fn new(
-        shared: Arc<Shared>,
+        scheduler: Arc<dyn Schedule>,
         name: Option<Box<str>>,
         stack_size: usize,
         kind: Kind,
@@ -349,6 +376,8 @@ impl Task {
             None => tracing::info_span!("task", id = id.0),
         };
         tracing::trace!(task.id = id.0, task.name = name.as_deref(), "spawn");
+        // Points into the boxed name, which moves with `name` unchanged.
+        let stack = TaskStack::new(id.as_u64(), name.as_deref());
         Arc::new(Task {
             state: State::new_scheduled(),
             id,
@@ -356,7 +385,7 @@ impl Task {
             kind,
             stack_size,
             owner: AtomicUsize::new(NO_OWNER),
-            shared,
+            scheduler,
             span,
             join: AtomicU8::new(JOIN_ATTACHED),
             join_waker: parking_lot::Mutex::new(None),
@@ -365,9 +394,9 @@ impl Task {
             coroutine: UnsafeCell::new(None),
             yielder: Cell::new(std::ptr::null()),
             cancel: AtomicU8::new(cancel::NONE),
-            stack: TaskStack::new(),
+            stack,
             slot: AtomicUsize::new(usize::MAX),
-            wait: crate::debug::WaitRecord::new(),
+            wait: WaitRecord::new(),
             park_backtrace: parking_lot::Mutex::new(None),
         })
     }
@@ -500,17 +529,24 @@ impl Drop for Task {
     }
 }
 
+impl StackOwner for Task {
+    #[inline]
+    fn task_stack(&self) -> &TaskStack {
+        &self.stack
+    }
+}
+
 impl Wake for Task {
     fn wake(self: Arc<Self>) {
         if self.state.wake() == state::WakeAction::Schedule {
-            let shared = self.shared.clone();
-            shared.schedule(self, Reason::Wake);
+            let scheduler = self.scheduler.clone();
+            scheduler.schedule(self, Reason::Wake);
         }
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
         if self.state.wake() == state::WakeAction::Schedule {
-            self.shared.schedule(self.clone(), Reason::Wake);
+            self.scheduler.schedule(self.clone(), Reason::Wake);
         }
     }
 }

@@ -13,9 +13,8 @@ use std::sync::Arc;
 use std::task::{Wake, Waker};
 use std::time::{Duration, Instant};
 
-use super::heap::TimerEntry;
 use crate::chan::{Receiver, Sender};
-use crate::context;
+use crate::timer::heap::TimerEntry;
 
 /// A channel that receives the time once, after `dur` (Go's `time.After`).
 /// It is never closed: later receives wait forever, as in Go.
@@ -51,10 +50,7 @@ impl Wake for Once {
 /// the process-wide timer thread.
 fn arm(deadline: Instant, waker: Arc<impl Wake + Send + Sync + 'static>) {
     let entry = TimerEntry::new(deadline, Waker::from(waker));
-    context::with_worker(|w| match w {
-        Some(w) => w.add_timer(entry),
-        None => super::global::insert(entry),
-    });
+    crate::timer::arm(entry);
 }
 
 /// Delivers the time every `period` on a channel (Go's `time.Ticker`).

@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 
 /// The handle set by the current fibra runtime's builder, if any.
 fn configured() -> Option<tokio::runtime::Handle> {
-    crate::context::current_runtime().and_then(|s| s.config.tokio_handle.clone())
+    super::context::current_runtime().and_then(|s| s.config.tokio_handle.clone())
 }
 
 /// The fallback tokio runtime.

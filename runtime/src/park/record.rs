@@ -6,9 +6,14 @@
 //! concurrent re-park; a dump is a diagnostic snapshot, not a proof.
 
 use std::panic::Location;
-use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+use crate::task::Task;
+
+/// Plain OS threads blocked in a fibra call right now (process-wide).
+pub(crate) static BLOCKED_THREADS: AtomicUsize = AtomicUsize::new(0);
 
 /// The thing a blocking call waits on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -259,5 +264,18 @@ impl WaitRecord {
         let site = unsafe { site.as_ref() };
         let since = coarse_now_ms().saturating_sub(self.since_ms.load(Relaxed));
         (on, site, Duration::from_millis(since))
+    }
+}
+
+/// Whether `FIBRA_TRACEBACK=1` asks for a backtrace at every park.
+pub(crate) fn traceback_enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("FIBRA_TRACEBACK").is_ok_and(|v| v != "0" && !v.is_empty()))
+}
+
+/// Captures a backtrace for the dump when `FIBRA_TRACEBACK` is set.
+pub(crate) fn record_backtrace(task: &Task) {
+    if traceback_enabled() {
+        *task.park_backtrace.lock() = Some(std::backtrace::Backtrace::force_capture());
     }
 }

@@ -472,7 +472,7 @@ impl Poller<'_> {
 
 /// The driver of the current runtime, or the process-wide fallback.
 pub(crate) fn current() -> Arc<Driver> {
-    match crate::context::current_runtime() {
+    match super::context::current_runtime() {
         Some(shared) => shared.io.clone(),
         None => fallback(),
     }

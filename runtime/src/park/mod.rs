@@ -1,5 +1,10 @@
 //! Parking: how any blocking operation waits, whoever calls it.
 //!
+//! Part of the task and wake core: it imports only `task`, the timer leaf
+//! and its own pieces, the OS-thread [`parker`] (how a worker or a plain
+//! thread sleeps) and the wait [`record`] (what a parked task waits on,
+//! read by `debug`).
+//!
 //! Every fibra primitive that may wait (join, channels, locks, IO, timers)
 //! is written as a poll function over a `std::task::Context` and handed to
 //! [`wait`]. The waker it registers decides how waiting happens:
@@ -18,21 +23,24 @@
 //! it suspends: right before it parks, or when it resumes from a park or a
 //! yield.
 
+#[cfg_attr(loom, allow(unused_imports))]
 use std::future::Future;
 #[cfg_attr(loom, allow(unused_imports))]
-use std::pin::{pin, Pin};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use std::sync::atomic::Ordering;
 
-use crate::context;
-use crate::debug::{WaitOn, BLOCKED_THREADS};
-use crate::sched::parker::{Parker, ThreadWaker};
-use crate::task::{Kind, Suspend, Task};
+pub(crate) mod parker;
+pub(crate) mod record;
+
+use crate::task::{current, Kind, Suspend, Task};
 #[cfg_attr(loom, allow(unused_imports))]
-use crate::time::Sleep;
+use crate::timer::Sleep;
+use parker::{Parker, ThreadWaker};
+use record::{WaitOn, BLOCKED_THREADS};
 
 thread_local! {
     /// This OS thread's waker, reused by every blocking call it makes.
@@ -101,7 +109,7 @@ pub(crate) fn wait<R>(poll: impl FnMut(&mut Context<'_>) -> Poll<R>) -> R {
 #[track_caller]
 #[cfg(not(loom))]
 pub(crate) fn wait_as<R>(on: WaitOn, mut poll: impl FnMut(&mut Context<'_>) -> Poll<R>) -> R {
-    let current = context::with_task(|t| t.map(|t| t as *const Task));
+    let current = current::with_task(|t| t.map(|t| t as *const Task));
     // SAFETY: the running task outlives this call: its worker's registry of
     // started green threads (or the worker itself, while cancelling) holds
     // a reference for as long as its coroutine - and so this frame - exists.
@@ -203,7 +211,7 @@ pub(crate) fn wait_deadline_as<R>(
             }
         });
     }
-    if context::with_task(|t| t.is_some()) {
+    if current::with_task(|t| t.is_some()) {
         // An async task: `wait_as` explains the misuse.
         return Some(wait_as(on, poll));
     }
@@ -264,49 +272,13 @@ fn park_current(task: &Task) {
         return;
     }
     task.wait.stamp();
-    crate::debug::record_backtrace(task);
+    record::record_backtrace(task);
     let yielder = task.yielder.get();
     task.stack.record_suspend();
     // SAFETY: `yielder` was set by the coroutine's entry point and points
     // into the running coroutine's stack, which is the stack we run on.
     unsafe { (*yielder).suspend(Suspend::Park) };
     task.check_cancel();
-}
-
-/// Runs a future to completion from blocking code.
-///
-/// In a green thread, only that green thread parks until the future is
-/// ready (its waker may fire from any thread). On a plain OS thread the
-/// future is driven on the calling thread. Calling it inside an async task
-/// panics: `.await` there instead.
-///
-/// ```
-/// fibra_runtime::run(|| {
-///     let v = fibra_runtime::block_on(async { 40 + 2 });
-///     assert_eq!(v, 42);
-/// });
-/// assert_eq!(fibra_runtime::block_on(async { 1 }), 1);
-/// ```
-#[track_caller]
-pub fn block_on<F: Future>(fut: F) -> F::Output {
-    let mut fut = pin!(fut);
-    wait_as(WaitOn::Future, |cx| poll_in_context(fut.as_mut(), cx))
-}
-
-/// Polls a user future, inside a tokio context with the `tokio` feature.
-#[inline]
-pub(crate) fn poll_in_context<F: Future + ?Sized>(
-    fut: Pin<&mut F>,
-    cx: &mut Context<'_>,
-) -> Poll<F::Output> {
-    #[cfg(feature = "tokio")]
-    {
-        crate::bridge::tokio_context::enter(|| fut.poll(cx))
-    }
-    #[cfg(not(feature = "tokio"))]
-    {
-        fut.poll(cx)
-    }
 }
 
 /// Lets other tasks run: the green thread goes to the back of its worker's
@@ -323,7 +295,7 @@ pub(crate) fn poll_in_context<F: Future + ?Sized>(
 /// ```
 #[track_caller]
 pub fn yield_now() {
-    let yielder = context::with_task(|t| match t {
+    let yielder = current::with_task(|t| match t {
         Some(t) if t.kind == Kind::Green => {
             t.stack.record_suspend();
             Some(t.yielder.get())
@@ -335,7 +307,7 @@ pub fn yield_now() {
             check_may_suspend();
             // SAFETY: as in `park_current`.
             unsafe { (*y).suspend(Suspend::Yield) };
-            context::with_task(|t| t.map(Task::check_cancel));
+            current::with_task(|t| t.map(Task::check_cancel));
         }
         None => std::thread::yield_now(),
     }
@@ -348,5 +320,5 @@ pub fn yield_now() {
 /// fibra_runtime::run(|| assert!(fibra_runtime::in_green_thread()));
 /// ```
 pub fn in_green_thread() -> bool {
-    context::with_task(|t| t.is_some_and(|t| t.kind == Kind::Green))
+    current::with_task(|t| t.is_some_and(|t| t.kind == Kind::Green))
 }
