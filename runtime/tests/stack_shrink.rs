@@ -11,7 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use fibra_runtime::stack::{remaining, shrink_stacks, stats};
+use fibra_runtime::gc_seam::shrink_stacks;
+use fibra_runtime::stack::{remaining, stats};
 
 /// The tests compare process-wide counters: one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
