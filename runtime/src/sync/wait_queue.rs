@@ -102,6 +102,8 @@ impl Waiter {
         // SAFETY: a popped waiter stays valid until it sees the new state,
         // and we hold the lock its waker is guarded by.
         let w = unsafe { &*w };
+        // SAFETY: `waker` is only accessed under the primitive's lock, which
+        // the caller holds.
         let waker = w.waker.with_mut(|p| unsafe { (*p).take() });
         w.state.store(state, Release);
         waker
@@ -241,11 +243,11 @@ pub(crate) fn block<P: Parkable + ?Sized>(
         w: Waiter::new(arg),
         queued: false,
     };
-    // SAFETY: `g.w` stays in place until `g` drops, and dropping `g`
-    // abandons a wait left queued (timeout or unwinding).
     let on = crate::debug::WaitOn::Sync { what };
-    crate::park::wait_deadline_as(on, deadline, |cx| unsafe {
-        g.p.poll_wait(&g.w, &mut g.queued, cx)
+    crate::park::wait_deadline_as(on, deadline, |cx| {
+        // SAFETY: `g.w` stays in place until `g` drops, and dropping `g`
+        // abandons a wait left queued (timeout or unwinding).
+        unsafe { g.p.poll_wait(&g.w, &mut g.queued, cx) }
     })
 }
 
