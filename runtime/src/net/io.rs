@@ -1,6 +1,9 @@
-//! [`PollIo`]: a non-blocking mio source registered with a driver, with
-//! the blocking (park until ready) and async (poll) forms of its
-//! operations, timeouts and non-blocking mode.
+//! The socket core that TCP, Unix and UDP share: [`PollIo`], a
+//! non-blocking mio source registered with a driver, with the blocking
+//! (park until ready) and async (poll) forms of its operations, timeouts,
+//! non-blocking mode, readiness futures, `try_clone`, the accept loop with
+//! its back-off and the connect check. Each public socket type wraps one
+//! `PollIo`; the trait impls they share are written once in `socket.rs`.
 
 use std::io;
 use std::pin::Pin;
