@@ -46,16 +46,15 @@ suite_smoke=0
 # The smoke subset: test binary, then name filters (substring match).
 smoke=(
   "spawn_join is_finished_turns_true join_handle_is_a_future nested_spawns_form_a_tree run_borrows_from_the_caller tasks_joined_from_os_threads"
-  "shutdown run_cancels_parked_tasks unstarted_tasks_are_cancelled async_tasks_waiting_forever"
+  "shutdown run_cancels_parked_tasks unstarted_tasks_are_cancelled async_tasks_waiting_forever shutdown_with_100k_parked_tasks"
   "timers sleep_lasts_at_least_its_duration sleep_future"
   "net_tcp half_close a_peer_reset a_reader_and_a_writer async_tasks_use_readiness"
   "stack_pool"
   "maybe_grow_deep_recursion remaining_tracks a_task_parks a_panic_on_a_segment cancelling_a_task_parked a_split_in"
   "stack_shrink"
-  "faults_panics"
+  "task_panics a_panicking_drop a_detached_output panicking_drops_during_shutdown a_future_panicking"
   "faults_net"
   "faults_blocking"
-  "faults_shutdown"
   "faults_leaks"
   "faults_select"
   "chan_conformance sieve fifo nonblocking select_on_closed closing_releases"
@@ -68,13 +67,14 @@ full=(
   net_tcp net_udp_unix net_accept_emfile stack_pool
   stack_shrink maybe_grow_deep_recursion task_panics pinning async_interop
   "blocking spawn_blocking_does_not_block many_blocking_jobs idle_blocking_threads"
-  faults_panics faults_net faults_blocking faults_shutdown faults_leaks
+  faults_net faults_blocking faults_leaks
   faults_select chan_conformance chan_close_drain chan_rendezvous chan_async
   chan_timeouts select_cancellation select_fairness sync_mutex sync_primitives
 )
 
 # Valgrind serialises threads; fewer parked tasks keep the 100k-task
-# shutdown test to seconds (the full run uses 10,000).
+# shutdown test (shutdown_with_100k_parked_tasks) to seconds (the full run
+# uses 10,000).
 if [ "$mode" = full ]; then export FIBRA_FAULT_TASKS=10000; else export FIBRA_FAULT_TASKS=1000; fi
 
 run_list() {

@@ -1,6 +1,9 @@
-//! [`PollIo`]: a non-blocking mio source registered with a driver, with
-//! the blocking (park until ready) and async (poll) forms of its
-//! operations, timeouts and non-blocking mode.
+//! The socket core that TCP, Unix and UDP share: [`PollIo`], a
+//! non-blocking mio source registered with a driver, with the blocking
+//! (park until ready) and async (poll) forms of its operations, timeouts,
+//! non-blocking mode, readiness futures, `try_clone`, the accept loop with
+//! its back-off and the connect check. Each public socket type wraps one
+//! `PollIo`; the trait impls they share are written once in `socket.rs`.
 
 use std::io;
 use std::pin::Pin;
@@ -9,11 +12,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use mio::event::Source;
 
 use super::driver::{self, Direction, Driver, ScheduledIo};
+use super::{pause, AcceptBackoff};
 use crate::park::record::WaitOn;
 
 /// Settings that std keeps on the socket itself and that therefore are
@@ -55,6 +59,22 @@ fn from_nanos(n: u64) -> Option<Duration> {
     (n != 0).then(|| Duration::from_nanos(n))
 }
 
+/// After a non-blocking connect: done, failed (the socket's pending
+/// error), or still `WouldBlock` (no peer yet).
+pub(crate) fn connect_state<A>(
+    pending_error: io::Result<Option<io::Error>>,
+    peer_addr: impl FnOnce() -> io::Result<A>,
+) -> io::Result<()> {
+    if let Some(err) = pending_error? {
+        return Err(err);
+    }
+    match peer_addr() {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotConnected => Err(io::ErrorKind::WouldBlock.into()),
+        Err(e) => Err(e),
+    }
+}
+
 pub(crate) fn timed_out(what: &str) -> io::Error {
     // std on Unix reports an expired SO_RCVTIMEO/SO_SNDTIMEO as EAGAIN,
     // i.e. `WouldBlock`; keep the kind, say what happened.
@@ -80,12 +100,19 @@ impl<S: Source + AsRawFd> PollIo<S> {
         })
     }
 
-    pub(crate) fn get_ref(&self) -> &S {
-        &self.source
+    /// A second handle to the same socket (`try_clone`): the descriptor
+    /// duplicated, wrapped back into a mio source by `wrap` and registered,
+    /// sharing timeouts and blocking mode as std's clones share them.
+    pub(crate) fn try_clone_with(&self, wrap: impl FnOnce(OwnedFd) -> S) -> io::Result<PollIo<S>>
+    where
+        S: AsFd,
+    {
+        let fd = self.source.as_fd().try_clone_to_owned()?;
+        PollIo::with_mode(wrap(fd), self.mode.clone())
     }
 
-    pub(crate) fn mode(&self) -> &Arc<Mode> {
-        &self.mode
+    pub(crate) fn get_ref(&self) -> &S {
+        &self.source
     }
 
     pub(crate) fn set_read_timeout(&self, d: Option<Duration>) -> io::Result<()> {
@@ -168,6 +195,27 @@ impl<S: Source + AsRawFd> PollIo<S> {
                     Direction::Read => "read",
                     Direction::Write => "write",
                 }));
+            }
+        }
+    }
+
+    /// A listener's blocking `accept`: [`do_io`](Self::do_io) with `op`,
+    /// retrying the failures [`AcceptBackoff`] calls transient (pausing in
+    /// between) and returning any other.
+    #[track_caller]
+    pub(crate) fn accept_retrying<R>(
+        &self,
+        listener: &dyn std::fmt::Debug,
+        mut op: impl FnMut(&S) -> io::Result<R>,
+    ) -> io::Result<R> {
+        let mut backoff = AcceptBackoff::new();
+        loop {
+            match self.do_io(Direction::Read, &mut op) {
+                Ok(r) => return Ok(r),
+                Err(e) => match backoff.on_error(&e, listener) {
+                    Some(d) => pause(d),
+                    None => return Err(e),
+                },
             }
         }
     }

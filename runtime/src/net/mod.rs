@@ -63,9 +63,8 @@
 
 pub(crate) use crate::sched::netpoll as driver;
 mod io;
+mod socket;
 mod tcp;
-#[cfg(feature = "tokio")]
-mod tokio_io;
 mod udp;
 mod unix;
 

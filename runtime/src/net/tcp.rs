@@ -1,10 +1,9 @@
 //! TCP: [`TcpListener`] and [`TcpStream`].
 
-use std::fmt;
 use std::future::Future;
-use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -12,8 +11,9 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 use super::driver::Direction;
-use super::io::{PollIo, Ready};
-use super::{each_addr, pause, AcceptBackoff};
+use super::io::{connect_state, PollIo, Ready};
+use super::socket::{fd_traits, incoming, stream_io};
+use super::{each_addr, AcceptBackoff};
 use crate::time::Sleep;
 
 /// A TCP socket server, listening for connections; `std::net::TcpListener`
@@ -106,16 +106,8 @@ impl TcpListener {
     /// ```
     #[track_caller]
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        let mut backoff = AcceptBackoff::new();
-        loop {
-            match self.io.do_io(Direction::Read, |l| l.accept()) {
-                Ok((s, peer)) => return Ok((TcpStream::from_mio(s)?, peer)),
-                Err(e) => match backoff.on_error(&e, self) {
-                    Some(d) => pause(d),
-                    None => return Err(e),
-                },
-            }
-        }
+        let (s, peer) = self.io.accept_retrying(self, |l| l.accept())?;
+        Ok((TcpStream::from_mio(s)?, peer))
     }
 
     /// The async form of [`accept`](Self::accept).
@@ -199,10 +191,10 @@ impl TcpListener {
     /// });
     /// ```
     pub fn try_clone(&self) -> io::Result<TcpListener> {
-        let fd = self.io.get_ref().as_fd().try_clone_to_owned()?;
-        let l = mio::net::TcpListener::from_std(std::net::TcpListener::from(fd));
         Ok(TcpListener {
-            io: PollIo::with_mode(l, self.io.mode().clone())?,
+            io: self.io.try_clone_with(|fd| {
+                mio::net::TcpListener::from_std(std::net::TcpListener::from(fd))
+            })?,
             async_backoff: Mutex::new(None),
         })
     }
@@ -275,25 +267,7 @@ impl TcpListener {
     }
 }
 
-impl fmt::Debug for TcpListener {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("TcpListener")
-            .field(self.io.get_ref())
-            .finish()
-    }
-}
-
-impl AsRawFd for TcpListener {
-    fn as_raw_fd(&self) -> RawFd {
-        self.io.get_ref().as_raw_fd()
-    }
-}
-
-impl AsFd for TcpListener {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.io.get_ref().as_fd()
-    }
-}
+fd_traits!(TcpListener);
 
 /// The iterator of [`TcpListener::incoming`].
 #[derive(Debug)]
@@ -301,12 +275,7 @@ pub struct Incoming<'a> {
     listener: &'a TcpListener,
 }
 
-impl Iterator for Incoming<'_> {
-    type Item = io::Result<TcpStream>;
-    fn next(&mut self) -> Option<io::Result<TcpStream>> {
-        Some(self.listener.accept().map(|(s, _)| s))
-    }
-}
+incoming!(Incoming, TcpStream);
 
 /// A TCP connection; `std::net::TcpStream` whose reads and writes park the
 /// green thread until the socket is ready. `Read` and `Write` are
@@ -515,10 +484,10 @@ impl TcpStream {
     /// });
     /// ```
     pub fn try_clone(&self) -> io::Result<TcpStream> {
-        let fd = self.io.get_ref().as_fd().try_clone_to_owned()?;
-        let s = mio::net::TcpStream::from_std(std::net::TcpStream::from(fd));
         Ok(TcpStream {
-            io: PollIo::with_mode(s, self.io.mode().clone())?,
+            io: self.io.try_clone_with(|fd| {
+                mio::net::TcpStream::from_std(std::net::TcpStream::from(fd))
+            })?,
         })
     }
 
@@ -765,134 +734,8 @@ impl TcpStream {
 
 /// After a non-blocking connect: done, failed, or still `WouldBlock`.
 fn check_connected(s: &mio::net::TcpStream) -> io::Result<()> {
-    if let Some(err) = s.take_error()? {
-        return Err(err);
-    }
-    match s.peer_addr() {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotConnected => Err(io::ErrorKind::WouldBlock.into()),
-        Err(e) => Err(e),
-    }
+    connect_state(s.take_error(), || s.peer_addr())
 }
 
-impl fmt::Debug for TcpStream {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("TcpStream").field(self.io.get_ref()).finish()
-    }
-}
-
-impl AsRawFd for TcpStream {
-    fn as_raw_fd(&self) -> RawFd {
-        self.io.get_ref().as_raw_fd()
-    }
-}
-
-impl AsFd for TcpStream {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.io.get_ref().as_fd()
-    }
-}
-
-impl Read for &TcpStream {
-    #[track_caller]
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.io.do_io(Direction::Read, |mut s| s.read(buf))
-    }
-    #[track_caller]
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.io
-            .do_io(Direction::Read, |mut s| s.read_vectored(bufs))
-    }
-}
-
-impl Write for &TcpStream {
-    #[track_caller]
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.io.do_io(Direction::Write, |mut s| s.write(buf))
-    }
-    #[track_caller]
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.io
-            .do_io(Direction::Write, |mut s| s.write_vectored(bufs))
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Read for TcpStream {
-    #[track_caller]
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        (&*self).read(buf)
-    }
-    #[track_caller]
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        (&*self).read_vectored(bufs)
-    }
-}
-
-impl Write for TcpStream {
-    #[track_caller]
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        (&*self).write(buf)
-    }
-    #[track_caller]
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        (&*self).write_vectored(bufs)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl futures_io::AsyncRead for TcpStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        TcpStream::poll_read(&self, cx, buf)
-    }
-}
-
-impl futures_io::AsyncWrite for TcpStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        TcpStream::poll_write(&self, cx, buf)
-    }
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(self.shutdown(Shutdown::Write))
-    }
-}
-
-impl futures_io::AsyncRead for &TcpStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        TcpStream::poll_read(&self, cx, buf)
-    }
-}
-
-impl futures_io::AsyncWrite for &TcpStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        TcpStream::poll_write(&self, cx, buf)
-    }
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(self.shutdown(Shutdown::Write))
-    }
-}
+fd_traits!(TcpStream);
+stream_io!(TcpStream);

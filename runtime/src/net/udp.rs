@@ -1,14 +1,13 @@
 //! UDP: [`UdpSocket`].
 
-use std::fmt;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use super::driver::Direction;
 use super::io::{PollIo, Ready};
+use super::socket::fd_traits;
 use super::{each_addr, resolve};
 
 /// A UDP socket; `std::net::UdpSocket` whose receives (and sends, when the
@@ -205,10 +204,10 @@ impl UdpSocket {
     /// });
     /// ```
     pub fn try_clone(&self) -> io::Result<UdpSocket> {
-        let fd = self.io.get_ref().as_fd().try_clone_to_owned()?;
-        let s = mio::net::UdpSocket::from_std(std::net::UdpSocket::from(fd));
         Ok(UdpSocket {
-            io: PollIo::with_mode(s, self.io.mode().clone())?,
+            io: self.io.try_clone_with(|fd| {
+                mio::net::UdpSocket::from_std(std::net::UdpSocket::from(fd))
+            })?,
         })
     }
 
@@ -461,20 +460,4 @@ impl UdpSocket {
     }
 }
 
-impl fmt::Debug for UdpSocket {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("UdpSocket").field(self.io.get_ref()).finish()
-    }
-}
-
-impl AsRawFd for UdpSocket {
-    fn as_raw_fd(&self) -> RawFd {
-        self.io.get_ref().as_raw_fd()
-    }
-}
-
-impl AsFd for UdpSocket {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.io.get_ref().as_fd()
-    }
-}
+fd_traits!(UdpSocket);

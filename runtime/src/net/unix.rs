@@ -1,18 +1,15 @@
 //! Unix domain sockets: [`UnixListener`] and [`UnixStream`].
 
-use std::fmt;
-use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::Shutdown;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::net::SocketAddr;
 use std::path::Path;
-use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use super::driver::Direction;
-use super::io::{PollIo, Ready};
-use super::{pause, AcceptBackoff};
+use super::io::{connect_state, PollIo, Ready};
+use super::socket::{fd_traits, incoming, stream_io};
 
 /// A Unix socket server; `std::os::unix::net::UnixListener` whose `accept`
 /// parks the green thread.
@@ -87,16 +84,8 @@ impl UnixListener {
     /// ```
     #[track_caller]
     pub fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
-        let mut backoff = AcceptBackoff::new();
-        loop {
-            match self.io.do_io(Direction::Read, |l| l.accept()) {
-                Ok((s, addr)) => return Ok((UnixStream::from_mio(s)?, addr)),
-                Err(e) => match backoff.on_error(&e, self) {
-                    Some(d) => pause(d),
-                    None => return Err(e),
-                },
-            }
-        }
+        let (s, addr) = self.io.accept_retrying(self, |l| l.accept())?;
+        Ok((UnixStream::from_mio(s)?, addr))
     }
 
     /// An iterator over incoming connections; never returns `None`.
@@ -182,25 +171,7 @@ impl UnixListener {
     }
 }
 
-impl fmt::Debug for UnixListener {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("UnixListener")
-            .field(self.io.get_ref())
-            .finish()
-    }
-}
-
-impl AsRawFd for UnixListener {
-    fn as_raw_fd(&self) -> RawFd {
-        self.io.get_ref().as_raw_fd()
-    }
-}
-
-impl AsFd for UnixListener {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.io.get_ref().as_fd()
-    }
-}
+fd_traits!(UnixListener);
 
 /// The iterator of [`UnixListener::incoming`].
 #[derive(Debug)]
@@ -208,12 +179,7 @@ pub struct UnixIncoming<'a> {
     listener: &'a UnixListener,
 }
 
-impl Iterator for UnixIncoming<'_> {
-    type Item = io::Result<UnixStream>;
-    fn next(&mut self) -> Option<io::Result<UnixStream>> {
-        Some(self.listener.accept().map(|(s, _)| s))
-    }
-}
+incoming!(UnixIncoming, UnixStream);
 
 /// A Unix stream connection; `std::os::unix::net::UnixStream` whose reads
 /// and writes park the green thread.
@@ -250,16 +216,7 @@ impl UnixStream {
     pub fn connect<P: AsRef<Path>>(path: P) -> io::Result<UnixStream> {
         let stream = UnixStream::from_mio(mio::net::UnixStream::connect(path)?)?;
         stream.io.do_io(Direction::Write, |s| {
-            if let Some(err) = s.take_error()? {
-                return Err(err);
-            }
-            match s.peer_addr() {
-                Ok(_) => Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::NotConnected => {
-                    Err(io::ErrorKind::WouldBlock.into())
-                }
-                Err(e) => Err(e),
-            }
+            connect_state(s.take_error(), || s.peer_addr())
         })?;
         Ok(stream)
     }
@@ -342,10 +299,10 @@ impl UnixStream {
     /// });
     /// ```
     pub fn try_clone(&self) -> io::Result<UnixStream> {
-        let fd = self.io.get_ref().as_fd().try_clone_to_owned()?;
-        let s = mio::net::UnixStream::from_std(std::os::unix::net::UnixStream::from(fd));
         Ok(UnixStream {
-            io: PollIo::with_mode(s, self.io.mode().clone())?,
+            io: self.io.try_clone_with(|fd| {
+                mio::net::UnixStream::from_std(std::os::unix::net::UnixStream::from(fd))
+            })?,
         })
     }
 
@@ -487,100 +444,5 @@ impl UnixStream {
     }
 }
 
-impl fmt::Debug for UnixStream {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("UnixStream")
-            .field(self.io.get_ref())
-            .finish()
-    }
-}
-
-impl AsRawFd for UnixStream {
-    fn as_raw_fd(&self) -> RawFd {
-        self.io.get_ref().as_raw_fd()
-    }
-}
-
-impl AsFd for UnixStream {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.io.get_ref().as_fd()
-    }
-}
-
-impl Read for &UnixStream {
-    #[track_caller]
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.io.do_io(Direction::Read, |mut s| s.read(buf))
-    }
-    #[track_caller]
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.io
-            .do_io(Direction::Read, |mut s| s.read_vectored(bufs))
-    }
-}
-
-impl Write for &UnixStream {
-    #[track_caller]
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.io.do_io(Direction::Write, |mut s| s.write(buf))
-    }
-    #[track_caller]
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.io
-            .do_io(Direction::Write, |mut s| s.write_vectored(bufs))
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Read for UnixStream {
-    #[track_caller]
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        (&*self).read(buf)
-    }
-    #[track_caller]
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        (&*self).read_vectored(bufs)
-    }
-}
-
-impl Write for UnixStream {
-    #[track_caller]
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        (&*self).write(buf)
-    }
-    #[track_caller]
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        (&*self).write_vectored(bufs)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl futures_io::AsyncRead for UnixStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        UnixStream::poll_read(&self, cx, buf)
-    }
-}
-
-impl futures_io::AsyncWrite for UnixStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        UnixStream::poll_write(&self, cx, buf)
-    }
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(self.shutdown(Shutdown::Write))
-    }
-}
+fd_traits!(UnixStream);
+stream_io!(UnixStream);

@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use super::mutex::MutexGuard;
-use super::waiter::{self, Parkable, WaitQueue, Waiter, WAITING, WOKEN};
+use super::wait_queue::{self, Parkable, WaitQueue, Waiter, WAITING, WOKEN};
 
 /// A condition variable for [`Mutex`](super::Mutex).
 ///
@@ -193,7 +193,8 @@ impl Condvar {
             cv: self,
             guard: std::cell::Cell::new(Some(guard)),
         };
-        let notified = waiter::block(crate::debug::SyncKind::Condvar, &wait, 0, deadline).is_some();
+        let notified =
+            wait_queue::block(crate::debug::SyncKind::Condvar, &wait, 0, deadline).is_some();
         // If the wait never queued (impossible: the first poll queues), the
         // guard would still be here; otherwise relock.
         let relocked = match wait.guard.take() {
@@ -237,7 +238,7 @@ impl Condvar {
             wakers.push(unsafe { Waiter::release(w, WOKEN) });
         }
         drop(q);
-        waiter::wake_all(wakers);
+        wait_queue::wake_all(wakers);
     }
 }
 

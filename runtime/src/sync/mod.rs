@@ -30,9 +30,10 @@ mod condvar;
 #[cfg(all(test, loom))]
 mod loom_tests;
 mod mutex;
+mod poison;
 mod rwlock;
 mod semaphore;
-mod waiter;
+mod wait_queue;
 mod waitgroup;
 
 pub use condvar::{Condvar, WaitTimeoutResult};

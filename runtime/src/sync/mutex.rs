@@ -4,7 +4,7 @@
 //!
 //! One word: `LOCKED` (someone owns the lock) and `PARKED` (the wait queue
 //! may be non-empty, so unlocking must look at it). The queue lives behind
-//! a small internal lock (Go's semaphore); see `sync::waiter`.
+//! a small internal lock (Go's semaphore); see `sync::wait_queue`.
 //!
 //! # Transitions
 //!
@@ -39,15 +39,16 @@ use std::cell::UnsafeCell;
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
-use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};
+use std::sync::{LockResult, TryLockError, TryLockResult};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 #[cfg(not(loom))]
 use crossbeam_utils::Backoff;
 
-use super::waiter::{self, Parkable, WaitFuture, WaitQueue, Waiter, GRANTED, WAITING, WOKEN};
-use crate::loom::{AtomicBool, AtomicUsize};
+use super::poison::Poison;
+use super::wait_queue::{self, Parkable, WaitFuture, WaitQueue, Waiter, GRANTED, WAITING, WOKEN};
+use crate::loom::AtomicUsize;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
 const LOCKED: usize = 1;
@@ -92,7 +93,8 @@ pub struct Mutex<T: ?Sized> {
     state: AtomicUsize,
     /// Parked waiters.
     queue: crate::loom::Mutex<WaitQueue>,
-    poisoned: AtomicBool,
+    /// Marked when a holder panicked (std's poisoning).
+    poison: Poison,
     data: UnsafeCell<T>,
 }
 
@@ -131,7 +133,7 @@ impl<T> Mutex<T> {
         Mutex {
             state: AtomicUsize::new(0),
             queue: crate::loom::Mutex::new(WaitQueue::default()),
-            poisoned: AtomicBool::new(false),
+            poison: Poison::new(),
             data: UnsafeCell::new(value),
         }
     }
@@ -143,13 +145,7 @@ impl<T> Mutex<T> {
     /// assert_eq!(m.into_inner().unwrap(), 1);
     /// ```
     pub fn into_inner(self) -> LockResult<T> {
-        let poisoned = self.poisoned.load(Relaxed);
-        let v = self.data.into_inner();
-        if poisoned {
-            Err(PoisonError::new(v))
-        } else {
-            Ok(v)
-        }
+        self.poison.wrap(self.data.into_inner())
     }
 }
 
@@ -212,7 +208,7 @@ impl<T: ?Sized> Mutex<T> {
     /// assert!(!m.is_poisoned());
     /// ```
     pub fn is_poisoned(&self) -> bool {
-        self.poisoned.load(Relaxed)
+        self.poison.get()
     }
 
     /// Clears the poison flag.
@@ -223,7 +219,7 @@ impl<T: ?Sized> Mutex<T> {
     /// assert!(!m.is_poisoned());
     /// ```
     pub fn clear_poison(&self) {
-        self.poisoned.store(false, Relaxed);
+        self.poison.clear();
     }
 
     /// The value, through a unique borrow (no locking needed).
@@ -234,13 +230,7 @@ impl<T: ?Sized> Mutex<T> {
     /// assert_eq!(*m.lock().unwrap(), 2);
     /// ```
     pub fn get_mut(&mut self) -> LockResult<&mut T> {
-        let poisoned = self.poisoned.load(Relaxed);
-        let v = self.data.get_mut();
-        if poisoned {
-            Err(PoisonError::new(v))
-        } else {
-            Ok(v)
-        }
+        self.poison.wrap(self.data.get_mut())
     }
 
     fn guard(&self) -> LockResult<MutexGuard<'_, T>> {
@@ -249,11 +239,7 @@ impl<T: ?Sized> Mutex<T> {
             panicking: std::thread::panicking(),
             _not_send: PhantomData,
         };
-        if self.poisoned.load(Relaxed) {
-            Err(PoisonError::new(g))
-        } else {
-            Ok(g)
-        }
+        self.poison.wrap(g)
     }
 
     /// Sets `LOCKED` if it is clear (barging past parked waiters).
@@ -287,7 +273,7 @@ impl<T: ?Sized> Mutex<T> {
                 }
             }
         }
-        waiter::block(crate::debug::SyncKind::Mutex, self, 0, None);
+        wait_queue::block(crate::debug::SyncKind::Mutex, self, 0, None);
     }
 
     /// Unlocks (the guard's drop).
@@ -491,9 +477,7 @@ impl<T: ?Sized> DerefMut for MutexGuard<'_, T> {
 
 impl<T: ?Sized> Drop for MutexGuard<'_, T> {
     fn drop(&mut self) {
-        if !self.panicking && std::thread::panicking() {
-            self.lock.poisoned.store(true, Relaxed);
-        }
+        self.lock.poison.mark_if_panicked(self.panicking);
         self.lock.unlock();
     }
 }

@@ -25,12 +25,11 @@
 use std::cell::UnsafeCell;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
-use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};
+use std::sync::{LockResult, TryLockError, TryLockResult};
 use std::task::{Context, Poll};
 
-use super::waiter::{self, Parkable, WaitFuture, WaitQueue, Waiter, GRANTED, WAITING};
-use crate::loom::AtomicBool;
-use std::sync::atomic::Ordering::Relaxed;
+use super::poison::Poison;
+use super::wait_queue::{self, Parkable, WaitFuture, WaitQueue, Waiter, GRANTED};
 
 const READ: usize = 0;
 const WRITE: usize = 1;
@@ -54,7 +53,8 @@ const WRITE: usize = 1;
 /// ```
 pub struct RwLock<T: ?Sized> {
     state: crate::loom::Mutex<State>,
-    poisoned: AtomicBool,
+    /// Marked when a holder panicked (std's poisoning).
+    poison: Poison,
     data: UnsafeCell<T>,
 }
 
@@ -114,7 +114,7 @@ impl<T> RwLock<T> {
                 writer: false,
                 queue: WaitQueue::default(),
             }),
-            poisoned: AtomicBool::new(false),
+            poison: Poison::new(),
             data: UnsafeCell::new(value),
         }
     }
@@ -125,13 +125,7 @@ impl<T> RwLock<T> {
     /// assert_eq!(fibra_runtime::sync::RwLock::new(1).into_inner().unwrap(), 1);
     /// ```
     pub fn into_inner(self) -> LockResult<T> {
-        let poisoned = self.poisoned.load(Relaxed);
-        let v = self.data.into_inner();
-        if poisoned {
-            Err(PoisonError::new(v))
-        } else {
-            Ok(v)
-        }
+        self.poison.wrap(self.data.into_inner())
     }
 }
 
@@ -146,7 +140,7 @@ impl<T: ?Sized> RwLock<T> {
     #[track_caller]
     pub fn read(&self) -> LockResult<RwLockReadGuard<'_, T>> {
         if !self.try_take(READ) {
-            waiter::block(crate::debug::SyncKind::RwLock, self, READ, None);
+            wait_queue::block(crate::debug::SyncKind::RwLock, self, READ, None);
         }
         self.read_guard()
     }
@@ -161,7 +155,7 @@ impl<T: ?Sized> RwLock<T> {
     #[track_caller]
     pub fn write(&self) -> LockResult<RwLockWriteGuard<'_, T>> {
         if !self.try_take(WRITE) {
-            waiter::block(crate::debug::SyncKind::RwLock, self, WRITE, None);
+            wait_queue::block(crate::debug::SyncKind::RwLock, self, WRITE, None);
         }
         self.write_guard()
     }
@@ -233,7 +227,7 @@ impl<T: ?Sized> RwLock<T> {
     /// assert!(!fibra_runtime::sync::RwLock::new(0).is_poisoned());
     /// ```
     pub fn is_poisoned(&self) -> bool {
-        self.poisoned.load(Relaxed)
+        self.poison.get()
     }
 
     /// Clears the poison flag.
@@ -243,7 +237,7 @@ impl<T: ?Sized> RwLock<T> {
     /// l.clear_poison();
     /// ```
     pub fn clear_poison(&self) {
-        self.poisoned.store(false, Relaxed);
+        self.poison.clear();
     }
 
     /// The value through a unique borrow.
@@ -254,13 +248,7 @@ impl<T: ?Sized> RwLock<T> {
     /// assert_eq!(*l.read().unwrap(), 5);
     /// ```
     pub fn get_mut(&mut self) -> LockResult<&mut T> {
-        let poisoned = self.poisoned.load(Relaxed);
-        let v = self.data.get_mut();
-        if poisoned {
-            Err(PoisonError::new(v))
-        } else {
-            Ok(v)
-        }
+        self.poison.wrap(self.data.get_mut())
     }
 
     fn read_guard(&self) -> LockResult<RwLockReadGuard<'_, T>> {
@@ -268,11 +256,7 @@ impl<T: ?Sized> RwLock<T> {
             lock: self,
             _not_send: PhantomData,
         };
-        if self.poisoned.load(Relaxed) {
-            Err(PoisonError::new(g))
-        } else {
-            Ok(g)
-        }
+        self.poison.wrap(g)
     }
 
     fn write_guard(&self) -> LockResult<RwLockWriteGuard<'_, T>> {
@@ -281,11 +265,7 @@ impl<T: ?Sized> RwLock<T> {
             panicking: std::thread::panicking(),
             _not_send: PhantomData,
         };
-        if self.poisoned.load(Relaxed) {
-            Err(PoisonError::new(g))
-        } else {
-            Ok(g)
-        }
+        self.poison.wrap(g)
     }
 
     fn try_take(&self, kind: usize) -> bool {
@@ -301,7 +281,7 @@ impl<T: ?Sized> RwLock<T> {
         }
         let wakers = st.grant();
         drop(st);
-        waiter::wake_all(wakers);
+        wait_queue::wake_all(wakers);
     }
 }
 
@@ -348,24 +328,17 @@ impl<T: ?Sized> Parkable for RwLock<T> {
     type Output = ();
 
     unsafe fn poll_wait(&self, w: &Waiter, queued: &mut bool, cx: &mut Context<'_>) -> Poll<()> {
-        if *queued && w.state() == GRANTED {
-            *queued = false;
-            return Poll::Ready(());
+        // SAFETY: the caller's contract, passed on.
+        unsafe {
+            wait_queue::poll_granted(
+                &self.state,
+                w,
+                queued,
+                cx,
+                |st| st.try_take(w.arg),
+                |st| &mut st.queue,
+            )
         }
-        let mut st = crate::loom::lock(&self.state);
-        if !*queued {
-            if st.try_take(w.arg) {
-                return Poll::Ready(());
-            }
-            // SAFETY: under the lock; the caller keeps `w` in place.
-            unsafe { st.queue.push_back(w) };
-            *queued = true;
-        }
-        if w.state() == WAITING {
-            // SAFETY: under the lock.
-            unsafe { w.set_waker(cx.waker()) };
-        }
-        Poll::Pending
     }
 
     fn abandon(&self, w: &Waiter) {
@@ -381,7 +354,7 @@ impl<T: ?Sized> Parkable for RwLock<T> {
         // A writer leaving the front may let readers behind it through.
         let wakers = st.grant();
         drop(st);
-        waiter::wake_all(wakers);
+        wait_queue::wake_all(wakers);
     }
 }
 
@@ -416,9 +389,7 @@ impl<T: ?Sized> Drop for RwLockReadGuard<'_, T> {
 
 impl<T: ?Sized> Drop for RwLockWriteGuard<'_, T> {
     fn drop(&mut self) {
-        if !self.panicking && std::thread::panicking() {
-            self.lock.poisoned.store(true, Relaxed);
-        }
+        self.lock.poison.mark_if_panicked(self.panicking);
         self.lock.unlock(WRITE);
     }
 }

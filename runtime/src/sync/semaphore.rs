@@ -11,7 +11,7 @@
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use super::waiter::{self, Parkable, WaitFuture, WaitQueue, Waiter, GRANTED, WAITING};
+use super::wait_queue::{self, Parkable, WaitFuture, WaitQueue, Waiter, GRANTED};
 
 /// A counting semaphore that parks green threads.
 ///
@@ -95,7 +95,7 @@ impl Semaphore {
     #[track_caller]
     pub fn acquire_many(&self, n: usize) -> SemaphorePermit<'_> {
         if !self.try_take(n) {
-            waiter::block(crate::debug::SyncKind::Semaphore, self, n, None);
+            wait_queue::block(crate::debug::SyncKind::Semaphore, self, n, None);
         }
         SemaphorePermit { sem: self, n }
     }
@@ -112,7 +112,7 @@ impl Semaphore {
         if self.try_take(1) {
             return Some(SemaphorePermit { sem: self, n: 1 });
         }
-        waiter::block(
+        wait_queue::block(
             crate::debug::SyncKind::Semaphore,
             self,
             1,
@@ -174,7 +174,7 @@ impl Semaphore {
             .expect("fibra: semaphore permit count overflow");
         let wakers = st.grant();
         drop(st);
-        waiter::wake_all(wakers);
+        wait_queue::wake_all(wakers);
     }
 
     /// Free permits now.
@@ -218,25 +218,24 @@ impl Parkable for Semaphore {
     type Output = ();
 
     unsafe fn poll_wait(&self, w: &Waiter, queued: &mut bool, cx: &mut Context<'_>) -> Poll<()> {
-        if *queued && w.state() == GRANTED {
-            *queued = false;
-            return Poll::Ready(());
+        // SAFETY: the caller's contract, passed on.
+        unsafe {
+            wait_queue::poll_granted(
+                &self.state,
+                w,
+                queued,
+                cx,
+                |st| {
+                    if st.queue.is_empty() && st.permits >= w.arg {
+                        st.permits -= w.arg;
+                        true
+                    } else {
+                        false
+                    }
+                },
+                |st| &mut st.queue,
+            )
         }
-        let mut st = crate::loom::lock(&self.state);
-        if !*queued {
-            if st.queue.is_empty() && st.permits >= w.arg {
-                st.permits -= w.arg;
-                return Poll::Ready(());
-            }
-            // SAFETY: under the lock; the caller keeps `w` in place.
-            unsafe { st.queue.push_back(w) };
-            *queued = true;
-        }
-        if w.state() == WAITING {
-            // SAFETY: under the lock.
-            unsafe { w.set_waker(cx.waker()) };
-        }
-        Poll::Pending
     }
 
     fn abandon(&self, w: &Waiter) {
@@ -248,7 +247,7 @@ impl Parkable for Semaphore {
         // Removing a large request at the front may let others through.
         let wakers = st.grant();
         drop(st);
-        waiter::wake_all(wakers);
+        wait_queue::wake_all(wakers);
     }
 }
 

@@ -7,7 +7,7 @@
 
 use std::task::{Context, Poll};
 
-use super::waiter::{self, Parkable, WaitFuture, WaitQueue, Waiter, GRANTED, WAITING};
+use super::wait_queue::{self, Parkable, WaitFuture, WaitQueue, Waiter, GRANTED};
 
 /// Waits for a counter of outstanding work to reach zero.
 ///
@@ -77,7 +77,7 @@ impl WaitGroup {
             wakers.push(unsafe { Waiter::release(w, GRANTED) });
         }
         drop(st);
-        waiter::wake_all(wakers);
+        wait_queue::wake_all(wakers);
     }
 
     /// Decrements the counter by one.
@@ -115,7 +115,7 @@ impl WaitGroup {
     /// ```
     #[track_caller]
     pub fn wait(&self) {
-        waiter::block(crate::debug::SyncKind::WaitGroup, self, 0, None);
+        wait_queue::block(crate::debug::SyncKind::WaitGroup, self, 0, None);
     }
 
     /// Waits from async code.
@@ -139,24 +139,17 @@ impl Parkable for WaitGroup {
     type Output = ();
 
     unsafe fn poll_wait(&self, w: &Waiter, queued: &mut bool, cx: &mut Context<'_>) -> Poll<()> {
-        if *queued && w.state() == GRANTED {
-            *queued = false;
-            return Poll::Ready(());
+        // SAFETY: the caller's contract, passed on.
+        unsafe {
+            wait_queue::poll_granted(
+                &self.state,
+                w,
+                queued,
+                cx,
+                |st| st.count == 0,
+                |st| &mut st.queue,
+            )
         }
-        let mut st = crate::loom::lock(&self.state);
-        if !*queued {
-            if st.count == 0 {
-                return Poll::Ready(());
-            }
-            // SAFETY: under the lock; the caller keeps `w` in place.
-            unsafe { st.queue.push_back(w) };
-            *queued = true;
-        }
-        if w.state() == WAITING {
-            // SAFETY: under the lock.
-            unsafe { w.set_waker(cx.waker()) };
-        }
-        Poll::Pending
     }
 
     fn abandon(&self, w: &Waiter) {

@@ -1,4 +1,5 @@
-//! Parked waiters of the `sync` primitives.
+//! The wait queue of the `sync` primitives: parked waiters, and the one
+//! waiting helper (blocking and async) they all wait through.
 //!
 //! # Protocol
 //!
@@ -101,6 +102,8 @@ impl Waiter {
         // SAFETY: a popped waiter stays valid until it sees the new state,
         // and we hold the lock its waker is guarded by.
         let w = unsafe { &*w };
+        // SAFETY: `waker` is only accessed under the primitive's lock, which
+        // the caller holds.
         let waker = w.waker.with_mut(|p| unsafe { (*p).take() });
         w.state.store(state, Release);
         waker
@@ -189,6 +192,43 @@ pub(crate) trait Parkable {
     fn abandon(&self, w: &Waiter);
 }
 
+/// [`Parkable::poll_wait`] for a primitive whose releasers hand the
+/// resource over (`GRANTED`) and whose state, queue included, sits behind
+/// one lock (RwLock, Semaphore, WaitGroup): ready once granted; otherwise,
+/// on the first poll and under the lock, ready if `try_take` succeeds, else
+/// queued at the back; while still `WAITING` the waker is refreshed.
+///
+/// # Safety
+/// As [`Parkable::poll_wait`].
+#[inline]
+pub(crate) unsafe fn poll_granted<S>(
+    state: &crate::loom::Mutex<S>,
+    w: &Waiter,
+    queued: &mut bool,
+    cx: &mut Context<'_>,
+    try_take: impl FnOnce(&mut S) -> bool,
+    queue: impl FnOnce(&mut S) -> &mut WaitQueue,
+) -> Poll<()> {
+    if *queued && w.state() == GRANTED {
+        *queued = false;
+        return Poll::Ready(());
+    }
+    let mut st = crate::loom::lock(state);
+    if !*queued {
+        if try_take(&mut st) {
+            return Poll::Ready(());
+        }
+        // SAFETY: under the lock; the caller keeps `w` in place.
+        unsafe { queue(&mut st).push_back(w) };
+        *queued = true;
+    }
+    if w.state() == WAITING {
+        // SAFETY: under the lock.
+        unsafe { w.set_waker(cx.waker()) };
+    }
+    Poll::Pending
+}
+
 /// Waits for `p` (parks a green thread, blocks an OS thread) until
 /// `deadline`; `None` if it passed.
 #[track_caller]
@@ -203,11 +243,11 @@ pub(crate) fn block<P: Parkable + ?Sized>(
         w: Waiter::new(arg),
         queued: false,
     };
-    // SAFETY: `g.w` stays in place until `g` drops, and dropping `g`
-    // abandons a wait left queued (timeout or unwinding).
     let on = crate::debug::WaitOn::Sync { what };
-    crate::park::wait_deadline_as(on, deadline, |cx| unsafe {
-        g.p.poll_wait(&g.w, &mut g.queued, cx)
+    crate::park::wait_deadline_as(on, deadline, |cx| {
+        // SAFETY: `g.w` stays in place until `g` drops, and dropping `g`
+        // abandons a wait left queued (timeout or unwinding).
+        unsafe { g.p.poll_wait(&g.w, &mut g.queued, cx) }
     })
 }
 
@@ -227,20 +267,21 @@ impl<P: Parkable + ?Sized> Drop for Abandon<'_, P> {
     }
 }
 
-/// The async form of a wait: the waiter lives in the pinned future.
+/// The async form of a wait: the waiter lives in the pinned future, and
+/// dropping the future abandons a wait left queued.
 pub(crate) struct WaitFuture<'a, P: Parkable + ?Sized> {
-    p: &'a P,
-    w: Waiter,
-    queued: bool,
+    wait: Abandon<'a, P>,
     _pinned: std::marker::PhantomPinned,
 }
 
 impl<'a, P: Parkable + ?Sized> WaitFuture<'a, P> {
     pub(crate) fn new(p: &'a P, arg: usize) -> Self {
         WaitFuture {
-            p,
-            w: Waiter::new(arg),
-            queued: false,
+            wait: Abandon {
+                p,
+                w: Waiter::new(arg),
+                queued: false,
+            },
             _pinned: std::marker::PhantomPinned,
         }
     }
@@ -251,17 +292,8 @@ impl<P: Parkable + ?Sized> Future for WaitFuture<'_, P> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<P::Output> {
         // SAFETY: the waiter is used in place, never moved out.
-        let this = unsafe { self.get_unchecked_mut() };
-        // SAFETY: the future is pinned, and its drop abandons.
+        let this = &mut unsafe { self.get_unchecked_mut() }.wait;
+        // SAFETY: the future is pinned, and its drop (`Abandon`'s) abandons.
         unsafe { this.p.poll_wait(&this.w, &mut this.queued, cx) }
-    }
-}
-
-impl<P: Parkable + ?Sized> Drop for WaitFuture<'_, P> {
-    fn drop(&mut self) {
-        if self.queued {
-            self.queued = false;
-            self.p.abandon(&self.w);
-        }
     }
 }
