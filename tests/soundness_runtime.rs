@@ -196,9 +196,8 @@ impl<A: Future, B: Future> Future for Join2<A, B> {
         let this = unsafe { self.get_unchecked_mut() };
         if this.a_out.is_none() {
             // SAFETY: see above.
-            if let std::task::Poll::Ready(v) =
-                unsafe { std::pin::Pin::new_unchecked(&mut this.a) }.poll(cx)
-            {
+            let a = unsafe { std::pin::Pin::new_unchecked(&mut this.a) };
+            if let std::task::Poll::Ready(v) = a.poll(cx) {
                 this.a_out = Some(v);
             }
         }

@@ -27,7 +27,7 @@
 //! lock *before* entering a mutator region, and never holds a region while
 //! waiting for it, so the collector's grace periods never wait on user code.
 //! A green thread never suspends while it holds a cell
-//! (`fibra_runtime::gc_seam::forbid_suspend`), so the per-thread count of
+//! (`fibra::gc_seam::forbid_suspend`), so the per-thread count of
 //! held cells (`mutator::holding_cell`, which turns off safepoint polls and
 //! refuses `collect()`) is exactly the running task's.
 
@@ -45,7 +45,7 @@ use crate::trace::{Handles, Trace, TraceMode, Tracer};
 /// other; `set` runs the collector's write barrier.
 ///
 /// ```
-/// use fibra_gc::{Gc, GcCell};
+/// use fibra::gc::{Gc, GcCell};
 ///
 /// let counter = Gc::new(GcCell::new(0u64));
 /// counter.set(counter.get() + 1);
@@ -94,7 +94,7 @@ impl<T> GcCell<T> {
     /// A new cell (outside the heap until moved into a `Gc`).
     ///
     /// ```
-    /// let c = fibra_gc::GcCell::new(vec![1, 2]);
+    /// let c = fibra::gc::GcCell::new(vec![1, 2]);
     /// assert_eq!(c.get(), vec![1, 2]);
     /// ```
     pub const fn new(value: T) -> GcCell<T> {
@@ -119,7 +119,7 @@ impl<T> GcCell<T> {
     /// Runs `f` with shared access to the value.
     ///
     /// ```
-    /// let c = fibra_gc::GcCell::new(String::from("abc"));
+    /// let c = fibra::gc::GcCell::new(String::from("abc"));
     /// assert_eq!(c.with(|s| s.len()), 3);
     /// ```
     pub fn with<R>(&self, f: impl FnOnce(&T) -> R) -> R {
@@ -131,7 +131,7 @@ impl<T> GcCell<T> {
     /// The value, consuming the cell.
     ///
     /// ```
-    /// assert_eq!(fibra_gc::GcCell::new(3).into_inner(), 3);
+    /// assert_eq!(fibra::gc::GcCell::new(3).into_inner(), 3);
     /// ```
     pub fn into_inner(self) -> T {
         // A cell owned by value is outside the heap: its handles are roots.
@@ -141,7 +141,7 @@ impl<T> GcCell<T> {
     /// Mutable access through a unique borrow (no locking needed).
     ///
     /// ```
-    /// let mut c = fibra_gc::GcCell::new(1);
+    /// let mut c = fibra::gc::GcCell::new(1);
     /// *c.get_mut() += 1;
     /// assert_eq!(c.get(), 2);
     /// ```
@@ -154,7 +154,7 @@ impl<T: Clone> GcCell<T> {
     /// A clone of the value (its `Gc`s are new roots).
     ///
     /// ```
-    /// let c = fibra_gc::GcCell::new(Some(7));
+    /// let c = fibra::gc::GcCell::new(Some(7));
     /// assert_eq!(c.get(), Some(7));
     /// ```
     pub fn get(&self) -> T {
@@ -169,7 +169,7 @@ impl<T: Trace> GcCell<T> {
     /// deletion barrier).
     ///
     /// ```
-    /// use fibra_gc::{Gc, GcCell};
+    /// use fibra::gc::{Gc, GcCell};
     /// let slot = Gc::new(GcCell::new(None));
     /// slot.set(Some(Gc::new(5)));
     /// assert_eq!(*slot.get().unwrap(), 5);
@@ -184,7 +184,7 @@ impl<T: Trace> GcCell<T> {
     /// again).
     ///
     /// ```
-    /// let c = fibra_gc::GcCell::new(1);
+    /// let c = fibra::gc::GcCell::new(1);
     /// assert_eq!(c.replace(2), 1);
     /// assert_eq!(c.get(), 2);
     /// ```
@@ -228,7 +228,7 @@ impl<T: Trace> GcCell<T> {
     /// value, so prefer `set`/`get` for large collections of handles.
     ///
     /// ```
-    /// use fibra_gc::{Gc, GcCell};
+    /// use fibra::gc::{Gc, GcCell};
     /// let list = Gc::new(GcCell::new(Vec::new()));
     /// list.with_mut(|v| v.push(Gc::new(1)));
     /// assert_eq!(list.with(|v| *v[0]), 1);

@@ -63,7 +63,7 @@ const ROOT: usize = 1;
 /// traced instead. Cycles are collected.
 ///
 /// ```
-/// use fibra_gc::Gc;
+/// use fibra::gc::Gc;
 ///
 /// let a = Gc::new(String::from("shared"));
 /// let b = a.clone();
@@ -89,7 +89,7 @@ impl<T: Trace + Send + 'static> Gc<T> {
     /// alive for as long as it is reachable itself.
     ///
     /// ```
-    /// let n = fibra_gc::Gc::new(42u64);
+    /// let n = fibra::gc::Gc::new(42u64);
     /// assert_eq!(*n, 42);
     /// ```
     #[inline]
@@ -221,12 +221,12 @@ impl<T: 'static> Gc<T> {
     /// use std::sync::Arc;
     ///
     /// let done = Arc::new(AtomicBool::new(false));
-    /// let obj = fibra_gc::Gc::new(7u32);
+    /// let obj = fibra::gc::Gc::new(7u32);
     /// let flag = done.clone();
-    /// fibra_gc::Gc::add_cleanup(&obj, move || flag.store(true, Ordering::SeqCst));
+    /// fibra::gc::Gc::add_cleanup(&obj, move || flag.store(true, Ordering::SeqCst));
     /// drop(obj);
-    /// fibra_gc::collect();
-    /// fibra_gc::collect();
+    /// fibra::gc::collect();
+    /// fibra::gc::collect();
     /// for _ in 0..1000 {
     ///     if done.load(Ordering::SeqCst) {
     ///         break;
@@ -248,7 +248,7 @@ impl<T: 'static> Gc<T> {
     /// Whether two handles point at the same object.
     ///
     /// ```
-    /// use fibra_gc::Gc;
+    /// use fibra::gc::Gc;
     /// let a = Gc::new(1);
     /// let b = Gc::new(1);
     /// assert!(Gc::ptr_eq(&a, &a.clone()));
@@ -262,8 +262,8 @@ impl<T: 'static> Gc<T> {
     /// The address of the value (stable: the heap never moves objects).
     ///
     /// ```
-    /// let a = fibra_gc::Gc::new(5u8);
-    /// assert_eq!(unsafe { *fibra_gc::Gc::as_ptr(&a) }, 5);
+    /// let a = fibra::gc::Gc::new(5u8);
+    /// assert_eq!(unsafe { *fibra::gc::Gc::as_ptr(&a) }, 5);
     /// ```
     #[inline]
     pub fn as_ptr(this: &Gc<T>) -> *const T {

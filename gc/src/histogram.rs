@@ -11,8 +11,8 @@ const BUCKETS: usize = 41 * SUB_BUCKETS as usize;
 /// per power of two, so a percentile is exact to within 19%).
 ///
 /// ```
-/// let h = fibra_gc::stats().pause_histogram;
-/// assert_eq!(h.count(), fibra_gc::stats().pauses);
+/// let h = fibra::gc::stats().pause_histogram;
+/// assert_eq!(h.count(), fibra::gc::stats().pauses);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -55,7 +55,7 @@ impl PauseHistogram {
     /// Number of pauses recorded.
     ///
     /// ```
-    /// assert!(fibra_gc::stats().pause_histogram.count() >= 0);
+    /// assert!(fibra::gc::stats().pause_histogram.count() >= 0);
     /// ```
     pub fn count(&self) -> u64 {
         self.buckets.iter().sum()
@@ -65,8 +65,8 @@ impl PauseHistogram {
     /// fraction `q` (0.0..=1.0) of pauses fall; 0 without pauses.
     ///
     /// ```
-    /// fibra_gc::collect();
-    /// let p99 = fibra_gc::stats().pause_histogram.quantile(0.99);
+    /// fibra::gc::collect();
+    /// let p99 = fibra::gc::stats().pause_histogram.quantile(0.99);
     /// assert!(p99 > 0);
     /// ```
     pub fn quantile(&self, q: f64) -> u64 {
@@ -88,7 +88,7 @@ impl PauseHistogram {
     /// Non-empty buckets as `(upper bound ns, count)`.
     ///
     /// ```
-    /// for (limit, n) in fibra_gc::stats().pause_histogram.buckets() {
+    /// for (limit, n) in fibra::gc::stats().pause_histogram.buckets() {
     ///     assert!(limit > 0 && n > 0);
     /// }
     /// ```

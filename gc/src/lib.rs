@@ -4,7 +4,7 @@
 //! phase word.
 //!
 //! ```
-//! use fibra_gc::{Gc, GcCell, Trace};
+//! use fibra::gc::{Gc, GcCell, Trace};
 //!
 //! #[derive(Trace)]
 //! struct Node {
@@ -17,7 +17,7 @@
 //! a.next.set(Some(b.clone())); // a cycle
 //! assert_eq!(a.next.get().unwrap().value, 2);
 //! drop((a, b));
-//! fibra_gc::collect(); // the cycle is unreachable now and is freed
+//! fibra::gc::collect(); // the cycle is unreachable now and is freed
 //! ```
 //!
 //! # Design
@@ -94,7 +94,7 @@
 //! kept in one object does not overflow it.
 //!
 //! ```compile_fail
-//! use fibra_gc::{Gc, Trace};
+//! use fibra::gc::{Gc, Trace};
 //!
 //! #[derive(Trace)]
 //! struct Bad {

@@ -9,7 +9,7 @@ use crate::histogram::PauseHistogram;
 /// A snapshot of the collector's counters.
 ///
 /// ```
-/// let s = fibra_gc::stats();
+/// let s = fibra::gc::stats();
 /// assert!(s.pause_max_ns >= s.pause_total_ns / s.pauses.max(1));
 /// ```
 #[derive(Clone, Debug, Default)]
@@ -36,8 +36,8 @@ pub struct GcStats {
     /// entry per pause, so `stopping_histogram.count() == pauses`.
     ///
     /// ```
-    /// fibra_gc::collect();
-    /// let s = fibra_gc::stats();
+    /// fibra::gc::collect();
+    /// let s = fibra::gc::stats();
     /// assert_eq!(s.stopping_histogram.count(), s.pauses);
     /// // Bucket bounds are exclusive upper limits: the top one covers the max.
     /// assert!(s.stopping_histogram.quantile(1.0) > s.stopping_max_ns);
@@ -55,9 +55,9 @@ pub struct GcStats {
 /// The collector's counters now.
 ///
 /// ```
-/// let before = fibra_gc::stats().cycles;
-/// fibra_gc::collect();
-/// assert!(fibra_gc::stats().cycles > before);
+/// let before = fibra::gc::stats().cycles;
+/// fibra::gc::collect();
+/// assert!(fibra::gc::stats().cycles > before);
 /// ```
 pub fn stats() -> GcStats {
     let c = collector::counters();

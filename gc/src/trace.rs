@@ -16,7 +16,7 @@ use crate::heap::object::Header;
 /// live object).
 ///
 /// ```
-/// use fibra_gc::{Gc, Trace};
+/// use fibra::gc::{Gc, Trace};
 ///
 /// #[derive(Trace)]
 /// struct Pair {
@@ -82,7 +82,7 @@ pub(crate) enum TraceMode {
 /// hand-written impl passes it on to each field:
 ///
 /// ```
-/// use fibra_gc::{Gc, Handles, Trace, Tracer};
+/// use fibra::gc::{Gc, Handles, Trace, Tracer};
 ///
 /// struct Pair {
 ///     first: Gc<u64>,
@@ -180,7 +180,7 @@ impl Tracer {
 /// same fields as `trace` (see the example on [`Tracer`]).
 ///
 /// ```
-/// use fibra_gc::{Gc, Handles, Trace, Tracer};
+/// use fibra::gc::{Gc, Handles, Trace, Tracer};
 ///
 /// struct Wrapper(Vec<Gc<u8>>);
 ///

@@ -4,9 +4,9 @@
 //! collector.
 //!
 //! ```
-//! let total = fibra_runtime::run(|| {
+//! let total = fibra::run(|| {
 //!     let handles: Vec<_> = (0..100u64)
-//!         .map(|i| fibra_runtime::spawn(move || i))
+//!         .map(|i| fibra::spawn(move || i))
 //!         .collect();
 //!     handles.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
 //! });

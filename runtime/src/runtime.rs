@@ -47,9 +47,9 @@ use crate::task::JoinHandle;
 /// async tasks.
 ///
 /// ```
-/// let rt = fibra_runtime::Runtime::builder().workers(2).build().unwrap();
+/// let rt = fibra::Runtime::builder().workers(2).build().unwrap();
 /// let answer = rt.run(|| {
-///     let h = fibra_runtime::spawn(|| 21);
+///     let h = fibra::spawn(|| 21);
 ///     h.join().unwrap() * 2
 /// });
 /// assert_eq!(answer, 42);
@@ -66,7 +66,7 @@ pub struct Runtime {
 /// which configures one green thread.
 ///
 /// ```
-/// let rt = fibra_runtime::Runtime::builder()
+/// let rt = fibra::Runtime::builder()
 ///     .workers(1)
 ///     .stack_size(64 * 1024)
 ///     .build()
@@ -112,7 +112,7 @@ impl Builder {
     /// `FIBRA_MAX_BLOCKING_THREADS`, else 512.
     ///
     /// ```
-    /// let rt = fibra_runtime::Runtime::builder().max_blocking_threads(4).build().unwrap();
+    /// let rt = fibra::Runtime::builder().max_blocking_threads(4).build().unwrap();
     /// # drop(rt);
     /// ```
     pub fn max_blocking_threads(mut self, n: usize) -> Builder {
@@ -125,7 +125,7 @@ impl Builder {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let rt = fibra_runtime::Runtime::builder()
+    /// let rt = fibra::Runtime::builder()
     ///     .thread_keep_alive(Duration::from_secs(1))
     ///     .build()
     ///     .unwrap();
@@ -145,11 +145,11 @@ impl Builder {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let rt = fibra_runtime::Runtime::builder()
+    /// let rt = fibra::Runtime::builder()
     ///     .deadlock_grace(Some(Duration::from_secs(5)))
     ///     .build()
     ///     .unwrap();
-    /// let patient = fibra_runtime::Runtime::builder().deadlock_grace(None).build().unwrap();
+    /// let patient = fibra::Runtime::builder().deadlock_grace(None).build().unwrap();
     /// ```
     pub fn deadlock_grace(mut self, grace: Option<Duration>) -> Builder {
         self.deadlock_grace = Some(grace);
@@ -171,11 +171,11 @@ impl Builder {
     ///
     /// ```
     /// let tokio_rt = tokio::runtime::Runtime::new().unwrap();
-    /// let rt = fibra_runtime::Runtime::builder()
+    /// let rt = fibra::Runtime::builder()
     ///     .tokio_handle(tokio_rt.handle().clone())
     ///     .build()
     ///     .unwrap();
-    /// rt.run(|| fibra_runtime::block_on(tokio::time::sleep(std::time::Duration::from_millis(1))));
+    /// rt.run(|| fibra::block_on(tokio::time::sleep(std::time::Duration::from_millis(1))));
     /// ```
     #[cfg(feature = "tokio")]
     #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
@@ -241,7 +241,7 @@ impl Runtime {
     /// A runtime with the defaults.
     ///
     /// ```
-    /// let rt = fibra_runtime::Runtime::new().unwrap();
+    /// let rt = fibra::Runtime::new().unwrap();
     /// assert!(rt.workers() >= 1);
     /// ```
     pub fn new() -> io::Result<Runtime> {
@@ -256,7 +256,7 @@ impl Runtime {
     /// Figures of this runtime (see [`RuntimeStats`](crate::RuntimeStats)).
     ///
     /// ```
-    /// let rt = fibra_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// let rt = fibra::Runtime::builder().workers(1).build().unwrap();
     /// assert_eq!(rt.metrics().workers.len(), 1);
     /// ```
     pub fn metrics(&self) -> crate::RuntimeStats {
@@ -303,7 +303,7 @@ impl Runtime {
     /// past frames the main green thread still uses.
     ///
     /// ```
-    /// let rt = fibra_runtime::Runtime::new().unwrap();
+    /// let rt = fibra::Runtime::new().unwrap();
     /// let data = vec![1, 2, 3];
     /// let sum: i32 = rt.run(|| data.iter().sum());
     /// assert_eq!(sum, 6);
@@ -413,7 +413,7 @@ impl Runtime {
     /// [`debug::dump`](crate::debug::dump)).
     ///
     /// ```
-    /// let rt = fibra_runtime::Runtime::new().unwrap();
+    /// let rt = fibra::Runtime::new().unwrap();
     /// assert!(rt.dump().contains("workers"));
     /// ```
     pub fn dump(&self) -> String {
@@ -426,9 +426,9 @@ impl Runtime {
     /// entered so that `fibra::spawn` and friends work inside it.
     ///
     /// ```
-    /// let rt = fibra_runtime::Runtime::new().unwrap();
+    /// let rt = fibra::Runtime::new().unwrap();
     /// let v = rt.block_on(async {
-    ///     fibra_runtime::spawn(|| 5).await.unwrap()
+    ///     fibra::spawn(|| 5).await.unwrap()
     /// });
     /// assert_eq!(v, 5);
     /// ```
@@ -471,7 +471,7 @@ impl Runtime {
     /// Spawns a green thread from any thread.
     ///
     /// ```
-    /// let rt = fibra_runtime::Runtime::new().unwrap();
+    /// let rt = fibra::Runtime::new().unwrap();
     /// let h = rt.spawn(|| "hi");
     /// assert_eq!(h.join().unwrap(), "hi");
     /// ```
@@ -490,7 +490,7 @@ impl Runtime {
     /// [`spawn_blocking`](crate::spawn_blocking)).
     ///
     /// ```
-    /// let rt = fibra_runtime::Runtime::new().unwrap();
+    /// let rt = fibra::Runtime::new().unwrap();
     /// let h = rt.spawn_blocking(|| std::fs::metadata("/").is_ok());
     /// assert!(h.join().unwrap());
     /// ```
@@ -505,7 +505,7 @@ impl Runtime {
     /// Spawns an async task from any thread.
     ///
     /// ```
-    /// let rt = fibra_runtime::Runtime::new().unwrap();
+    /// let rt = fibra::Runtime::new().unwrap();
     /// let h = rt.spawn_async(async { 3 });
     /// assert_eq!(h.join().unwrap(), 3);
     /// ```
@@ -652,8 +652,8 @@ unsafe impl<T: Send> Send for SendPtr<T> {}
 /// May be called many times, and from several OS threads at once.
 ///
 /// ```
-/// let v = fibra_runtime::run(|| {
-///     let handles: Vec<_> = (0..10).map(|i| fibra_runtime::spawn(move || i * i)).collect();
+/// let v = fibra::run(|| {
+///     let handles: Vec<_> = (0..10).map(|i| fibra::spawn(move || i * i)).collect();
 ///     handles.into_iter().map(|h| h.join().unwrap()).sum::<i32>()
 /// });
 /// assert_eq!(v, 285);
@@ -677,8 +677,8 @@ where
 /// [`task::Builder::spawn`](crate::task::Builder::spawn) for a fallible form.
 ///
 /// ```
-/// fibra_runtime::run(|| {
-///     let h = fibra_runtime::spawn(|| 1);
+/// fibra::run(|| {
+///     let h = fibra::spawn(|| 1);
 ///     assert_eq!(h.join().unwrap(), 1);
 /// });
 /// ```
@@ -701,8 +701,8 @@ where
 /// its own). Panics outside a runtime.
 ///
 /// ```
-/// fibra_runtime::run(|| {
-///     let h = fibra_runtime::spawn_async(async { 2 + 2 });
+/// fibra::run(|| {
+///     let h = fibra::spawn_async(async { 2 + 2 });
 ///     assert_eq!(h.join().unwrap(), 4);
 /// });
 /// ```
@@ -746,8 +746,8 @@ impl crate::task::Builder {
     /// current runtime.
     ///
     /// ```
-    /// fibra_runtime::run(|| {
-    ///     let h = fibra_runtime::task::Builder::new().name("fut").spawn_async(async { 5 }).unwrap();
+    /// fibra::run(|| {
+    ///     let h = fibra::task::Builder::new().name("fut").spawn_async(async { 5 }).unwrap();
     ///     assert_eq!(h.join().unwrap(), 5);
     /// });
     /// ```

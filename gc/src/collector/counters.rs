@@ -71,7 +71,7 @@ pub(super) fn record_pause(ns: u64, stopping_ns: u64) {
         .record(stopping_ns);
 }
 
-/// The figures `fibra::stats()` shows (see [`fibra_runtime::GcSummary`]).
+/// The figures `fibra::stats()` shows (see [`fibra::GcSummary`]).
 pub(super) fn summary() -> fibra_runtime::GcSummary {
     let c = COLLECTOR.counters.lock();
     let mut out = fibra_runtime::GcSummary::default();

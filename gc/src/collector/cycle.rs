@@ -104,9 +104,9 @@ pub(super) const COLLECTOR_STACK: usize = 256 << 20;
 /// blocks (a worker counts as stopped meanwhile).
 ///
 /// ```
-/// let before = fibra_gc::stats().cycles;
-/// fibra_gc::collect();
-/// assert!(fibra_gc::stats().cycles > before);
+/// let before = fibra::gc::stats().cycles;
+/// fibra::gc::collect();
+/// assert!(fibra::gc::stats().cycles > before);
 /// ```
 ///
 /// Destructors of the objects the cycle found dead run afterwards, on the

@@ -67,7 +67,7 @@
 //! it is a worker, a plain OS thread, or blocked in a system call. Regions
 //! are a few instructions long, never block and never poll a safepoint
 //! (see `mutator` for the protocol). The stop-the-world around each flip
-//! (`fibra_runtime::gc_seam::stop_the_world`) keeps the workers out of
+//! (`fibra::gc_seam::stop_the_world`) keeps the workers out of
 //! regions altogether, so the grace period only ever waits for plain
 //! threads, and it runs after the world has restarted.
 //!

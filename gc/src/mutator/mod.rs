@@ -220,7 +220,7 @@ unsafe impl Send for ThreadHeap {}
 unsafe impl Sync for ThreadHeap {}
 
 /// Whether the calling thread is inside a region, read from a signal
-/// handler on this thread (`fibra_runtime::gc_seam::set_preemption_check`):
+/// handler on this thread (`fibra::gc_seam::set_preemption_check`):
 /// it reads only the const-initialised `THREAD_HEAP` and the `ThreadHeap`'s depth,
 /// which `enter` raises before the region's work and `exit` lowers after
 /// it (both behind compiler fences).

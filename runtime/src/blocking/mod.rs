@@ -25,8 +25,8 @@ use crate::task::{JoinHandle, Task};
 /// Outside a runtime, like [`spawn`](crate::spawn).
 ///
 /// ```
-/// fibra_runtime::run(|| {
-///     let h = fibra_runtime::spawn_blocking(|| {
+/// fibra::run(|| {
+///     let h = fibra::spawn_blocking(|| {
 ///         std::thread::sleep(std::time::Duration::from_millis(5));
 ///         "done"
 ///     });

@@ -28,11 +28,11 @@ pub use sync_io::SyncIo;
 /// panics: `.await` there instead.
 ///
 /// ```
-/// fibra_runtime::run(|| {
-///     let v = fibra_runtime::block_on(async { 40 + 2 });
+/// fibra::run(|| {
+///     let v = fibra::block_on(async { 40 + 2 });
 ///     assert_eq!(v, 42);
 /// });
-/// assert_eq!(fibra_runtime::block_on(async { 1 }), 1);
+/// assert_eq!(fibra::block_on(async { 1 }), 1);
 /// ```
 #[track_caller]
 pub fn block_on<F: Future>(fut: F) -> F::Output {

@@ -14,9 +14,9 @@ use crate::park::record::WaitOn;
 ///
 /// ```
 /// use std::io::{Read, Write};
-/// fibra_runtime::run(|| {
+/// fibra::run(|| {
 ///     let (a, b) = tokio::io::duplex(64);
-///     let (mut a, mut b) = (fibra_runtime::io::SyncIo::new(a), fibra_runtime::io::SyncIo::new(b));
+///     let (mut a, mut b) = (fibra::io::SyncIo::new(a), fibra::io::SyncIo::new(b));
 ///     a.write_all(b"ping").unwrap();
 ///     let mut buf = [0; 4];
 ///     b.read_exact(&mut buf).unwrap();

@@ -6,7 +6,7 @@ use std::fmt;
 /// A send on a closed channel. The value comes back (Go panics instead).
 ///
 /// ```
-/// use fibra_runtime::chan::{channel, SendError};
+/// use fibra::chan::{channel, SendError};
 /// let (tx, rx) = channel::<i32>(1);
 /// drop(rx);
 /// assert_eq!(tx.send(5), Err(SendError(5)));
@@ -17,7 +17,7 @@ pub struct SendError<T>(pub T);
 /// A receive on a closed and drained channel.
 ///
 /// ```
-/// use fibra_runtime::chan::{channel, RecvError};
+/// use fibra::chan::{channel, RecvError};
 /// let (tx, rx) = channel::<i32>(1);
 /// drop(tx);
 /// assert_eq!(rx.recv(), Err(RecvError));
@@ -28,7 +28,7 @@ pub struct RecvError;
 /// Why [`try_send`](super::Sender::try_send) failed; the value comes back.
 ///
 /// ```
-/// use fibra_runtime::chan::{channel, TrySendError};
+/// use fibra::chan::{channel, TrySendError};
 /// let (tx, _rx) = channel::<i32>(0);
 /// assert_eq!(tx.try_send(1), Err(TrySendError::Full(1)));
 /// ```
@@ -43,7 +43,7 @@ pub enum TrySendError<T> {
 /// Why [`try_recv`](super::Receiver::try_recv) failed.
 ///
 /// ```
-/// use fibra_runtime::chan::{channel, TryRecvError};
+/// use fibra::chan::{channel, TryRecvError};
 /// let (_tx, rx) = channel::<i32>(1);
 /// assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
 /// ```
@@ -60,7 +60,7 @@ pub enum TryRecvError {
 ///
 /// ```
 /// use std::time::Duration;
-/// use fibra_runtime::chan::{channel, SendTimeoutError};
+/// use fibra::chan::{channel, SendTimeoutError};
 /// let (tx, _rx) = channel::<i32>(0);
 /// let r = tx.send_timeout(1, Duration::from_millis(1));
 /// assert_eq!(r, Err(SendTimeoutError::Timeout(1)));
@@ -77,7 +77,7 @@ pub enum SendTimeoutError<T> {
 ///
 /// ```
 /// use std::time::Duration;
-/// use fibra_runtime::chan::{channel, RecvTimeoutError};
+/// use fibra::chan::{channel, RecvTimeoutError};
 /// let (_tx, rx) = channel::<i32>(0);
 /// assert_eq!(rx.recv_timeout(Duration::from_millis(1)), Err(RecvTimeoutError::Timeout));
 /// ```
@@ -93,7 +93,7 @@ impl<T> SendError<T> {
     /// The value that was not sent.
     ///
     /// ```
-    /// assert_eq!(fibra_runtime::chan::SendError(3).into_inner(), 3);
+    /// assert_eq!(fibra::chan::SendError(3).into_inner(), 3);
     /// ```
     pub fn into_inner(self) -> T {
         self.0
@@ -104,7 +104,7 @@ impl<T> TrySendError<T> {
     /// The value that was not sent.
     ///
     /// ```
-    /// use fibra_runtime::chan::TrySendError;
+    /// use fibra::chan::TrySendError;
     /// assert_eq!(TrySendError::Full(3).into_inner(), 3);
     /// ```
     pub fn into_inner(self) -> T {
@@ -116,7 +116,7 @@ impl<T> TrySendError<T> {
     /// Whether the channel was full.
     ///
     /// ```
-    /// assert!(fibra_runtime::chan::TrySendError::Full(()).is_full());
+    /// assert!(fibra::chan::TrySendError::Full(()).is_full());
     /// ```
     pub fn is_full(&self) -> bool {
         matches!(self, TrySendError::Full(_))
@@ -125,7 +125,7 @@ impl<T> TrySendError<T> {
     /// Whether the channel was closed.
     ///
     /// ```
-    /// assert!(fibra_runtime::chan::TrySendError::Disconnected(()).is_disconnected());
+    /// assert!(fibra::chan::TrySendError::Disconnected(()).is_disconnected());
     /// ```
     pub fn is_disconnected(&self) -> bool {
         matches!(self, TrySendError::Disconnected(_))
@@ -136,7 +136,7 @@ impl<T> SendTimeoutError<T> {
     /// The value that was not sent.
     ///
     /// ```
-    /// use fibra_runtime::chan::SendTimeoutError;
+    /// use fibra::chan::SendTimeoutError;
     /// assert_eq!(SendTimeoutError::Timeout(3).into_inner(), 3);
     /// ```
     pub fn into_inner(self) -> T {
@@ -148,7 +148,7 @@ impl<T> SendTimeoutError<T> {
     /// Whether the time ran out.
     ///
     /// ```
-    /// assert!(fibra_runtime::chan::SendTimeoutError::Timeout(()).is_timeout());
+    /// assert!(fibra::chan::SendTimeoutError::Timeout(()).is_timeout());
     /// ```
     pub fn is_timeout(&self) -> bool {
         matches!(self, SendTimeoutError::Timeout(_))
@@ -157,7 +157,7 @@ impl<T> SendTimeoutError<T> {
     /// Whether the channel was closed.
     ///
     /// ```
-    /// assert!(fibra_runtime::chan::SendTimeoutError::Disconnected(()).is_disconnected());
+    /// assert!(fibra::chan::SendTimeoutError::Disconnected(()).is_disconnected());
     /// ```
     pub fn is_disconnected(&self) -> bool {
         matches!(self, SendTimeoutError::Disconnected(_))
@@ -168,7 +168,7 @@ impl TryRecvError {
     /// Whether the channel was empty.
     ///
     /// ```
-    /// assert!(fibra_runtime::chan::TryRecvError::Empty.is_empty());
+    /// assert!(fibra::chan::TryRecvError::Empty.is_empty());
     /// ```
     pub fn is_empty(&self) -> bool {
         matches!(self, TryRecvError::Empty)
@@ -177,7 +177,7 @@ impl TryRecvError {
     /// Whether the channel was closed and drained.
     ///
     /// ```
-    /// assert!(fibra_runtime::chan::TryRecvError::Disconnected.is_disconnected());
+    /// assert!(fibra::chan::TryRecvError::Disconnected.is_disconnected());
     /// ```
     pub fn is_disconnected(&self) -> bool {
         matches!(self, TryRecvError::Disconnected)
@@ -188,7 +188,7 @@ impl RecvTimeoutError {
     /// Whether the time ran out.
     ///
     /// ```
-    /// assert!(fibra_runtime::chan::RecvTimeoutError::Timeout.is_timeout());
+    /// assert!(fibra::chan::RecvTimeoutError::Timeout.is_timeout());
     /// ```
     pub fn is_timeout(&self) -> bool {
         matches!(self, RecvTimeoutError::Timeout)
@@ -197,7 +197,7 @@ impl RecvTimeoutError {
     /// Whether the channel was closed and drained.
     ///
     /// ```
-    /// assert!(fibra_runtime::chan::RecvTimeoutError::Disconnected.is_disconnected());
+    /// assert!(fibra::chan::RecvTimeoutError::Disconnected.is_disconnected());
     /// ```
     pub fn is_disconnected(&self) -> bool {
         matches!(self, RecvTimeoutError::Disconnected)

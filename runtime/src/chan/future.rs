@@ -13,8 +13,8 @@ use super::{RecvError, SendError};
 /// Future returned by [`Sender::send_async`](super::Sender::send_async).
 ///
 /// ```
-/// let (tx, rx) = fibra_runtime::chan::channel(1);
-/// fibra_runtime::block_on(tx.send_async(1)).unwrap();
+/// let (tx, rx) = fibra::chan::channel(1);
+/// fibra::block_on(tx.send_async(1)).unwrap();
 /// assert_eq!(rx.recv(), Ok(1));
 /// ```
 #[must_use = "futures do nothing unless polled"]
@@ -30,9 +30,9 @@ pub struct SendFuture<'a, T> {
 /// Future returned by [`Receiver::recv_async`](super::Receiver::recv_async).
 ///
 /// ```
-/// let (tx, rx) = fibra_runtime::chan::channel(1);
+/// let (tx, rx) = fibra::chan::channel(1);
 /// tx.send("x").unwrap();
-/// assert_eq!(fibra_runtime::block_on(rx.recv_async()), Ok("x"));
+/// assert_eq!(fibra::block_on(rx.recv_async()), Ok("x"));
 /// ```
 #[must_use = "futures do nothing unless polled"]
 pub struct RecvFuture<'a, T> {

@@ -3,12 +3,12 @@
 //! them.
 //!
 //! ```
-//! use fibra_runtime::chan;
-//! let total = fibra_runtime::run(|| {
+//! use fibra::chan;
+//! let total = fibra::run(|| {
 //!     let (tx, rx) = chan::channel::<u64>(0); // unbuffered: a rendezvous
 //!     for i in 0..4 {
 //!         let tx = tx.clone();
-//!         fibra_runtime::spawn(move || tx.send(i).unwrap());
+//!         fibra::spawn(move || tx.send(i).unwrap());
 //!     }
 //!     drop(tx); // the channel closes when the last sender goes
 //!     rx.iter().sum::<u64>()
@@ -69,7 +69,7 @@ use crate::park;
 /// unbuffered (rendezvous) channel, as in Go.
 ///
 /// ```
-/// let (tx, rx) = fibra_runtime::chan::channel(2);
+/// let (tx, rx) = fibra::chan::channel(2);
 /// tx.send("a").unwrap();
 /// tx.send("b").unwrap();
 /// assert_eq!(rx.recv(), Ok("a"));
@@ -110,7 +110,7 @@ pub(crate) fn channel_never_closed<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
 /// The sending side of a channel. Clone it for more producers.
 ///
 /// ```
-/// let (tx, rx) = fibra_runtime::chan::channel(1);
+/// let (tx, rx) = fibra::chan::channel(1);
 /// let tx2 = tx.clone();
 /// tx2.send(1).unwrap();
 /// assert_eq!(rx.recv(), Ok(1));
@@ -128,7 +128,7 @@ pub struct Sender<T> {
 /// took the value (backpressure from bounded and rendezvous channels).
 ///
 /// ```
-/// let (tx, rx) = fibra_runtime::chan::channel(4);
+/// let (tx, rx) = fibra::chan::channel(4);
 /// let rx2 = rx.clone();
 /// tx.send(1).unwrap();
 /// tx.send(2).unwrap();
@@ -176,9 +176,9 @@ impl<T> Sender<T> {
     /// closed.
     ///
     /// ```
-    /// let (tx, rx) = fibra_runtime::chan::channel(0);
-    /// let out = fibra_runtime::run(move || {
-    ///     fibra_runtime::spawn(move || tx.send(42).unwrap());
+    /// let (tx, rx) = fibra::chan::channel(0);
+    /// let out = fibra::run(move || {
+    ///     fibra::spawn(move || tx.send(42).unwrap());
     ///     rx.recv().unwrap()
     /// });
     /// assert_eq!(out, 42);
@@ -212,7 +212,7 @@ impl<T> Sender<T> {
     /// Sends without waiting.
     ///
     /// ```
-    /// use fibra_runtime::chan::{channel, TrySendError};
+    /// use fibra::chan::{channel, TrySendError};
     /// let (tx, _rx) = channel(1);
     /// assert_eq!(tx.try_send(1), Ok(()));
     /// assert_eq!(tx.try_send(2), Err(TrySendError::Full(2)));
@@ -226,7 +226,7 @@ impl<T> Sender<T> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let (tx, rx) = fibra_runtime::chan::channel(1);
+    /// let (tx, rx) = fibra::chan::channel(1);
     /// assert!(tx.send_timeout(1, Duration::from_millis(1)).is_ok());
     /// assert!(tx.send_timeout(2, Duration::from_millis(1)).unwrap_err().is_timeout());
     /// # drop(rx);
@@ -240,7 +240,7 @@ impl<T> Sender<T> {
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// let (tx, _rx) = fibra_runtime::chan::channel(0);
+    /// let (tx, _rx) = fibra::chan::channel(0);
     /// let r = tx.send_deadline(1, Instant::now() + Duration::from_millis(1));
     /// assert!(r.unwrap_err().is_timeout());
     /// ```
@@ -272,9 +272,9 @@ impl<T> Sender<T> {
     /// Dropping the future before it completes withdraws the value.
     ///
     /// ```
-    /// let (tx, rx) = fibra_runtime::chan::channel(0);
-    /// let out = fibra_runtime::run(move || {
-    ///     fibra_runtime::spawn_async(async move { tx.send_async(7).await.unwrap() });
+    /// let (tx, rx) = fibra::chan::channel(0);
+    /// let out = fibra::run(move || {
+    ///     fibra::spawn_async(async move { tx.send_async(7).await.unwrap() });
     ///     rx.recv().unwrap()
     /// });
     /// assert_eq!(out, 7);
@@ -288,7 +288,7 @@ impl<T> Sender<T> {
     /// Closing twice is harmless (Go panics).
     ///
     /// ```
-    /// let (tx, rx) = fibra_runtime::chan::channel(2);
+    /// let (tx, rx) = fibra::chan::channel(2);
     /// tx.send(1).unwrap();
     /// tx.close();
     /// assert!(tx.send(2).is_err());
@@ -302,7 +302,7 @@ impl<T> Sender<T> {
     /// Whether the channel is closed.
     ///
     /// ```
-    /// let (tx, rx) = fibra_runtime::chan::channel::<()>(0);
+    /// let (tx, rx) = fibra::chan::channel::<()>(0);
     /// assert!(!tx.is_closed());
     /// drop(rx);
     /// assert!(tx.is_closed());
@@ -314,7 +314,7 @@ impl<T> Sender<T> {
     /// Values buffered now.
     ///
     /// ```
-    /// let (tx, _rx) = fibra_runtime::chan::channel(3);
+    /// let (tx, _rx) = fibra::chan::channel(3);
     /// tx.send(()).unwrap();
     /// assert_eq!(tx.len(), 1);
     /// ```
@@ -325,7 +325,7 @@ impl<T> Sender<T> {
     /// Whether nothing is buffered.
     ///
     /// ```
-    /// let (tx, _rx) = fibra_runtime::chan::channel::<()>(3);
+    /// let (tx, _rx) = fibra::chan::channel::<()>(3);
     /// assert!(tx.is_empty());
     /// ```
     pub fn is_empty(&self) -> bool {
@@ -335,7 +335,7 @@ impl<T> Sender<T> {
     /// Whether the buffer is full (always true when unbuffered).
     ///
     /// ```
-    /// let (tx, _rx) = fibra_runtime::chan::channel(1);
+    /// let (tx, _rx) = fibra::chan::channel(1);
     /// tx.send(()).unwrap();
     /// assert!(tx.is_full());
     /// ```
@@ -346,7 +346,7 @@ impl<T> Sender<T> {
     /// The buffer's capacity (0 for an unbuffered channel).
     ///
     /// ```
-    /// let (tx, _rx) = fibra_runtime::chan::channel::<u8>(16);
+    /// let (tx, _rx) = fibra::chan::channel::<u8>(16);
     /// assert_eq!(tx.capacity(), 16);
     /// ```
     pub fn capacity(&self) -> usize {
@@ -356,7 +356,7 @@ impl<T> Sender<T> {
     /// Whether both handles belong to the same channel.
     ///
     /// ```
-    /// let (tx, _rx) = fibra_runtime::chan::channel::<u8>(0);
+    /// let (tx, _rx) = fibra::chan::channel::<u8>(0);
     /// assert!(tx.same_channel(&tx.clone()));
     /// ```
     pub fn same_channel(&self, other: &Sender<T>) -> bool {
@@ -373,7 +373,7 @@ impl<T> Receiver<T> {
     /// is closed and drained.
     ///
     /// ```
-    /// let (tx, rx) = fibra_runtime::chan::channel(1);
+    /// let (tx, rx) = fibra::chan::channel(1);
     /// tx.send(1).unwrap();
     /// drop(tx);
     /// assert_eq!(rx.recv(), Ok(1));
@@ -405,7 +405,7 @@ impl<T> Receiver<T> {
     /// Receives without waiting.
     ///
     /// ```
-    /// use fibra_runtime::chan::{channel, TryRecvError};
+    /// use fibra::chan::{channel, TryRecvError};
     /// let (tx, rx) = channel(1);
     /// assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
     /// tx.send(5).unwrap();
@@ -420,7 +420,7 @@ impl<T> Receiver<T> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let (_tx, rx) = fibra_runtime::chan::channel::<u8>(1);
+    /// let (_tx, rx) = fibra::chan::channel::<u8>(1);
     /// assert!(rx.recv_timeout(Duration::from_millis(1)).unwrap_err().is_timeout());
     /// ```
     #[track_caller]
@@ -432,7 +432,7 @@ impl<T> Receiver<T> {
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// let (tx, rx) = fibra_runtime::chan::channel(1);
+    /// let (tx, rx) = fibra::chan::channel(1);
     /// tx.send(1).unwrap();
     /// assert_eq!(rx.recv_deadline(Instant::now() + Duration::from_secs(1)), Ok(1));
     /// ```
@@ -468,9 +468,9 @@ impl<T> Receiver<T> {
     /// as in `tokio::select!` over non-cancel-safe operations.
     ///
     /// ```
-    /// let (tx, rx) = fibra_runtime::chan::channel(1);
+    /// let (tx, rx) = fibra::chan::channel(1);
     /// tx.send(3).unwrap();
-    /// let v = fibra_runtime::block_on(rx.recv_async());
+    /// let v = fibra::block_on(rx.recv_async());
     /// assert_eq!(v, Ok(3));
     /// ```
     pub fn recv_async(&self) -> RecvFuture<'_, T> {
@@ -481,7 +481,7 @@ impl<T> Receiver<T> {
     /// closed and drained.
     ///
     /// ```
-    /// let (tx, rx) = fibra_runtime::chan::channel(3);
+    /// let (tx, rx) = fibra::chan::channel(3);
     /// for i in 0..3 { tx.send(i).unwrap(); }
     /// drop(tx);
     /// assert_eq!(rx.iter().collect::<Vec<_>>(), [0, 1, 2]);
@@ -493,7 +493,7 @@ impl<T> Receiver<T> {
     /// A non-blocking iterator over the values available now.
     ///
     /// ```
-    /// let (tx, rx) = fibra_runtime::chan::channel(3);
+    /// let (tx, rx) = fibra::chan::channel(3);
     /// tx.send(1).unwrap();
     /// assert_eq!(rx.try_iter().collect::<Vec<_>>(), [1]);
     /// ```
@@ -504,7 +504,7 @@ impl<T> Receiver<T> {
     /// Whether the channel is closed (values may still be buffered).
     ///
     /// ```
-    /// let (tx, rx) = fibra_runtime::chan::channel::<()>(0);
+    /// let (tx, rx) = fibra::chan::channel::<()>(0);
     /// drop(tx);
     /// assert!(rx.is_closed());
     /// ```
@@ -515,7 +515,7 @@ impl<T> Receiver<T> {
     /// Values buffered now.
     ///
     /// ```
-    /// let (tx, rx) = fibra_runtime::chan::channel(3);
+    /// let (tx, rx) = fibra::chan::channel(3);
     /// tx.send(()).unwrap();
     /// assert_eq!(rx.len(), 1);
     /// ```
@@ -526,7 +526,7 @@ impl<T> Receiver<T> {
     /// Whether nothing is buffered.
     ///
     /// ```
-    /// let (_tx, rx) = fibra_runtime::chan::channel::<()>(3);
+    /// let (_tx, rx) = fibra::chan::channel::<()>(3);
     /// assert!(rx.is_empty());
     /// ```
     pub fn is_empty(&self) -> bool {
@@ -536,7 +536,7 @@ impl<T> Receiver<T> {
     /// Whether the buffer is full (always true when unbuffered).
     ///
     /// ```
-    /// let (_tx, rx) = fibra_runtime::chan::channel::<()>(0);
+    /// let (_tx, rx) = fibra::chan::channel::<()>(0);
     /// assert!(rx.is_full());
     /// ```
     pub fn is_full(&self) -> bool {
@@ -546,7 +546,7 @@ impl<T> Receiver<T> {
     /// The buffer's capacity (0 for an unbuffered channel).
     ///
     /// ```
-    /// let (_tx, rx) = fibra_runtime::chan::channel::<u8>(16);
+    /// let (_tx, rx) = fibra::chan::channel::<u8>(16);
     /// assert_eq!(rx.capacity(), 16);
     /// ```
     pub fn capacity(&self) -> usize {
@@ -556,7 +556,7 @@ impl<T> Receiver<T> {
     /// Whether both handles belong to the same channel.
     ///
     /// ```
-    /// let (_tx, rx) = fibra_runtime::chan::channel::<u8>(0);
+    /// let (_tx, rx) = fibra::chan::channel::<u8>(0);
     /// assert!(rx.same_channel(&rx.clone()));
     /// ```
     pub fn same_channel(&self, other: &Receiver<T>) -> bool {
@@ -625,7 +625,7 @@ impl<T> fmt::Debug for Receiver<T> {
 /// Blocking iterator returned by [`Receiver::iter`].
 ///
 /// ```
-/// let (tx, rx) = fibra_runtime::chan::channel(1);
+/// let (tx, rx) = fibra::chan::channel(1);
 /// tx.send(1).unwrap();
 /// drop(tx);
 /// let mut it = rx.iter();
@@ -647,7 +647,7 @@ impl<T> Iterator for Iter<'_, T> {
 /// Non-blocking iterator returned by [`Receiver::try_iter`].
 ///
 /// ```
-/// let (_tx, rx) = fibra_runtime::chan::channel::<u8>(1);
+/// let (_tx, rx) = fibra::chan::channel::<u8>(1);
 /// assert_eq!(rx.try_iter().next(), None);
 /// ```
 #[derive(Debug)]
@@ -665,7 +665,7 @@ impl<T> Iterator for TryIter<'_, T> {
 /// Owning blocking iterator (`for v in rx`).
 ///
 /// ```
-/// let (tx, rx) = fibra_runtime::chan::channel(2);
+/// let (tx, rx) = fibra::chan::channel(2);
 /// tx.send(1).unwrap();
 /// tx.send(2).unwrap();
 /// drop(tx);

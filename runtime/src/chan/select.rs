@@ -483,12 +483,12 @@ fn shuffle(order: &mut [u8]) {
 /// - Several arms may name the same channel; up to 64 arms.
 ///
 /// ```
-/// use fibra_runtime::{chan::channel, select};
+/// use fibra::{chan::channel, select};
 /// use std::time::Duration;
-/// fibra_runtime::run(|| {
+/// fibra::run(|| {
 ///     let (tx1, rx1) = channel::<i32>(0);
 ///     let (tx2, rx2) = channel::<&str>(1);
-///     fibra_runtime::spawn(move || tx1.send(1).unwrap());
+///     fibra::spawn(move || tx1.send(1).unwrap());
 ///     let mut got = Vec::new();
 ///     while got.len() < 2 {
 ///         let step = select! {

@@ -422,6 +422,8 @@ mod tests {
                 closed: false
             })
         );
+        // SAFETY: the entry was delivered and removed: nothing else touches
+        // the slot.
         slots[2].with(|p| assert_eq!(unsafe { *p }, Some(7)));
         assert_eq!(q.len(), 1, "own entry stays, stale one is gone");
         q.remove(&me, 0);

@@ -51,10 +51,10 @@ use crate::park::record::BLOCKED_THREADS;
 /// and where the blocking call was made.
 ///
 /// ```
-/// fibra_runtime::run(|| {
-///     let sleeper = fibra_runtime::spawn(|| fibra_runtime::time::sleep(std::time::Duration::from_millis(50)));
-///     fibra_runtime::time::sleep(std::time::Duration::from_millis(5));
-///     let dump = fibra_runtime::debug::dump();
+/// fibra::run(|| {
+///     let sleeper = fibra::spawn(|| fibra::time::sleep(std::time::Duration::from_millis(50)));
+///     fibra::time::sleep(std::time::Duration::from_millis(5));
+///     let dump = fibra::debug::dump();
 ///     assert!(dump.contains("sleep"), "{dump}");
 ///     sleeper.join().unwrap();
 /// });

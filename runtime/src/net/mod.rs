@@ -4,12 +4,12 @@
 //!
 //! ```
 //! use std::io::{Read, Write};
-//! use fibra_runtime::net::{TcpListener, TcpStream};
+//! use fibra::net::{TcpListener, TcpStream};
 //!
-//! fibra_runtime::run(|| {
+//! fibra::run(|| {
 //!     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
 //!     let addr = listener.local_addr().unwrap();
-//!     let server = fibra_runtime::spawn(move || {
+//!     let server = fibra::spawn(move || {
 //!         let (mut conn, _) = listener.accept().unwrap();
 //!         let mut buf = [0; 5];
 //!         conn.read_exact(&mut buf).unwrap();

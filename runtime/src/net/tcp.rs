@@ -20,12 +20,12 @@ use crate::time::Sleep;
 /// whose `accept` parks the green thread.
 ///
 /// ```
-/// use fibra_runtime::net::{TcpListener, TcpStream};
+/// use fibra::net::{TcpListener, TcpStream};
 ///
-/// fibra_runtime::run(|| {
+/// fibra::run(|| {
 ///     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
 ///     let addr = listener.local_addr().unwrap();
-///     let client = fibra_runtime::spawn(move || TcpStream::connect(addr).unwrap());
+///     let client = fibra::spawn(move || TcpStream::connect(addr).unwrap());
 ///     let (conn, peer) = listener.accept().unwrap();
 ///     assert_eq!(peer, client.join().unwrap().local_addr().unwrap());
 ///     assert_eq!(conn.local_addr().unwrap(), addr);
@@ -57,8 +57,8 @@ impl TcpListener {
     /// `SO_REUSEADDR` and a backlog of 1024.
     ///
     /// ```
-    /// fibra_runtime::run(|| {
-    ///     let l = fibra_runtime::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// fibra::run(|| {
+    ///     let l = fibra::net::TcpListener::bind("127.0.0.1:0").unwrap();
     ///     assert!(l.local_addr().unwrap().port() > 0);
     /// });
     /// ```
@@ -79,7 +79,7 @@ impl TcpListener {
     ///
     /// ```
     /// let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    /// let l = fibra_runtime::net::TcpListener::from_std(std_listener).unwrap();
+    /// let l = fibra::net::TcpListener::from_std(std_listener).unwrap();
     /// assert!(l.local_addr().is_ok());
     /// ```
     pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
@@ -96,11 +96,11 @@ impl TcpListener {
     /// sleeping) and retries, logging one `warn` per burst.
     ///
     /// ```
-    /// use fibra_runtime::net::{TcpListener, TcpStream};
-    /// fibra_runtime::run(|| {
+    /// use fibra::net::{TcpListener, TcpStream};
+    /// fibra::run(|| {
     ///     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     ///     let addr = l.local_addr().unwrap();
-    ///     fibra_runtime::spawn(move || drop(TcpStream::connect(addr)));
+    ///     fibra::spawn(move || drop(TcpStream::connect(addr)));
     ///     let (_conn, _peer) = l.accept().unwrap();
     /// });
     /// ```
@@ -114,12 +114,12 @@ impl TcpListener {
     ///
     /// ```
     /// use std::future::poll_fn;
-    /// use fibra_runtime::net::{TcpListener, TcpStream};
-    /// fibra_runtime::run(|| {
+    /// use fibra::net::{TcpListener, TcpStream};
+    /// fibra::run(|| {
     ///     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     ///     let addr = l.local_addr().unwrap();
-    ///     fibra_runtime::spawn(move || drop(TcpStream::connect(addr)));
-    ///     let (_conn, _) = fibra_runtime::block_on(poll_fn(|cx| l.poll_accept(cx))).unwrap();
+    ///     fibra::spawn(move || drop(TcpStream::connect(addr)));
+    ///     let (_conn, _) = fibra::block_on(poll_fn(|cx| l.poll_accept(cx))).unwrap();
     /// });
     /// ```
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
@@ -155,11 +155,11 @@ impl TcpListener {
     /// never returns `None`.
     ///
     /// ```
-    /// use fibra_runtime::net::{TcpListener, TcpStream};
-    /// fibra_runtime::run(|| {
+    /// use fibra::net::{TcpListener, TcpStream};
+    /// fibra::run(|| {
     ///     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     ///     let addr = l.local_addr().unwrap();
-    ///     fibra_runtime::spawn(move || drop(TcpStream::connect(addr)));
+    ///     fibra::spawn(move || drop(TcpStream::connect(addr)));
     ///     for conn in l.incoming().take(1) {
     ///         assert!(conn.is_ok());
     ///     }
@@ -172,8 +172,8 @@ impl TcpListener {
     /// The address it listens on.
     ///
     /// ```
-    /// fibra_runtime::run(|| {
-    ///     let l = fibra_runtime::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// fibra::run(|| {
+    ///     let l = fibra::net::TcpListener::bind("127.0.0.1:0").unwrap();
     ///     assert!(l.local_addr().unwrap().ip().is_loopback());
     /// });
     /// ```
@@ -184,8 +184,8 @@ impl TcpListener {
     /// A second handle to the same socket.
     ///
     /// ```
-    /// fibra_runtime::run(|| {
-    ///     let l = fibra_runtime::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// fibra::run(|| {
+    ///     let l = fibra::net::TcpListener::bind("127.0.0.1:0").unwrap();
     ///     let l2 = l.try_clone().unwrap();
     ///     assert_eq!(l.local_addr().unwrap(), l2.local_addr().unwrap());
     /// });
@@ -202,8 +202,8 @@ impl TcpListener {
     /// Sets `IP_TTL`.
     ///
     /// ```
-    /// fibra_runtime::run(|| {
-    ///     let l = fibra_runtime::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// fibra::run(|| {
+    ///     let l = fibra::net::TcpListener::bind("127.0.0.1:0").unwrap();
     ///     l.set_ttl(64).unwrap();
     ///     assert_eq!(l.ttl().unwrap(), 64);
     /// });
@@ -215,8 +215,8 @@ impl TcpListener {
     /// Reads `IP_TTL`.
     ///
     /// ```
-    /// fibra_runtime::run(|| {
-    ///     let l = fibra_runtime::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// fibra::run(|| {
+    ///     let l = fibra::net::TcpListener::bind("127.0.0.1:0").unwrap();
     ///     assert!(l.ttl().unwrap() > 0);
     /// });
     /// ```
@@ -227,8 +227,8 @@ impl TcpListener {
     /// Takes the pending `SO_ERROR`.
     ///
     /// ```
-    /// fibra_runtime::run(|| {
-    ///     let l = fibra_runtime::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// fibra::run(|| {
+    ///     let l = fibra::net::TcpListener::bind("127.0.0.1:0").unwrap();
     ///     assert!(l.take_error().unwrap().is_none());
     /// });
     /// ```
@@ -240,8 +240,8 @@ impl TcpListener {
     /// parking.
     ///
     /// ```
-    /// fibra_runtime::run(|| {
-    ///     let l = fibra_runtime::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// fibra::run(|| {
+    ///     let l = fibra::net::TcpListener::bind("127.0.0.1:0").unwrap();
     ///     l.set_nonblocking(true).unwrap();
     ///     assert_eq!(l.accept().unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
     /// });
@@ -254,12 +254,12 @@ impl TcpListener {
     /// Completes when a connection may be waiting (the readiness future).
     ///
     /// ```
-    /// use fibra_runtime::net::{TcpListener, TcpStream};
-    /// fibra_runtime::run(|| {
+    /// use fibra::net::{TcpListener, TcpStream};
+    /// fibra::run(|| {
     ///     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     ///     let addr = l.local_addr().unwrap();
-    ///     fibra_runtime::spawn(move || drop(TcpStream::connect(addr)));
-    ///     fibra_runtime::block_on(l.readable()).unwrap();
+    ///     fibra::spawn(move || drop(TcpStream::connect(addr)));
+    ///     fibra::block_on(l.readable()).unwrap();
     /// });
     /// ```
     pub fn readable(&self) -> Ready<'_> {
@@ -284,12 +284,12 @@ incoming!(Incoming, TcpStream);
 ///
 /// ```
 /// use std::io::{Read, Write};
-/// use fibra_runtime::net::{TcpListener, TcpStream};
+/// use fibra::net::{TcpListener, TcpStream};
 ///
-/// fibra_runtime::run(|| {
+/// fibra::run(|| {
 ///     let l = TcpListener::bind("127.0.0.1:0").unwrap();
 ///     let addr = l.local_addr().unwrap();
-///     fibra_runtime::spawn(move || {
+///     fibra::spawn(move || {
 ///         let (mut c, _) = l.accept().unwrap();
 ///         c.write_all(b"hi").unwrap();
 ///     });
@@ -308,8 +308,8 @@ impl TcpStream {
     /// runs on the blocking pool). Parks the green thread until connected.
     ///
     /// ```
-    /// use fibra_runtime::net::{TcpListener, TcpStream};
-    /// fibra_runtime::run(|| {
+    /// use fibra::net::{TcpListener, TcpStream};
+    /// fibra::run(|| {
     ///     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     ///     let port = l.local_addr().unwrap().port();
     ///     let s = TcpStream::connect(("localhost", port)).unwrap();
@@ -325,8 +325,8 @@ impl TcpStream {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use fibra_runtime::net::{TcpListener, TcpStream};
-    /// fibra_runtime::run(|| {
+    /// use fibra::net::{TcpListener, TcpStream};
+    /// fibra::run(|| {
     ///     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     ///     let addr = l.local_addr().unwrap();
     ///     assert!(TcpStream::connect_timeout(&addr, Duration::from_secs(5)).is_ok());
@@ -347,11 +347,11 @@ impl TcpStream {
     /// runtime).
     ///
     /// ```
-    /// use fibra_runtime::net::{TcpListener, TcpStream};
-    /// fibra_runtime::run(|| {
+    /// use fibra::net::{TcpListener, TcpStream};
+    /// fibra::run(|| {
     ///     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     ///     let addr = l.local_addr().unwrap();
-    ///     let h = fibra_runtime::spawn_async(async move {
+    ///     let h = fibra::spawn_async(async move {
     ///         TcpStream::connect_async(addr).await.map(|s| s.peer_addr().unwrap())
     ///     });
     ///     assert_eq!(h.join().unwrap().unwrap(), addr);
@@ -416,7 +416,7 @@ impl TcpStream {
     /// ```
     /// let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     /// let s = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
-    /// let s = fibra_runtime::net::TcpStream::from_std(s).unwrap();
+    /// let s = fibra::net::TcpStream::from_std(s).unwrap();
     /// assert!(s.peer_addr().is_ok());
     /// ```
     pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
@@ -427,8 +427,8 @@ impl TcpStream {
     /// The remote address.
     ///
     /// ```
-    /// # use fibra_runtime::net::{TcpListener, TcpStream};
-    /// fibra_runtime::run(|| {
+    /// # use fibra::net::{TcpListener, TcpStream};
+    /// fibra::run(|| {
     ///     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     ///     let s = TcpStream::connect(l.local_addr().unwrap()).unwrap();
     ///     assert_eq!(s.peer_addr().unwrap(), l.local_addr().unwrap());
@@ -441,8 +441,8 @@ impl TcpStream {
     /// The local address.
     ///
     /// ```
-    /// # use fibra_runtime::net::{TcpListener, TcpStream};
-    /// fibra_runtime::run(|| {
+    /// # use fibra::net::{TcpListener, TcpStream};
+    /// fibra::run(|| {
     ///     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     ///     let s = TcpStream::connect(l.local_addr().unwrap()).unwrap();
     ///     assert!(s.local_addr().unwrap().ip().is_loopback());
@@ -457,9 +457,9 @@ impl TcpStream {
     ///
     /// ```
     /// # use std::io::Read;
-    /// # use fibra_runtime::net::{TcpListener, TcpStream};
+    /// # use fibra::net::{TcpListener, TcpStream};
     /// use std::net::Shutdown;
-    /// fibra_runtime::run(|| {
+    /// fibra::run(|| {
     ///     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     ///     let s = TcpStream::connect(l.local_addr().unwrap()).unwrap();
     ///     let (mut conn, _) = l.accept().unwrap();
@@ -475,8 +475,8 @@ impl TcpStream {
     /// sharing timeouts and blocking mode as std's clones share them).
     ///
     /// ```
-    /// # use fibra_runtime::net::{TcpListener, TcpStream};
-    /// fibra_runtime::run(|| {
+    /// # use fibra::net::{TcpListener, TcpStream};
+    /// fibra::run(|| {
     ///     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     ///     let s = TcpStream::connect(l.local_addr().unwrap()).unwrap();
     ///     let s2 = s.try_clone().unwrap();
@@ -494,8 +494,8 @@ impl TcpStream {
     /// Sets `TCP_NODELAY` (disables Nagle's algorithm).
     ///
     /// ```
-    /// # use fibra_runtime::net::{TcpListener, TcpStream};
-    /// fibra_runtime::run(|| {
+    /// # use fibra::net::{TcpListener, TcpStream};
+    /// fibra::run(|| {
     ///     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     ///     let s = TcpStream::connect(l.local_addr().unwrap()).unwrap();
     ///     s.set_nodelay(true).unwrap();
@@ -509,8 +509,8 @@ impl TcpStream {
     /// Reads `TCP_NODELAY`.
     ///
     /// ```
-    /// # use fibra_runtime::net::{TcpListener, TcpStream};
-    /// fibra_runtime::run(|| {
+    /// # use fibra::net::{TcpListener, TcpStream};
+    /// fibra::run(|| {
     ///     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     ///     let s = TcpStream::connect(l.local_addr().unwrap()).unwrap();
     ///     assert!(!s.nodelay().unwrap());
@@ -523,8 +523,8 @@ impl TcpStream {
     /// Sets `IP_TTL`.
     ///
     /// ```
-    /// # use fibra_runtime::net::{TcpListener, TcpStream};
-    /// fibra_runtime::run(|| {
+    /// # use fibra::net::{TcpListener, TcpStream};
+    /// fibra::run(|| {
     ///     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     ///     let s = TcpStream::connect(l.local_addr().unwrap()).unwrap();
     ///     s.set_ttl(32).unwrap();
@@ -538,8 +538,8 @@ impl TcpStream {
     /// Reads `IP_TTL`.
     ///
     /// ```
-    /// # use fibra_runtime::net::{TcpListener, TcpStream};
-    /// fibra_runtime::run(|| {
+    /// # use fibra::net::{TcpListener, TcpStream};
+    /// fibra::run(|| {
     ///     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     ///     let s = TcpStream::connect(l.local_addr().unwrap()).unwrap();
     ///     assert!(s.ttl().unwrap() > 0);
@@ -552,8 +552,8 @@ impl TcpStream {
     /// Takes the pending `SO_ERROR`.
     ///
     /// ```
-    /// # use fibra_runtime::net::{TcpListener, TcpStream};
-    /// fibra_runtime::run(|| {
+    /// # use fibra::net::{TcpListener, TcpStream};
+    /// fibra::run(|| {
     ///     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     ///     let s = TcpStream::connect(l.local_addr().unwrap()).unwrap();
     ///     assert!(s.take_error().unwrap().is_none());
@@ -567,8 +567,8 @@ impl TcpStream {
     ///
     /// ```
     /// # use std::io::Write;
-    /// # use fibra_runtime::net::{TcpListener, TcpStream};
-    /// fibra_runtime::run(|| {
+    /// # use fibra::net::{TcpListener, TcpStream};
+    /// fibra::run(|| {
     ///     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     ///     let mut s = TcpStream::connect(l.local_addr().unwrap()).unwrap();
     ///     let (c, _) = l.accept().unwrap();
@@ -590,8 +590,8 @@ impl TcpStream {
     /// ```
     /// # use std::io::Read;
     /// # use std::time::Duration;
-    /// # use fibra_runtime::net::{TcpListener, TcpStream};
-    /// fibra_runtime::run(|| {
+    /// # use fibra::net::{TcpListener, TcpStream};
+    /// fibra::run(|| {
     ///     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     ///     let mut s = TcpStream::connect(l.local_addr().unwrap()).unwrap();
     ///     s.set_read_timeout(Some(Duration::from_millis(10))).unwrap();
@@ -607,8 +607,8 @@ impl TcpStream {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use fibra_runtime::net::{TcpListener, TcpStream};
-    /// fibra_runtime::run(|| {
+    /// # use fibra::net::{TcpListener, TcpStream};
+    /// fibra::run(|| {
     ///     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     ///     let s = TcpStream::connect(l.local_addr().unwrap()).unwrap();
     ///     s.set_write_timeout(Some(Duration::from_secs(1))).unwrap();
@@ -622,8 +622,8 @@ impl TcpStream {
     /// The read timeout.
     ///
     /// ```
-    /// # use fibra_runtime::net::{TcpListener, TcpStream};
-    /// fibra_runtime::run(|| {
+    /// # use fibra::net::{TcpListener, TcpStream};
+    /// fibra::run(|| {
     ///     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     ///     let s = TcpStream::connect(l.local_addr().unwrap()).unwrap();
     ///     assert_eq!(s.read_timeout().unwrap(), None);
@@ -636,8 +636,8 @@ impl TcpStream {
     /// The write timeout.
     ///
     /// ```
-    /// # use fibra_runtime::net::{TcpListener, TcpStream};
-    /// fibra_runtime::run(|| {
+    /// # use fibra::net::{TcpListener, TcpStream};
+    /// fibra::run(|| {
     ///     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     ///     let s = TcpStream::connect(l.local_addr().unwrap()).unwrap();
     ///     assert_eq!(s.write_timeout().unwrap(), None);
@@ -652,8 +652,8 @@ impl TcpStream {
     ///
     /// ```
     /// # use std::io::Read;
-    /// # use fibra_runtime::net::{TcpListener, TcpStream};
-    /// fibra_runtime::run(|| {
+    /// # use fibra::net::{TcpListener, TcpStream};
+    /// fibra::run(|| {
     ///     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     ///     let mut s = TcpStream::connect(l.local_addr().unwrap()).unwrap();
     ///     s.set_nonblocking(true).unwrap();
@@ -669,13 +669,13 @@ impl TcpStream {
     ///
     /// ```
     /// # use std::io::Write;
-    /// # use fibra_runtime::net::{TcpListener, TcpStream};
-    /// fibra_runtime::run(|| {
+    /// # use fibra::net::{TcpListener, TcpStream};
+    /// fibra::run(|| {
     ///     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     ///     let mut s = TcpStream::connect(l.local_addr().unwrap()).unwrap();
     ///     let (c, _) = l.accept().unwrap();
     ///     s.write_all(b"x").unwrap();
-    ///     fibra_runtime::block_on(c.readable()).unwrap();
+    ///     fibra::block_on(c.readable()).unwrap();
     /// });
     /// ```
     pub fn readable(&self) -> Ready<'_> {
@@ -685,11 +685,11 @@ impl TcpStream {
     /// Completes when the stream may be written (the readiness future).
     ///
     /// ```
-    /// # use fibra_runtime::net::{TcpListener, TcpStream};
-    /// fibra_runtime::run(|| {
+    /// # use fibra::net::{TcpListener, TcpStream};
+    /// fibra::run(|| {
     ///     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     ///     let s = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-    ///     fibra_runtime::block_on(s.writable()).unwrap();
+    ///     fibra::block_on(s.writable()).unwrap();
     /// });
     /// ```
     pub fn writable(&self) -> Ready<'_> {
@@ -700,14 +700,14 @@ impl TcpStream {
     ///
     /// ```
     /// # use std::io::Write;
-    /// # use fibra_runtime::net::{TcpListener, TcpStream};
-    /// fibra_runtime::run(|| {
+    /// # use fibra::net::{TcpListener, TcpStream};
+    /// fibra::run(|| {
     ///     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     ///     let mut s = TcpStream::connect(l.local_addr().unwrap()).unwrap();
     ///     let (c, _) = l.accept().unwrap();
     ///     s.write_all(b"abc").unwrap();
     ///     let mut buf = [0; 3];
-    ///     let n = fibra_runtime::block_on(std::future::poll_fn(|cx| c.poll_read(cx, &mut buf))).unwrap();
+    ///     let n = fibra::block_on(std::future::poll_fn(|cx| c.poll_read(cx, &mut buf))).unwrap();
     ///     assert_eq!(&buf[..n], &b"abc"[..n]);
     /// });
     /// ```
@@ -719,11 +719,11 @@ impl TcpStream {
     /// write).
     ///
     /// ```
-    /// # use fibra_runtime::net::{TcpListener, TcpStream};
-    /// fibra_runtime::run(|| {
+    /// # use fibra::net::{TcpListener, TcpStream};
+    /// fibra::run(|| {
     ///     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     ///     let s = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-    ///     let n = fibra_runtime::block_on(std::future::poll_fn(|cx| s.poll_write(cx, b"abc"))).unwrap();
+    ///     let n = fibra::block_on(std::future::poll_fn(|cx| s.poll_write(cx, b"abc"))).unwrap();
     ///     assert_eq!(n, 3);
     /// });
     /// ```

@@ -14,9 +14,9 @@ use super::{each_addr, resolve};
 /// buffer is full) park the green thread.
 ///
 /// ```
-/// use fibra_runtime::net::UdpSocket;
+/// use fibra::net::UdpSocket;
 ///
-/// fibra_runtime::run(|| {
+/// fibra::run(|| {
 ///     let a = UdpSocket::bind("127.0.0.1:0").unwrap();
 ///     let b = UdpSocket::bind("127.0.0.1:0").unwrap();
 ///     a.send_to(b"ping", b.local_addr().unwrap()).unwrap();
@@ -34,8 +34,8 @@ impl UdpSocket {
     /// Binds to `addr` (trying each address it resolves to).
     ///
     /// ```
-    /// fibra_runtime::run(|| {
-    ///     let s = fibra_runtime::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// fibra::run(|| {
+    ///     let s = fibra::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     ///     assert!(s.local_addr().unwrap().port() > 0);
     /// });
     /// ```
@@ -53,7 +53,7 @@ impl UdpSocket {
     ///
     /// ```
     /// let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    /// let s = fibra_runtime::net::UdpSocket::from_std(s).unwrap();
+    /// let s = fibra::net::UdpSocket::from_std(s).unwrap();
     /// assert!(s.local_addr().is_ok());
     /// ```
     pub fn from_std(socket: std::net::UdpSocket) -> io::Result<UdpSocket> {
@@ -64,8 +64,8 @@ impl UdpSocket {
     /// Sends `buf` to `addr` (the first address it resolves to).
     ///
     /// ```
-    /// fibra_runtime::run(|| {
-    ///     let a = fibra_runtime::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// fibra::run(|| {
+    ///     let a = fibra::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     ///     assert_eq!(a.send_to(b"x", a.local_addr().unwrap()).unwrap(), 1);
     /// });
     /// ```
@@ -80,8 +80,8 @@ impl UdpSocket {
     /// Receives one datagram, parking until one arrives.
     ///
     /// ```
-    /// fibra_runtime::run(|| {
-    ///     let a = fibra_runtime::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// fibra::run(|| {
+    ///     let a = fibra::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     ///     a.send_to(b"me", a.local_addr().unwrap()).unwrap();
     ///     let mut buf = [0; 4];
     ///     assert_eq!(a.recv_from(&mut buf).unwrap().0, 2);
@@ -95,8 +95,8 @@ impl UdpSocket {
     /// Like `recv_from`, leaving the datagram queued.
     ///
     /// ```
-    /// fibra_runtime::run(|| {
-    ///     let a = fibra_runtime::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// fibra::run(|| {
+    ///     let a = fibra::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     ///     a.send_to(b"me", a.local_addr().unwrap()).unwrap();
     ///     let mut buf = [0; 4];
     ///     assert_eq!(a.peek_from(&mut buf).unwrap().0, 2);
@@ -112,9 +112,9 @@ impl UdpSocket {
     /// from elsewhere are dropped).
     ///
     /// ```
-    /// fibra_runtime::run(|| {
-    ///     let a = fibra_runtime::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    ///     let b = fibra_runtime::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// fibra::run(|| {
+    ///     let a = fibra::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    ///     let b = fibra::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     ///     a.connect(b.local_addr().unwrap()).unwrap();
     ///     assert_eq!(a.peer_addr().unwrap(), b.local_addr().unwrap());
     /// });
@@ -127,8 +127,8 @@ impl UdpSocket {
     /// Sends to the connected peer.
     ///
     /// ```
-    /// fibra_runtime::run(|| {
-    ///     let a = fibra_runtime::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// fibra::run(|| {
+    ///     let a = fibra::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     ///     a.connect(a.local_addr().unwrap()).unwrap();
     ///     a.send(b"hi").unwrap();
     ///     let mut buf = [0; 2];
@@ -143,8 +143,8 @@ impl UdpSocket {
     /// Receives from the connected peer.
     ///
     /// ```
-    /// fibra_runtime::run(|| {
-    ///     let a = fibra_runtime::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// fibra::run(|| {
+    ///     let a = fibra::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     ///     a.connect(a.local_addr().unwrap()).unwrap();
     ///     a.send(b"hi").unwrap();
     ///     assert_eq!(a.recv(&mut [0; 8]).unwrap(), 2);
@@ -158,8 +158,8 @@ impl UdpSocket {
     /// Like `recv`, leaving the datagram queued.
     ///
     /// ```
-    /// fibra_runtime::run(|| {
-    ///     let a = fibra_runtime::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// fibra::run(|| {
+    ///     let a = fibra::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     ///     a.connect(a.local_addr().unwrap()).unwrap();
     ///     a.send(b"hi").unwrap();
     ///     assert_eq!(a.peek(&mut [0; 8]).unwrap(), 2);
@@ -173,8 +173,8 @@ impl UdpSocket {
     /// The connected peer.
     ///
     /// ```
-    /// fibra_runtime::run(|| {
-    ///     let a = fibra_runtime::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// fibra::run(|| {
+    ///     let a = fibra::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     ///     assert!(a.peer_addr().is_err());
     /// });
     /// ```
@@ -185,8 +185,8 @@ impl UdpSocket {
     /// The local address.
     ///
     /// ```
-    /// fibra_runtime::run(|| {
-    ///     let a = fibra_runtime::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// fibra::run(|| {
+    ///     let a = fibra::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     ///     assert!(a.local_addr().unwrap().ip().is_loopback());
     /// });
     /// ```
@@ -197,8 +197,8 @@ impl UdpSocket {
     /// A second handle to the same socket.
     ///
     /// ```
-    /// fibra_runtime::run(|| {
-    ///     let a = fibra_runtime::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// fibra::run(|| {
+    ///     let a = fibra::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     ///     let b = a.try_clone().unwrap();
     ///     assert_eq!(a.local_addr().unwrap(), b.local_addr().unwrap());
     /// });
@@ -216,8 +216,8 @@ impl UdpSocket {
     ///
     /// ```
     /// use std::time::Duration;
-    /// fibra_runtime::run(|| {
-    ///     let a = fibra_runtime::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// fibra::run(|| {
+    ///     let a = fibra::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     ///     a.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
     ///     assert!(a.recv_from(&mut [0; 8]).is_err());
     /// });
@@ -230,8 +230,8 @@ impl UdpSocket {
     ///
     /// ```
     /// use std::time::Duration;
-    /// fibra_runtime::run(|| {
-    ///     let a = fibra_runtime::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// fibra::run(|| {
+    ///     let a = fibra::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     ///     a.set_write_timeout(Some(Duration::from_secs(1))).unwrap();
     ///     assert_eq!(a.write_timeout().unwrap(), Some(Duration::from_secs(1)));
     /// });
@@ -243,8 +243,8 @@ impl UdpSocket {
     /// The receive timeout.
     ///
     /// ```
-    /// fibra_runtime::run(|| {
-    ///     let a = fibra_runtime::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// fibra::run(|| {
+    ///     let a = fibra::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     ///     assert_eq!(a.read_timeout().unwrap(), None);
     /// });
     /// ```
@@ -255,8 +255,8 @@ impl UdpSocket {
     /// The send timeout.
     ///
     /// ```
-    /// fibra_runtime::run(|| {
-    ///     let a = fibra_runtime::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// fibra::run(|| {
+    ///     let a = fibra::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     ///     assert_eq!(a.write_timeout().unwrap(), None);
     /// });
     /// ```
@@ -268,8 +268,8 @@ impl UdpSocket {
     /// parking.
     ///
     /// ```
-    /// fibra_runtime::run(|| {
-    ///     let a = fibra_runtime::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// fibra::run(|| {
+    ///     let a = fibra::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     ///     a.set_nonblocking(true).unwrap();
     ///     assert_eq!(a.recv(&mut [0; 8]).unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
     /// });
@@ -282,8 +282,8 @@ impl UdpSocket {
     /// Sets `SO_BROADCAST`.
     ///
     /// ```
-    /// fibra_runtime::run(|| {
-    ///     let a = fibra_runtime::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// fibra::run(|| {
+    ///     let a = fibra::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     ///     a.set_broadcast(true).unwrap();
     ///     assert!(a.broadcast().unwrap());
     /// });
@@ -295,8 +295,8 @@ impl UdpSocket {
     /// Reads `SO_BROADCAST`.
     ///
     /// ```
-    /// fibra_runtime::run(|| {
-    ///     let a = fibra_runtime::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// fibra::run(|| {
+    ///     let a = fibra::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     ///     assert!(!a.broadcast().unwrap());
     /// });
     /// ```
@@ -307,8 +307,8 @@ impl UdpSocket {
     /// Sets `IP_TTL`.
     ///
     /// ```
-    /// fibra_runtime::run(|| {
-    ///     let a = fibra_runtime::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// fibra::run(|| {
+    ///     let a = fibra::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     ///     a.set_ttl(7).unwrap();
     ///     assert_eq!(a.ttl().unwrap(), 7);
     /// });
@@ -320,8 +320,8 @@ impl UdpSocket {
     /// Reads `IP_TTL`.
     ///
     /// ```
-    /// fibra_runtime::run(|| {
-    ///     let a = fibra_runtime::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// fibra::run(|| {
+    ///     let a = fibra::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     ///     assert!(a.ttl().unwrap() > 0);
     /// });
     /// ```
@@ -333,8 +333,8 @@ impl UdpSocket {
     ///
     /// ```
     /// use std::net::Ipv4Addr;
-    /// fibra_runtime::run(|| {
-    ///     let a = fibra_runtime::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    /// fibra::run(|| {
+    ///     let a = fibra::net::UdpSocket::bind("0.0.0.0:0").unwrap();
     ///     let _ = a.join_multicast_v4(&Ipv4Addr::new(239, 1, 2, 3), &Ipv4Addr::UNSPECIFIED);
     /// });
     /// ```
@@ -346,8 +346,8 @@ impl UdpSocket {
     ///
     /// ```
     /// use std::net::Ipv4Addr;
-    /// fibra_runtime::run(|| {
-    ///     let a = fibra_runtime::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    /// fibra::run(|| {
+    ///     let a = fibra::net::UdpSocket::bind("0.0.0.0:0").unwrap();
     ///     assert!(a.leave_multicast_v4(&Ipv4Addr::new(239, 1, 2, 3), &Ipv4Addr::UNSPECIFIED).is_err());
     /// });
     /// ```
@@ -359,8 +359,8 @@ impl UdpSocket {
     ///
     /// ```
     /// use std::net::Ipv6Addr;
-    /// fibra_runtime::run(|| {
-    ///     if let Ok(a) = fibra_runtime::net::UdpSocket::bind("[::1]:0") {
+    /// fibra::run(|| {
+    ///     if let Ok(a) = fibra::net::UdpSocket::bind("[::1]:0") {
     ///         let _ = a.join_multicast_v6(&"ff02::1234".parse::<Ipv6Addr>().unwrap(), 0);
     ///     }
     /// });
@@ -373,8 +373,8 @@ impl UdpSocket {
     ///
     /// ```
     /// use std::net::Ipv6Addr;
-    /// fibra_runtime::run(|| {
-    ///     if let Ok(a) = fibra_runtime::net::UdpSocket::bind("[::1]:0") {
+    /// fibra::run(|| {
+    ///     if let Ok(a) = fibra::net::UdpSocket::bind("[::1]:0") {
     ///         let _ = a.leave_multicast_v6(&"ff02::1234".parse::<Ipv6Addr>().unwrap(), 0);
     ///     }
     /// });
@@ -386,8 +386,8 @@ impl UdpSocket {
     /// Takes the pending `SO_ERROR`.
     ///
     /// ```
-    /// fibra_runtime::run(|| {
-    ///     let a = fibra_runtime::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// fibra::run(|| {
+    ///     let a = fibra::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     ///     assert!(a.take_error().unwrap().is_none());
     /// });
     /// ```
@@ -398,10 +398,10 @@ impl UdpSocket {
     /// Completes when a datagram may be waiting.
     ///
     /// ```
-    /// fibra_runtime::run(|| {
-    ///     let a = fibra_runtime::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// fibra::run(|| {
+    ///     let a = fibra::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     ///     a.send_to(b"x", a.local_addr().unwrap()).unwrap();
-    ///     fibra_runtime::block_on(a.readable()).unwrap();
+    ///     fibra::block_on(a.readable()).unwrap();
     /// });
     /// ```
     pub fn readable(&self) -> Ready<'_> {
@@ -411,9 +411,9 @@ impl UdpSocket {
     /// Completes when a datagram may be sent.
     ///
     /// ```
-    /// fibra_runtime::run(|| {
-    ///     let a = fibra_runtime::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    ///     fibra_runtime::block_on(a.writable()).unwrap();
+    /// fibra::run(|| {
+    ///     let a = fibra::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    ///     fibra::block_on(a.writable()).unwrap();
     /// });
     /// ```
     pub fn writable(&self) -> Ready<'_> {
@@ -423,11 +423,11 @@ impl UdpSocket {
     /// The async `recv_from`.
     ///
     /// ```
-    /// fibra_runtime::run(|| {
-    ///     let a = fibra_runtime::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// fibra::run(|| {
+    ///     let a = fibra::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     ///     a.send_to(b"x", a.local_addr().unwrap()).unwrap();
     ///     let mut buf = [0; 4];
-    ///     let (n, _) = fibra_runtime::block_on(std::future::poll_fn(|cx| a.poll_recv_from(cx, &mut buf))).unwrap();
+    ///     let (n, _) = fibra::block_on(std::future::poll_fn(|cx| a.poll_recv_from(cx, &mut buf))).unwrap();
     ///     assert_eq!(n, 1);
     /// });
     /// ```
@@ -442,10 +442,10 @@ impl UdpSocket {
     /// The async `send_to` (to an already resolved address).
     ///
     /// ```
-    /// fibra_runtime::run(|| {
-    ///     let a = fibra_runtime::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// fibra::run(|| {
+    ///     let a = fibra::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     ///     let to = a.local_addr().unwrap();
-    ///     let n = fibra_runtime::block_on(std::future::poll_fn(|cx| a.poll_send_to(cx, b"x", to))).unwrap();
+    ///     let n = fibra::block_on(std::future::poll_fn(|cx| a.poll_send_to(cx, b"x", to))).unwrap();
     ///     assert_eq!(n, 1);
     /// });
     /// ```

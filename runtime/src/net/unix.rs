@@ -15,14 +15,14 @@ use super::socket::{fd_traits, incoming, stream_io};
 /// parks the green thread.
 ///
 /// ```
-/// use fibra_runtime::net::{UnixListener, UnixStream};
+/// use fibra::net::{UnixListener, UnixStream};
 ///
 /// let path = std::env::temp_dir().join(format!("fibra-doc-{}.sock", std::process::id()));
 /// let _ = std::fs::remove_file(&path);
-/// fibra_runtime::run(|| {
+/// fibra::run(|| {
 ///     let l = UnixListener::bind(&path).unwrap();
 ///     let p = path.clone();
-///     fibra_runtime::spawn(move || drop(UnixStream::connect(p).unwrap()));
+///     fibra::spawn(move || drop(UnixStream::connect(p).unwrap()));
 ///     let (_conn, _addr) = l.accept().unwrap();
 /// });
 /// std::fs::remove_file(&path).unwrap();
@@ -37,8 +37,8 @@ impl UnixListener {
     /// ```
     /// let path = std::env::temp_dir().join(format!("fibra-doc-bind-{}.sock", std::process::id()));
     /// let _ = std::fs::remove_file(&path);
-    /// fibra_runtime::run(|| {
-    ///     let l = fibra_runtime::net::UnixListener::bind(&path).unwrap();
+    /// fibra::run(|| {
+    ///     let l = fibra::net::UnixListener::bind(&path).unwrap();
     ///     assert!(l.local_addr().unwrap().as_pathname().is_some());
     /// });
     /// std::fs::remove_file(&path).unwrap();
@@ -57,7 +57,7 @@ impl UnixListener {
     /// let path = std::env::temp_dir().join(format!("fibra-doc-std-{}.sock", std::process::id()));
     /// let _ = std::fs::remove_file(&path);
     /// let l = std::os::unix::net::UnixListener::bind(&path).unwrap();
-    /// let l = fibra_runtime::net::UnixListener::from_std(l).unwrap();
+    /// let l = fibra::net::UnixListener::from_std(l).unwrap();
     /// assert!(l.local_addr().is_ok());
     /// std::fs::remove_file(&path).unwrap();
     /// ```
@@ -72,10 +72,10 @@ impl UnixListener {
     /// [`TcpListener::accept`](super::TcpListener::accept).
     ///
     /// ```
-    /// # use fibra_runtime::net::{UnixListener, UnixStream};
+    /// # use fibra::net::{UnixListener, UnixStream};
     /// let path = std::env::temp_dir().join(format!("fibra-doc-acc-{}.sock", std::process::id()));
     /// let _ = std::fs::remove_file(&path);
-    /// fibra_runtime::run(|| {
+    /// fibra::run(|| {
     ///     let l = UnixListener::bind(&path).unwrap();
     ///     let _c = UnixStream::connect(&path).unwrap();
     ///     assert!(l.accept().is_ok());
@@ -91,10 +91,10 @@ impl UnixListener {
     /// An iterator over incoming connections; never returns `None`.
     ///
     /// ```
-    /// # use fibra_runtime::net::{UnixListener, UnixStream};
+    /// # use fibra::net::{UnixListener, UnixStream};
     /// let path = std::env::temp_dir().join(format!("fibra-doc-inc-{}.sock", std::process::id()));
     /// let _ = std::fs::remove_file(&path);
-    /// fibra_runtime::run(|| {
+    /// fibra::run(|| {
     ///     let l = UnixListener::bind(&path).unwrap();
     ///     let _c = UnixStream::connect(&path).unwrap();
     ///     assert!(l.incoming().next().unwrap().is_ok());
@@ -110,8 +110,8 @@ impl UnixListener {
     /// ```
     /// let path = std::env::temp_dir().join(format!("fibra-doc-la-{}.sock", std::process::id()));
     /// let _ = std::fs::remove_file(&path);
-    /// fibra_runtime::run(|| {
-    ///     let l = fibra_runtime::net::UnixListener::bind(&path).unwrap();
+    /// fibra::run(|| {
+    ///     let l = fibra::net::UnixListener::bind(&path).unwrap();
     ///     assert_eq!(l.local_addr().unwrap().as_pathname(), Some(path.as_path()));
     /// });
     /// std::fs::remove_file(&path).unwrap();
@@ -125,8 +125,8 @@ impl UnixListener {
     /// ```
     /// let path = std::env::temp_dir().join(format!("fibra-doc-te-{}.sock", std::process::id()));
     /// let _ = std::fs::remove_file(&path);
-    /// fibra_runtime::run(|| {
-    ///     let l = fibra_runtime::net::UnixListener::bind(&path).unwrap();
+    /// fibra::run(|| {
+    ///     let l = fibra::net::UnixListener::bind(&path).unwrap();
     ///     assert!(l.take_error().unwrap().is_none());
     /// });
     /// std::fs::remove_file(&path).unwrap();
@@ -141,8 +141,8 @@ impl UnixListener {
     /// ```
     /// let path = std::env::temp_dir().join(format!("fibra-doc-nb-{}.sock", std::process::id()));
     /// let _ = std::fs::remove_file(&path);
-    /// fibra_runtime::run(|| {
-    ///     let l = fibra_runtime::net::UnixListener::bind(&path).unwrap();
+    /// fibra::run(|| {
+    ///     let l = fibra::net::UnixListener::bind(&path).unwrap();
     ///     l.set_nonblocking(true).unwrap();
     ///     assert!(l.accept().is_err());
     /// });
@@ -156,13 +156,13 @@ impl UnixListener {
     /// Completes when a connection may be waiting.
     ///
     /// ```
-    /// # use fibra_runtime::net::{UnixListener, UnixStream};
+    /// # use fibra::net::{UnixListener, UnixStream};
     /// let path = std::env::temp_dir().join(format!("fibra-doc-rd-{}.sock", std::process::id()));
     /// let _ = std::fs::remove_file(&path);
-    /// fibra_runtime::run(|| {
+    /// fibra::run(|| {
     ///     let l = UnixListener::bind(&path).unwrap();
     ///     let _c = UnixStream::connect(&path).unwrap();
-    ///     fibra_runtime::block_on(l.readable()).unwrap();
+    ///     fibra::block_on(l.readable()).unwrap();
     /// });
     /// std::fs::remove_file(&path).unwrap();
     /// ```
@@ -186,8 +186,8 @@ incoming!(UnixIncoming, UnixStream);
 ///
 /// ```
 /// use std::io::{Read, Write};
-/// fibra_runtime::run(|| {
-///     let (mut a, mut b) = fibra_runtime::net::UnixStream::pair().unwrap();
+/// fibra::run(|| {
+///     let (mut a, mut b) = fibra::net::UnixStream::pair().unwrap();
 ///     a.write_all(b"hey").unwrap();
 ///     let mut buf = [0; 3];
 ///     b.read_exact(&mut buf).unwrap();
@@ -202,10 +202,10 @@ impl UnixStream {
     /// Connects to the socket at `path`.
     ///
     /// ```
-    /// # use fibra_runtime::net::{UnixListener, UnixStream};
+    /// # use fibra::net::{UnixListener, UnixStream};
     /// let path = std::env::temp_dir().join(format!("fibra-doc-con-{}.sock", std::process::id()));
     /// let _ = std::fs::remove_file(&path);
-    /// fibra_runtime::run(|| {
+    /// fibra::run(|| {
     ///     let _l = UnixListener::bind(&path).unwrap();
     ///     let s = UnixStream::connect(&path).unwrap();
     ///     assert_eq!(s.peer_addr().unwrap().as_pathname(), Some(path.as_path()));
@@ -224,8 +224,8 @@ impl UnixStream {
     /// A connected pair of sockets.
     ///
     /// ```
-    /// fibra_runtime::run(|| {
-    ///     let (a, b) = fibra_runtime::net::UnixStream::pair().unwrap();
+    /// fibra::run(|| {
+    ///     let (a, b) = fibra::net::UnixStream::pair().unwrap();
     ///     assert!(a.peer_addr().is_ok() && b.local_addr().is_ok());
     /// });
     /// ```
@@ -244,7 +244,7 @@ impl UnixStream {
     ///
     /// ```
     /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
-    /// let a = fibra_runtime::net::UnixStream::from_std(a).unwrap();
+    /// let a = fibra::net::UnixStream::from_std(a).unwrap();
     /// assert!(a.local_addr().is_ok());
     /// ```
     pub fn from_std(stream: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
@@ -255,8 +255,8 @@ impl UnixStream {
     /// The local address.
     ///
     /// ```
-    /// fibra_runtime::run(|| {
-    ///     let (a, _b) = fibra_runtime::net::UnixStream::pair().unwrap();
+    /// fibra::run(|| {
+    ///     let (a, _b) = fibra::net::UnixStream::pair().unwrap();
     ///     assert!(a.local_addr().unwrap().is_unnamed());
     /// });
     /// ```
@@ -267,8 +267,8 @@ impl UnixStream {
     /// The peer's address.
     ///
     /// ```
-    /// fibra_runtime::run(|| {
-    ///     let (a, _b) = fibra_runtime::net::UnixStream::pair().unwrap();
+    /// fibra::run(|| {
+    ///     let (a, _b) = fibra::net::UnixStream::pair().unwrap();
     ///     assert!(a.peer_addr().unwrap().is_unnamed());
     /// });
     /// ```
@@ -280,8 +280,8 @@ impl UnixStream {
     ///
     /// ```
     /// use std::io::Read;
-    /// fibra_runtime::run(|| {
-    ///     let (a, mut b) = fibra_runtime::net::UnixStream::pair().unwrap();
+    /// fibra::run(|| {
+    ///     let (a, mut b) = fibra::net::UnixStream::pair().unwrap();
     ///     a.shutdown(std::net::Shutdown::Write).unwrap();
     ///     assert_eq!(b.read(&mut [0; 4]).unwrap(), 0);
     /// });
@@ -293,8 +293,8 @@ impl UnixStream {
     /// A second handle to the same connection.
     ///
     /// ```
-    /// fibra_runtime::run(|| {
-    ///     let (a, _b) = fibra_runtime::net::UnixStream::pair().unwrap();
+    /// fibra::run(|| {
+    ///     let (a, _b) = fibra::net::UnixStream::pair().unwrap();
     ///     assert!(a.try_clone().is_ok());
     /// });
     /// ```
@@ -312,8 +312,8 @@ impl UnixStream {
     /// ```
     /// use std::io::Read;
     /// use std::time::Duration;
-    /// fibra_runtime::run(|| {
-    ///     let (mut a, _b) = fibra_runtime::net::UnixStream::pair().unwrap();
+    /// fibra::run(|| {
+    ///     let (mut a, _b) = fibra::net::UnixStream::pair().unwrap();
     ///     a.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
     ///     assert!(a.read(&mut [0; 4]).is_err());
     /// });
@@ -326,8 +326,8 @@ impl UnixStream {
     ///
     /// ```
     /// use std::time::Duration;
-    /// fibra_runtime::run(|| {
-    ///     let (a, _b) = fibra_runtime::net::UnixStream::pair().unwrap();
+    /// fibra::run(|| {
+    ///     let (a, _b) = fibra::net::UnixStream::pair().unwrap();
     ///     a.set_write_timeout(Some(Duration::from_secs(1))).unwrap();
     ///     assert_eq!(a.write_timeout().unwrap(), Some(Duration::from_secs(1)));
     /// });
@@ -339,8 +339,8 @@ impl UnixStream {
     /// The read timeout.
     ///
     /// ```
-    /// fibra_runtime::run(|| {
-    ///     let (a, _b) = fibra_runtime::net::UnixStream::pair().unwrap();
+    /// fibra::run(|| {
+    ///     let (a, _b) = fibra::net::UnixStream::pair().unwrap();
     ///     assert_eq!(a.read_timeout().unwrap(), None);
     /// });
     /// ```
@@ -351,8 +351,8 @@ impl UnixStream {
     /// The write timeout.
     ///
     /// ```
-    /// fibra_runtime::run(|| {
-    ///     let (a, _b) = fibra_runtime::net::UnixStream::pair().unwrap();
+    /// fibra::run(|| {
+    ///     let (a, _b) = fibra::net::UnixStream::pair().unwrap();
     ///     assert_eq!(a.write_timeout().unwrap(), None);
     /// });
     /// ```
@@ -365,8 +365,8 @@ impl UnixStream {
     ///
     /// ```
     /// use std::io::Read;
-    /// fibra_runtime::run(|| {
-    ///     let (mut a, _b) = fibra_runtime::net::UnixStream::pair().unwrap();
+    /// fibra::run(|| {
+    ///     let (mut a, _b) = fibra::net::UnixStream::pair().unwrap();
     ///     a.set_nonblocking(true).unwrap();
     ///     assert_eq!(a.read(&mut [0; 4]).unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
     /// });
@@ -379,8 +379,8 @@ impl UnixStream {
     /// Takes the pending `SO_ERROR`.
     ///
     /// ```
-    /// fibra_runtime::run(|| {
-    ///     let (a, _b) = fibra_runtime::net::UnixStream::pair().unwrap();
+    /// fibra::run(|| {
+    ///     let (a, _b) = fibra::net::UnixStream::pair().unwrap();
     ///     assert!(a.take_error().unwrap().is_none());
     /// });
     /// ```
@@ -392,10 +392,10 @@ impl UnixStream {
     ///
     /// ```
     /// use std::io::Write;
-    /// fibra_runtime::run(|| {
-    ///     let (mut a, b) = fibra_runtime::net::UnixStream::pair().unwrap();
+    /// fibra::run(|| {
+    ///     let (mut a, b) = fibra::net::UnixStream::pair().unwrap();
     ///     a.write_all(b"x").unwrap();
-    ///     fibra_runtime::block_on(b.readable()).unwrap();
+    ///     fibra::block_on(b.readable()).unwrap();
     /// });
     /// ```
     pub fn readable(&self) -> Ready<'_> {
@@ -405,9 +405,9 @@ impl UnixStream {
     /// Completes when the stream may be written.
     ///
     /// ```
-    /// fibra_runtime::run(|| {
-    ///     let (a, _b) = fibra_runtime::net::UnixStream::pair().unwrap();
-    ///     fibra_runtime::block_on(a.writable()).unwrap();
+    /// fibra::run(|| {
+    ///     let (a, _b) = fibra::net::UnixStream::pair().unwrap();
+    ///     fibra::block_on(a.writable()).unwrap();
     /// });
     /// ```
     pub fn writable(&self) -> Ready<'_> {
@@ -418,11 +418,11 @@ impl UnixStream {
     ///
     /// ```
     /// use std::io::Write;
-    /// fibra_runtime::run(|| {
-    ///     let (mut a, b) = fibra_runtime::net::UnixStream::pair().unwrap();
+    /// fibra::run(|| {
+    ///     let (mut a, b) = fibra::net::UnixStream::pair().unwrap();
     ///     a.write_all(b"x").unwrap();
     ///     let mut buf = [0; 1];
-    ///     let n = fibra_runtime::block_on(std::future::poll_fn(|cx| b.poll_read(cx, &mut buf))).unwrap();
+    ///     let n = fibra::block_on(std::future::poll_fn(|cx| b.poll_read(cx, &mut buf))).unwrap();
     ///     assert_eq!(n, 1);
     /// });
     /// ```
@@ -433,9 +433,9 @@ impl UnixStream {
     /// The async write.
     ///
     /// ```
-    /// fibra_runtime::run(|| {
-    ///     let (a, _b) = fibra_runtime::net::UnixStream::pair().unwrap();
-    ///     let n = fibra_runtime::block_on(std::future::poll_fn(|cx| a.poll_write(cx, b"x"))).unwrap();
+    /// fibra::run(|| {
+    ///     let (a, _b) = fibra::net::UnixStream::pair().unwrap();
+    ///     let n = fibra::block_on(std::future::poll_fn(|cx| a.poll_write(cx, b"x"))).unwrap();
     ///     assert_eq!(n, 1);
     /// });
     /// ```

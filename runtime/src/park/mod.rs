@@ -58,7 +58,7 @@ thread_local! {
 /// collector's per-thread count of held cells). Guards nest.
 ///
 /// ```
-/// let guard = fibra_runtime::gc_seam::forbid_suspend("inside a critical section");
+/// let guard = fibra::gc_seam::forbid_suspend("inside a critical section");
 /// drop(guard);
 /// ```
 #[doc(hidden)]
@@ -285,10 +285,10 @@ fn park_current(task: &Task) {
 /// queue. On a plain OS thread it yields the thread.
 ///
 /// ```
-/// fibra_runtime::run(|| {
-///     let h = fibra_runtime::spawn(|| 7);
+/// fibra::run(|| {
+///     let h = fibra::spawn(|| 7);
 ///     while !h.is_finished() {
-///         fibra_runtime::yield_now();
+///         fibra::yield_now();
 ///     }
 ///     assert_eq!(h.join().unwrap(), 7);
 /// });
@@ -316,8 +316,8 @@ pub fn yield_now() {
 /// Whether the caller runs in a green thread.
 ///
 /// ```
-/// assert!(!fibra_runtime::in_green_thread());
-/// fibra_runtime::run(|| assert!(fibra_runtime::in_green_thread()));
+/// assert!(!fibra::in_green_thread());
+/// fibra::run(|| assert!(fibra::in_green_thread()));
 /// ```
 pub fn in_green_thread() -> bool {
     current::with_task(|t| t.is_some_and(|t| t.kind == Kind::Green))

@@ -251,7 +251,7 @@ fn wait_for_restart() {
 /// until it is over. Does nothing on other threads.
 ///
 /// ```
-/// fibra_runtime::gc_seam::poll();
+/// fibra::gc_seam::poll();
 /// ```
 #[inline]
 pub fn poll() {
@@ -274,7 +274,7 @@ fn poll_slow() {
 /// stop-the-world in progress to end. On other threads it just runs `f`.
 ///
 /// ```
-/// let v = fibra_runtime::gc_seam::blocking(|| 1 + 1);
+/// let v = fibra::gc_seam::blocking(|| 1 + 1);
 /// assert_eq!(v, 2);
 /// ```
 pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
@@ -395,7 +395,7 @@ impl Straggler {
 ///
 /// ```
 /// // SAFETY: nothing is done while the world is stopped.
-/// let world = unsafe { fibra_runtime::gc_seam::stop_the_world() };
+/// let world = unsafe { fibra::gc_seam::stop_the_world() };
 /// drop(world);
 /// ```
 #[doc(hidden)]

@@ -180,7 +180,7 @@ pub(super) fn restarted() {
 ///     true
 /// }
 /// // SAFETY: `may_stop` touches nothing.
-/// unsafe { fibra_runtime::gc_seam::set_preemption_check(may_stop) };
+/// unsafe { fibra::gc_seam::set_preemption_check(may_stop) };
 /// ```
 #[doc(hidden)]
 pub unsafe fn set_preemption_check(check: fn() -> bool) {
@@ -192,7 +192,7 @@ pub unsafe fn set_preemption_check(check: fn() -> bool) {
 /// already on its way to a safepoint).
 ///
 /// ```
-/// let (sent, stopped) = fibra_runtime::debug::preemptions();
+/// let (sent, stopped) = fibra::debug::preemptions();
 /// assert!(stopped <= sent);
 /// ```
 pub fn preemptions() -> (u64, u64) {

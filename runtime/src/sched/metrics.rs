@@ -96,10 +96,10 @@ static GC_SOURCE: std::sync::OnceLock<fn() -> GcSummary> = std::sync::OnceLock::
 /// is first used.
 ///
 /// ```
-/// fn none() -> fibra_runtime::GcSummary {
-///     fibra_runtime::GcSummary::default()
+/// fn none() -> fibra::GcSummary {
+///     fibra::GcSummary::default()
 /// }
-/// fibra_runtime::gc_seam::set_gc_stats_source(none);
+/// fibra::gc_seam::set_gc_stats_source(none);
 /// ```
 #[doc(hidden)]
 pub fn set_gc_stats_source(source: fn() -> GcSummary) {
@@ -113,10 +113,10 @@ pub(crate) fn gc_summary() -> Option<GcSummary> {
 /// A snapshot of one or more runtimes.
 ///
 /// ```
-/// let rt = fibra_runtime::Runtime::builder().workers(2).build().unwrap();
+/// let rt = fibra::Runtime::builder().workers(2).build().unwrap();
 /// rt.run(|| {
 ///     for _ in 0..10 {
-///         fibra_runtime::spawn(|| ()).join().unwrap();
+///         fibra::spawn(|| ()).join().unwrap();
 ///     }
 /// });
 /// let m = rt.metrics();

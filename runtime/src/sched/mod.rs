@@ -364,8 +364,8 @@ pub(crate) fn live_runtimes() -> Vec<Arc<Shared>> {
 /// outside one.
 ///
 /// ```
-/// fibra_runtime::run(|| {
-///     let stats = fibra_runtime::stats();
+/// fibra::run(|| {
+///     let stats = fibra::stats();
 ///     assert_eq!(stats.runtimes, 1);
 ///     assert!(!stats.workers.is_empty());
 /// });

@@ -86,7 +86,7 @@ impl Counters {
 /// A snapshot of the process's green-thread stacks and segments.
 ///
 /// ```
-/// let stats = fibra_runtime::stack::stats();
+/// let stats = fibra::stack::stats();
 /// assert!(stats.mapped >= stats.in_use);
 /// assert!(stats.bytes_reserved >= stats.bytes_committed);
 /// ```
@@ -127,9 +127,9 @@ pub struct StackStats {
 /// monitoring, not in a hot loop.
 ///
 /// ```
-/// let before = fibra_runtime::stack::stats().mmap_calls;
-/// fibra_runtime::run(|| {});
-/// assert!(fibra_runtime::stack::stats().mmap_calls >= before);
+/// let before = fibra::stack::stats().mmap_calls;
+/// fibra::run(|| {});
+/// assert!(fibra::stack::stats().mmap_calls >= before);
 /// ```
 pub fn stats() -> StackStats {
     let bytes_committed = super::committed_bytes();

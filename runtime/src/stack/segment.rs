@@ -117,11 +117,11 @@ fn thread_limit(bounds: &StackBounds) -> Option<usize> {
 /// stack.
 ///
 /// ```
-/// fibra_runtime::run(|| {
-///     let left = fibra_runtime::stack::remaining().unwrap();
+/// fibra::run(|| {
+///     let left = fibra::stack::remaining().unwrap();
 ///     assert!(left > 0 && left < 256 * 1024);
 /// });
-/// assert!(fibra_runtime::stack::remaining().is_some());
+/// assert!(fibra::stack::remaining().is_some());
 /// ```
 #[inline]
 pub fn remaining() -> Option<usize> {
@@ -159,9 +159,9 @@ pub fn remaining() -> Option<usize> {
 ///     if n == 0 {
 ///         return 0;
 ///     }
-///     fibra_runtime::stack::maybe_grow(32 * 1024, 1024 * 1024, || depth(n - 1) + 1)
+///     fibra::stack::maybe_grow(32 * 1024, 1024 * 1024, || depth(n - 1) + 1)
 /// }
-/// let d = fibra_runtime::run(|| depth(100_000));
+/// let d = fibra::run(|| depth(100_000));
 /// assert_eq!(d, 100_000);
 /// ```
 #[inline]

@@ -256,8 +256,8 @@ static WORKERS: Mutex<Vec<(u64, WakeWorker)>> = Mutex::new(Vec::new());
 /// task's own worker may touch its stack.
 ///
 /// ```
-/// fibra_runtime::run(|| {
-///     fibra_runtime::gc_seam::shrink_stacks();
+/// fibra::run(|| {
+///     fibra::gc_seam::shrink_stacks();
 /// });
 /// ```
 pub fn shrink_stacks() {

@@ -18,11 +18,11 @@ use super::wait_queue::{self, Parkable, WaitQueue, Waiter, WAITING, WOKEN};
 ///
 /// ```
 /// use std::sync::Arc;
-/// use fibra_runtime::sync::{Condvar, Mutex};
-/// fibra_runtime::run(|| {
+/// use fibra::sync::{Condvar, Mutex};
+/// fibra::run(|| {
 ///     let pair = Arc::new((Mutex::new(false), Condvar::new()));
 ///     let p2 = pair.clone();
-///     fibra_runtime::spawn(move || {
+///     fibra::spawn(move || {
 ///         *p2.0.lock().unwrap() = true;
 ///         p2.1.notify_one();
 ///     });
@@ -39,7 +39,7 @@ pub struct Condvar {
 ///
 /// ```
 /// use std::time::Duration;
-/// use fibra_runtime::sync::{Condvar, Mutex};
+/// use fibra::sync::{Condvar, Mutex};
 /// let (m, cv) = (Mutex::new(()), Condvar::new());
 /// let (_g, r) = cv.wait_timeout(m.lock().unwrap(), Duration::from_millis(1)).unwrap();
 /// assert!(r.timed_out());
@@ -52,7 +52,7 @@ impl WaitTimeoutResult {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use fibra_runtime::sync::{Condvar, Mutex};
+    /// # use fibra::sync::{Condvar, Mutex};
     /// # let (m, cv) = (Mutex::new(()), Condvar::new());
     /// let (_g, r) = cv.wait_timeout(m.lock().unwrap(), Duration::ZERO).unwrap();
     /// assert!(r.timed_out());
@@ -107,7 +107,7 @@ impl Condvar {
     /// A new condition variable.
     ///
     /// ```
-    /// let _cv = fibra_runtime::sync::Condvar::new();
+    /// let _cv = fibra::sync::Condvar::new();
     /// ```
     pub fn new() -> Condvar {
         Condvar {
@@ -120,11 +120,11 @@ impl Condvar {
     ///
     /// ```
     /// use std::sync::Arc;
-    /// use fibra_runtime::sync::{Condvar, Mutex};
-    /// fibra_runtime::run(|| {
+    /// use fibra::sync::{Condvar, Mutex};
+    /// fibra::run(|| {
     ///     let pair = Arc::new((Mutex::new(0), Condvar::new()));
     ///     let p2 = pair.clone();
-    ///     fibra_runtime::spawn(move || {
+    ///     fibra::spawn(move || {
     ///         *p2.0.lock().unwrap() = 1;
     ///         p2.1.notify_all();
     ///     });
@@ -147,7 +147,7 @@ impl Condvar {
     /// Waits until `condition` is false, re-checking after each wake-up.
     ///
     /// ```
-    /// use fibra_runtime::sync::{Condvar, Mutex};
+    /// use fibra::sync::{Condvar, Mutex};
     /// let (m, cv) = (Mutex::new(true), Condvar::new());
     /// let g = cv.wait_while(m.lock().unwrap(), |pending| !*pending).unwrap();
     /// assert!(*g);
@@ -168,7 +168,7 @@ impl Condvar {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use fibra_runtime::sync::{Condvar, Mutex};
+    /// use fibra::sync::{Condvar, Mutex};
     /// let (m, cv) = (Mutex::new(()), Condvar::new());
     /// let (_g, r) = cv.wait_timeout(m.lock().unwrap(), Duration::from_millis(2)).unwrap();
     /// assert!(r.timed_out());
@@ -211,7 +211,7 @@ impl Condvar {
     /// Wakes one waiter.
     ///
     /// ```
-    /// fibra_runtime::sync::Condvar::new().notify_one(); // nobody waits: no effect
+    /// fibra::sync::Condvar::new().notify_one(); // nobody waits: no effect
     /// ```
     pub fn notify_one(&self) {
         let mut q = crate::loom::lock(&self.queue);
@@ -228,7 +228,7 @@ impl Condvar {
     /// Wakes every waiter.
     ///
     /// ```
-    /// fibra_runtime::sync::Condvar::new().notify_all();
+    /// fibra::sync::Condvar::new().notify_all();
     /// ```
     pub fn notify_all(&self) {
         let mut q = crate::loom::lock(&self.queue);

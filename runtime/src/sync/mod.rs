@@ -9,14 +9,14 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use fibra_runtime::sync::{Mutex, WaitGroup};
-//! fibra_runtime::run(|| {
+//! use fibra::sync::{Mutex, WaitGroup};
+//! fibra::run(|| {
 //!     let total = Arc::new(Mutex::new(0));
 //!     let wg = Arc::new(WaitGroup::new());
 //!     for i in 0..10 {
 //!         wg.add(1);
 //!         let (total, wg) = (total.clone(), wg.clone());
-//!         fibra_runtime::spawn(move || {
+//!         fibra::spawn(move || {
 //!             *total.lock().unwrap() += i;
 //!             wg.done();
 //!         });

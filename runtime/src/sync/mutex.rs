@@ -69,13 +69,13 @@ const SPINS: usize = 7;
 ///
 /// ```
 /// use std::sync::Arc;
-/// use fibra_runtime::sync::Mutex;
-/// let n = fibra_runtime::run(|| {
+/// use fibra::sync::Mutex;
+/// let n = fibra::run(|| {
 ///     let m = Arc::new(Mutex::new(0));
 ///     let hs: Vec<_> = (0..8)
 ///         .map(|_| {
 ///             let m = m.clone();
-///             fibra_runtime::spawn(move || {
+///             fibra::spawn(move || {
 ///                 for _ in 0..100 {
 ///                     *m.lock().unwrap() += 1;
 ///                 }
@@ -106,7 +106,7 @@ unsafe impl<T: ?Sized + Send> Sync for Mutex<T> {}
 /// Proof of holding a [`Mutex`]; unlocks when dropped.
 ///
 /// ```
-/// let m = fibra_runtime::sync::Mutex::new(vec![1]);
+/// let m = fibra::sync::Mutex::new(vec![1]);
 /// m.lock().unwrap().push(2);
 /// assert_eq!(*m.lock().unwrap(), [1, 2]);
 /// ```
@@ -126,7 +126,7 @@ impl<T> Mutex<T> {
     /// A new unlocked mutex.
     ///
     /// ```
-    /// let m = fibra_runtime::sync::Mutex::new(5);
+    /// let m = fibra::sync::Mutex::new(5);
     /// assert_eq!(*m.lock().unwrap(), 5);
     /// ```
     pub fn new(value: T) -> Mutex<T> {
@@ -141,7 +141,7 @@ impl<T> Mutex<T> {
     /// Consumes the mutex, returning the value (`Err` if poisoned).
     ///
     /// ```
-    /// let m = fibra_runtime::sync::Mutex::new(1);
+    /// let m = fibra::sync::Mutex::new(1);
     /// assert_eq!(m.into_inner().unwrap(), 1);
     /// ```
     pub fn into_inner(self) -> LockResult<T> {
@@ -154,7 +154,7 @@ impl<T: ?Sized> Mutex<T> {
     /// another holder has it.
     ///
     /// ```
-    /// let m = fibra_runtime::sync::Mutex::new(1);
+    /// let m = fibra::sync::Mutex::new(1);
     /// *m.lock().unwrap() += 1;
     /// assert_eq!(*m.lock().unwrap(), 2);
     /// ```
@@ -173,7 +173,7 @@ impl<T: ?Sized> Mutex<T> {
     /// Locks without waiting.
     ///
     /// ```
-    /// let m = fibra_runtime::sync::Mutex::new(());
+    /// let m = fibra::sync::Mutex::new(());
     /// let g = m.lock().unwrap();
     /// assert!(m.try_lock().is_err());
     /// drop(g);
@@ -190,8 +190,8 @@ impl<T: ?Sized> Mutex<T> {
     /// Locks from async code.
     ///
     /// ```
-    /// let m = fibra_runtime::sync::Mutex::new(1);
-    /// let v = fibra_runtime::block_on(async { *m.lock_async().await.unwrap() });
+    /// let m = fibra::sync::Mutex::new(1);
+    /// let v = fibra::block_on(async { *m.lock_async().await.unwrap() });
     /// assert_eq!(v, 1);
     /// ```
     pub async fn lock_async(&self) -> LockResult<MutexGuard<'_, T>> {
@@ -204,7 +204,7 @@ impl<T: ?Sized> Mutex<T> {
     /// Whether a holder panicked.
     ///
     /// ```
-    /// let m = fibra_runtime::sync::Mutex::new(0);
+    /// let m = fibra::sync::Mutex::new(0);
     /// assert!(!m.is_poisoned());
     /// ```
     pub fn is_poisoned(&self) -> bool {
@@ -214,7 +214,7 @@ impl<T: ?Sized> Mutex<T> {
     /// Clears the poison flag.
     ///
     /// ```
-    /// let m = fibra_runtime::sync::Mutex::new(0);
+    /// let m = fibra::sync::Mutex::new(0);
     /// m.clear_poison();
     /// assert!(!m.is_poisoned());
     /// ```
@@ -225,7 +225,7 @@ impl<T: ?Sized> Mutex<T> {
     /// The value, through a unique borrow (no locking needed).
     ///
     /// ```
-    /// let mut m = fibra_runtime::sync::Mutex::new(1);
+    /// let mut m = fibra::sync::Mutex::new(1);
     /// *m.get_mut().unwrap() = 2;
     /// assert_eq!(*m.lock().unwrap(), 2);
     /// ```

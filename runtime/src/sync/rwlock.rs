@@ -38,12 +38,12 @@ const WRITE: usize = 1;
 ///
 /// ```
 /// use std::sync::Arc;
-/// use fibra_runtime::sync::RwLock;
-/// fibra_runtime::run(|| {
+/// use fibra::sync::RwLock;
+/// fibra::run(|| {
 ///     let lock = Arc::new(RwLock::new(0));
 ///     let w = {
 ///         let lock = lock.clone();
-///         fibra_runtime::spawn(move || *lock.write().unwrap() += 1)
+///         fibra::spawn(move || *lock.write().unwrap() += 1)
 ///     };
 ///     w.join().unwrap();
 ///     let a = lock.read().unwrap();
@@ -73,7 +73,7 @@ unsafe impl<T: ?Sized + Send + Sync> Sync for RwLock<T> {}
 /// Shared access to an [`RwLock`]'s value.
 ///
 /// ```
-/// let l = fibra_runtime::sync::RwLock::new(3);
+/// let l = fibra::sync::RwLock::new(3);
 /// assert_eq!(*l.read().unwrap(), 3);
 /// ```
 #[must_use = "if unused the RwLock will immediately unlock"]
@@ -85,7 +85,7 @@ pub struct RwLockReadGuard<'a, T: ?Sized> {
 /// Exclusive access to an [`RwLock`]'s value.
 ///
 /// ```
-/// let l = fibra_runtime::sync::RwLock::new(3);
+/// let l = fibra::sync::RwLock::new(3);
 /// *l.write().unwrap() = 4;
 /// assert_eq!(*l.read().unwrap(), 4);
 /// ```
@@ -105,7 +105,7 @@ impl<T> RwLock<T> {
     /// A new unlocked lock.
     ///
     /// ```
-    /// let _l = fibra_runtime::sync::RwLock::new(vec![1, 2]);
+    /// let _l = fibra::sync::RwLock::new(vec![1, 2]);
     /// ```
     pub fn new(value: T) -> RwLock<T> {
         RwLock {
@@ -122,7 +122,7 @@ impl<T> RwLock<T> {
     /// Consumes the lock, returning the value (`Err` if poisoned).
     ///
     /// ```
-    /// assert_eq!(fibra_runtime::sync::RwLock::new(1).into_inner().unwrap(), 1);
+    /// assert_eq!(fibra::sync::RwLock::new(1).into_inner().unwrap(), 1);
     /// ```
     pub fn into_inner(self) -> LockResult<T> {
         self.poison.wrap(self.data.into_inner())
@@ -133,7 +133,7 @@ impl<T: ?Sized> RwLock<T> {
     /// Locks for reading, waiting while a writer holds or waits.
     ///
     /// ```
-    /// let l = fibra_runtime::sync::RwLock::new(1);
+    /// let l = fibra::sync::RwLock::new(1);
     /// let (a, b) = (l.read().unwrap(), l.read().unwrap());
     /// assert_eq!(*a, *b);
     /// ```
@@ -148,7 +148,7 @@ impl<T: ?Sized> RwLock<T> {
     /// Locks for writing, waiting while anyone holds it.
     ///
     /// ```
-    /// let l = fibra_runtime::sync::RwLock::new(1);
+    /// let l = fibra::sync::RwLock::new(1);
     /// *l.write().unwrap() += 1;
     /// assert_eq!(*l.read().unwrap(), 2);
     /// ```
@@ -163,8 +163,8 @@ impl<T: ?Sized> RwLock<T> {
     /// Locks for reading from async code.
     ///
     /// ```
-    /// let l = fibra_runtime::sync::RwLock::new(1);
-    /// assert_eq!(*fibra_runtime::block_on(l.read_async()).unwrap(), 1);
+    /// let l = fibra::sync::RwLock::new(1);
+    /// assert_eq!(*fibra::block_on(l.read_async()).unwrap(), 1);
     /// ```
     pub async fn read_async(&self) -> LockResult<RwLockReadGuard<'_, T>> {
         if !self.try_take(READ) {
@@ -176,8 +176,8 @@ impl<T: ?Sized> RwLock<T> {
     /// Locks for writing from async code.
     ///
     /// ```
-    /// let l = fibra_runtime::sync::RwLock::new(1);
-    /// *fibra_runtime::block_on(l.write_async()).unwrap() = 2;
+    /// let l = fibra::sync::RwLock::new(1);
+    /// *fibra::block_on(l.write_async()).unwrap() = 2;
     /// assert_eq!(*l.read().unwrap(), 2);
     /// ```
     pub async fn write_async(&self) -> LockResult<RwLockWriteGuard<'_, T>> {
@@ -190,7 +190,7 @@ impl<T: ?Sized> RwLock<T> {
     /// Locks for reading without waiting.
     ///
     /// ```
-    /// let l = fibra_runtime::sync::RwLock::new(1);
+    /// let l = fibra::sync::RwLock::new(1);
     /// let w = l.write().unwrap();
     /// assert!(l.try_read().is_err());
     /// drop(w);
@@ -207,7 +207,7 @@ impl<T: ?Sized> RwLock<T> {
     /// Locks for writing without waiting.
     ///
     /// ```
-    /// let l = fibra_runtime::sync::RwLock::new(1);
+    /// let l = fibra::sync::RwLock::new(1);
     /// let r = l.read().unwrap();
     /// assert!(l.try_write().is_err());
     /// drop(r);
@@ -224,7 +224,7 @@ impl<T: ?Sized> RwLock<T> {
     /// Whether a writer panicked.
     ///
     /// ```
-    /// assert!(!fibra_runtime::sync::RwLock::new(0).is_poisoned());
+    /// assert!(!fibra::sync::RwLock::new(0).is_poisoned());
     /// ```
     pub fn is_poisoned(&self) -> bool {
         self.poison.get()
@@ -233,7 +233,7 @@ impl<T: ?Sized> RwLock<T> {
     /// Clears the poison flag.
     ///
     /// ```
-    /// let l = fibra_runtime::sync::RwLock::new(0);
+    /// let l = fibra::sync::RwLock::new(0);
     /// l.clear_poison();
     /// ```
     pub fn clear_poison(&self) {
@@ -243,7 +243,7 @@ impl<T: ?Sized> RwLock<T> {
     /// The value through a unique borrow.
     ///
     /// ```
-    /// let mut l = fibra_runtime::sync::RwLock::new(0);
+    /// let mut l = fibra::sync::RwLock::new(0);
     /// *l.get_mut().unwrap() = 5;
     /// assert_eq!(*l.read().unwrap(), 5);
     /// ```

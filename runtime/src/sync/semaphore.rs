@@ -17,15 +17,15 @@ use super::wait_queue::{self, Parkable, WaitFuture, WaitQueue, Waiter, GRANTED};
 ///
 /// ```
 /// use std::sync::Arc;
-/// use fibra_runtime::sync::Semaphore;
-/// fibra_runtime::run(|| {
+/// use fibra::sync::Semaphore;
+/// fibra::run(|| {
 ///     let sem = Arc::new(Semaphore::new(2)); // at most two at a time
 ///     let hs: Vec<_> = (0..6)
 ///         .map(|_| {
 ///             let sem = sem.clone();
-///             fibra_runtime::spawn(move || {
+///             fibra::spawn(move || {
 ///                 let _permit = sem.acquire();
-///                 fibra_runtime::yield_now();
+///                 fibra::yield_now();
 ///             })
 ///         })
 ///         .collect();
@@ -45,7 +45,7 @@ struct State {
 /// Permits held; given back when dropped.
 ///
 /// ```
-/// let sem = fibra_runtime::sync::Semaphore::new(1);
+/// let sem = fibra::sync::Semaphore::new(1);
 /// let p = sem.acquire();
 /// assert_eq!(sem.available_permits(), 0);
 /// drop(p);
@@ -62,7 +62,7 @@ impl Semaphore {
     /// A semaphore with `permits` free permits.
     ///
     /// ```
-    /// assert_eq!(fibra_runtime::sync::Semaphore::new(3).available_permits(), 3);
+    /// assert_eq!(fibra::sync::Semaphore::new(3).available_permits(), 3);
     /// ```
     pub fn new(permits: usize) -> Semaphore {
         Semaphore {
@@ -76,7 +76,7 @@ impl Semaphore {
     /// Takes one permit, waiting while none is free.
     ///
     /// ```
-    /// let sem = fibra_runtime::sync::Semaphore::new(1);
+    /// let sem = fibra::sync::Semaphore::new(1);
     /// let _p = sem.acquire();
     /// ```
     #[track_caller]
@@ -87,7 +87,7 @@ impl Semaphore {
     /// Takes `n` permits at once, waiting until they are free.
     ///
     /// ```
-    /// let sem = fibra_runtime::sync::Semaphore::new(3);
+    /// let sem = fibra::sync::Semaphore::new(3);
     /// let p = sem.acquire_many(3);
     /// assert_eq!(sem.available_permits(), 0);
     /// drop(p);
@@ -104,7 +104,7 @@ impl Semaphore {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let sem = fibra_runtime::sync::Semaphore::new(0);
+    /// let sem = fibra::sync::Semaphore::new(0);
     /// assert!(sem.acquire_timeout(Duration::from_millis(1)).is_none());
     /// ```
     #[track_caller]
@@ -124,8 +124,8 @@ impl Semaphore {
     /// Takes one permit from async code.
     ///
     /// ```
-    /// let sem = fibra_runtime::sync::Semaphore::new(1);
-    /// let p = fibra_runtime::block_on(sem.acquire_async());
+    /// let sem = fibra::sync::Semaphore::new(1);
+    /// let p = fibra::block_on(sem.acquire_async());
     /// assert_eq!(sem.available_permits(), 0);
     /// drop(p);
     /// ```
@@ -139,7 +139,7 @@ impl Semaphore {
     /// Takes one permit if one is free and nobody waits.
     ///
     /// ```
-    /// let sem = fibra_runtime::sync::Semaphore::new(1);
+    /// let sem = fibra::sync::Semaphore::new(1);
     /// let p = sem.try_acquire().unwrap();
     /// assert!(sem.try_acquire().is_none());
     /// drop(p);
@@ -151,7 +151,7 @@ impl Semaphore {
     /// Takes `n` permits if they are free and nobody waits.
     ///
     /// ```
-    /// let sem = fibra_runtime::sync::Semaphore::new(2);
+    /// let sem = fibra::sync::Semaphore::new(2);
     /// assert!(sem.try_acquire_many(3).is_none());
     /// assert!(sem.try_acquire_many(2).is_some());
     /// ```
@@ -162,7 +162,7 @@ impl Semaphore {
     /// Adds `n` permits (wakes waiters they satisfy).
     ///
     /// ```
-    /// let sem = fibra_runtime::sync::Semaphore::new(0);
+    /// let sem = fibra::sync::Semaphore::new(0);
     /// sem.add_permits(2);
     /// assert_eq!(sem.available_permits(), 2);
     /// ```
@@ -180,7 +180,7 @@ impl Semaphore {
     /// Free permits now.
     ///
     /// ```
-    /// assert_eq!(fibra_runtime::sync::Semaphore::new(4).available_permits(), 4);
+    /// assert_eq!(fibra::sync::Semaphore::new(4).available_permits(), 4);
     /// ```
     pub fn available_permits(&self) -> usize {
         crate::loom::lock(&self.state).permits
@@ -255,7 +255,7 @@ impl SemaphorePermit<'_> {
     /// Keeps the permits taken for good (they are not given back).
     ///
     /// ```
-    /// let sem = fibra_runtime::sync::Semaphore::new(1);
+    /// let sem = fibra::sync::Semaphore::new(1);
     /// sem.acquire().forget();
     /// assert_eq!(sem.available_permits(), 0);
     /// ```
@@ -266,7 +266,7 @@ impl SemaphorePermit<'_> {
     /// How many permits this holds.
     ///
     /// ```
-    /// let sem = fibra_runtime::sync::Semaphore::new(2);
+    /// let sem = fibra::sync::Semaphore::new(2);
     /// assert_eq!(sem.acquire_many(2).num_permits(), 2);
     /// ```
     pub fn num_permits(&self) -> usize {

@@ -14,14 +14,14 @@ use super::wait_queue::{self, Parkable, WaitFuture, WaitQueue, Waiter, GRANTED};
 /// ```
 /// use std::sync::Arc;
 /// use std::sync::atomic::{AtomicUsize, Ordering};
-/// use fibra_runtime::sync::WaitGroup;
-/// fibra_runtime::run(|| {
+/// use fibra::sync::WaitGroup;
+/// fibra::run(|| {
 ///     let wg = Arc::new(WaitGroup::new());
 ///     let done = Arc::new(AtomicUsize::new(0));
 ///     for _ in 0..10 {
 ///         wg.add(1);
 ///         let (wg, done) = (wg.clone(), done.clone());
-///         fibra_runtime::spawn(move || {
+///         fibra::spawn(move || {
 ///             done.fetch_add(1, Ordering::SeqCst);
 ///             wg.done();
 ///         });
@@ -43,7 +43,7 @@ impl WaitGroup {
     /// A wait group with counter zero.
     ///
     /// ```
-    /// fibra_runtime::sync::WaitGroup::new().wait(); // zero: returns at once
+    /// fibra::sync::WaitGroup::new().wait(); // zero: returns at once
     /// ```
     pub fn new() -> WaitGroup {
         WaitGroup {
@@ -58,7 +58,7 @@ impl WaitGroup {
     /// waiters. Panics if the counter goes negative.
     ///
     /// ```
-    /// let wg = fibra_runtime::sync::WaitGroup::new();
+    /// let wg = fibra::sync::WaitGroup::new();
     /// wg.add(2);
     /// wg.add(-2);
     /// wg.wait();
@@ -83,7 +83,7 @@ impl WaitGroup {
     /// Decrements the counter by one.
     ///
     /// ```
-    /// let wg = fibra_runtime::sync::WaitGroup::new();
+    /// let wg = fibra::sync::WaitGroup::new();
     /// wg.add(1);
     /// wg.done();
     /// assert_eq!(wg.count(), 0);
@@ -95,7 +95,7 @@ impl WaitGroup {
     /// The counter now.
     ///
     /// ```
-    /// let wg = fibra_runtime::sync::WaitGroup::new();
+    /// let wg = fibra::sync::WaitGroup::new();
     /// wg.add(3);
     /// assert_eq!(wg.count(), 3);
     /// ```
@@ -107,7 +107,7 @@ impl WaitGroup {
     ///
     /// ```
     /// use std::sync::Arc;
-    /// let wg = Arc::new(fibra_runtime::sync::WaitGroup::new());
+    /// let wg = Arc::new(fibra::sync::WaitGroup::new());
     /// wg.add(1);
     /// let wg2 = wg.clone();
     /// std::thread::spawn(move || wg2.done());
@@ -121,8 +121,8 @@ impl WaitGroup {
     /// Waits from async code.
     ///
     /// ```
-    /// let wg = fibra_runtime::sync::WaitGroup::new();
-    /// fibra_runtime::block_on(wg.wait_async());
+    /// let wg = fibra::sync::WaitGroup::new();
+    /// fibra::block_on(wg.wait_async());
     /// ```
     pub async fn wait_async(&self) {
         WaitFuture::new(self, 0).await

@@ -6,8 +6,8 @@
 /// runtime.
 ///
 /// ```
-/// fibra_runtime::run(|| {
-///     let h = fibra_runtime::task::Builder::new()
+/// fibra::run(|| {
+///     let h = fibra::task::Builder::new()
 ///         .name("worker-7")
 ///         .stack_size(64 * 1024)
 ///         .spawn(|| 1 + 1)

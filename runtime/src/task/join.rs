@@ -16,8 +16,8 @@ use super::{Task, TaskId};
 /// its message names the task and, for a panic, the panic's message.
 ///
 /// ```
-/// fibra_runtime::run(|| {
-///     let h = fibra_runtime::task::Builder::new()
+/// fibra::run(|| {
+///     let h = fibra::task::Builder::new()
 ///         .name("worker")
 ///         .spawn(|| panic!("boom"))
 ///         .unwrap();
@@ -28,7 +28,7 @@ use super::{Task, TaskId};
 /// });
 ///
 /// fn fallible() -> Result<u32, Box<dyn std::error::Error + Send + Sync>> {
-///     Ok(fibra_runtime::run(|| fibra_runtime::spawn(|| 7).join())?)
+///     Ok(fibra::run(|| fibra::spawn(|| 7).join())?)
 /// }
 /// assert_eq!(fallible().unwrap(), 7);
 /// ```
@@ -103,8 +103,8 @@ impl JoinError {
     /// Whether the task panicked.
     ///
     /// ```
-    /// fibra_runtime::run(|| {
-    ///     assert!(fibra_runtime::spawn(|| panic!()).join().unwrap_err().is_panic());
+    /// fibra::run(|| {
+    ///     assert!(fibra::spawn(|| panic!()).join().unwrap_err().is_panic());
     /// });
     /// ```
     pub fn is_panic(&self) -> bool {
@@ -115,8 +115,8 @@ impl JoinError {
     /// unwound to report a deadlock).
     ///
     /// ```
-    /// let rt = fibra_runtime::Runtime::builder().workers(1).build().unwrap();
-    /// let h = rt.spawn(|| loop { fibra_runtime::yield_now() });
+    /// let rt = fibra::Runtime::builder().workers(1).build().unwrap();
+    /// let h = rt.spawn(|| loop { fibra::yield_now() });
     /// drop(rt);
     /// assert!(h.join().unwrap_err().is_cancelled());
     /// ```
@@ -129,8 +129,8 @@ impl JoinError {
     /// how to raise the limit; see the README on `vm.max_map_count`).
     ///
     /// ```
-    /// fibra_runtime::run(|| {
-    ///     assert!(!fibra_runtime::spawn(|| panic!()).join().unwrap_err().is_no_stack());
+    /// fibra::run(|| {
+    ///     assert!(!fibra::spawn(|| panic!()).join().unwrap_err().is_no_stack());
     /// });
     /// ```
     pub fn is_no_stack(&self) -> bool {
@@ -140,8 +140,8 @@ impl JoinError {
     /// The id of the task that failed.
     ///
     /// ```
-    /// fibra_runtime::run(|| {
-    ///     let h = fibra_runtime::spawn(|| panic!());
+    /// fibra::run(|| {
+    ///     let h = fibra::spawn(|| panic!());
     ///     let id = h.id();
     ///     assert_eq!(h.join().unwrap_err().id(), id);
     /// });
@@ -153,8 +153,8 @@ impl JoinError {
     /// The panic payload. Panics if the task did not panic.
     ///
     /// ```
-    /// fibra_runtime::run(|| {
-    ///     let err = fibra_runtime::spawn(|| panic!("x")).join().unwrap_err();
+    /// fibra::run(|| {
+    ///     let err = fibra::spawn(|| panic!("x")).join().unwrap_err();
     ///     let payload = err.into_panic();
     ///     assert_eq!(*payload.downcast::<&str>().unwrap(), "x");
     /// });
@@ -169,8 +169,8 @@ impl JoinError {
     /// The panic payload, or the error itself if the task did not panic.
     ///
     /// ```
-    /// fibra_runtime::run(|| {
-    ///     let err = fibra_runtime::spawn(|| panic!("y")).join().unwrap_err();
+    /// fibra::run(|| {
+    ///     let err = fibra::spawn(|| panic!("y")).join().unwrap_err();
     ///     assert!(err.try_into_panic().is_ok());
     /// });
     /// ```
@@ -235,8 +235,8 @@ impl std::error::Error for JoinError {}
 /// awaited as a future from any executor.
 ///
 /// ```
-/// fibra_runtime::run(|| {
-///     let h = fibra_runtime::spawn(|| 6 * 7);
+/// fibra::run(|| {
+///     let h = fibra::spawn(|| 6 * 7);
 ///     assert_eq!(h.join().unwrap(), 42);
 /// });
 /// ```
@@ -260,7 +260,7 @@ impl<T: Send + 'static> JoinHandle<T> {
     ///
     /// ```
     /// let h = std::thread::spawn(|| {
-    ///     fibra_runtime::run(|| fibra_runtime::spawn(|| "done").join().unwrap())
+    ///     fibra::run(|| fibra::spawn(|| "done").join().unwrap())
     /// });
     /// assert_eq!(h.join().unwrap(), "done");
     /// ```
@@ -278,10 +278,10 @@ impl<T: Send + 'static> JoinHandle<T> {
     /// Whether the task has finished (returned, panicked or was cancelled).
     ///
     /// ```
-    /// fibra_runtime::run(|| {
-    ///     let h = fibra_runtime::spawn(|| ());
+    /// fibra::run(|| {
+    ///     let h = fibra::spawn(|| ());
     ///     while !h.is_finished() {
-    ///         fibra_runtime::yield_now();
+    ///         fibra::yield_now();
     ///     }
     /// });
     /// ```

@@ -62,8 +62,8 @@ pub(crate) enum Reason {
 /// A task's process-unique id.
 ///
 /// ```
-/// fibra_runtime::run(|| {
-///     let h = fibra_runtime::spawn(|| ());
+/// fibra::run(|| {
+///     let h = fibra::spawn(|| ());
 ///     assert!(h.id().as_u64() > 0);
 /// });
 /// ```

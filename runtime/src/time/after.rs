@@ -21,8 +21,8 @@ use crate::timer::heap::TimerEntry;
 ///
 /// ```
 /// use std::time::Duration;
-/// use fibra_runtime::{chan::channel, select, time::after};
-/// fibra_runtime::run(|| {
+/// use fibra::{chan::channel, select, time::after};
+/// fibra::run(|| {
 ///     let (_tx, rx) = channel::<u32>(0);
 ///     let timed_out = select! {
 ///         recv(rx) -> _ => false,
@@ -59,8 +59,8 @@ fn arm(deadline: Instant, waker: Arc<impl Wake + Send + Sync + 'static>) {
 ///
 /// ```
 /// use std::time::Duration;
-/// use fibra_runtime::time::Ticker;
-/// fibra_runtime::run(|| {
+/// use fibra::time::Ticker;
+/// fibra::run(|| {
 ///     let ticker = Ticker::new(Duration::from_millis(1));
 ///     let a = ticker.recv().unwrap();
 ///     let b = ticker.recv().unwrap();
@@ -121,7 +121,7 @@ impl Ticker {
     /// A ticker sending every `period` (which must be non-zero).
     ///
     /// ```
-    /// let t = fibra_runtime::time::Ticker::new(std::time::Duration::from_millis(10));
+    /// let t = fibra::time::Ticker::new(std::time::Duration::from_millis(10));
     /// t.stop();
     /// ```
     pub fn new(period: Duration) -> Ticker {
@@ -153,7 +153,7 @@ impl Ticker {
     /// Stops the ticks (a tick already delivered stays in the channel).
     ///
     /// ```
-    /// let t = fibra_runtime::time::Ticker::new(std::time::Duration::from_secs(1));
+    /// let t = fibra::time::Ticker::new(std::time::Duration::from_secs(1));
     /// t.stop();
     /// assert!(t.try_recv().is_err());
     /// ```
@@ -166,7 +166,7 @@ impl Ticker {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let t = fibra_runtime::time::Ticker::new(Duration::from_secs(60));
+    /// let t = fibra::time::Ticker::new(Duration::from_secs(60));
     /// t.reset(Duration::from_millis(1));
     /// assert!(t.recv().is_ok());
     /// ```
@@ -185,7 +185,7 @@ impl Ticker {
     /// The channel the ticks arrive on.
     ///
     /// ```
-    /// let t = fibra_runtime::time::Ticker::new(std::time::Duration::from_millis(1));
+    /// let t = fibra::time::Ticker::new(std::time::Duration::from_millis(1));
     /// assert!(t.receiver().recv().is_ok());
     /// ```
     pub fn receiver(&self) -> &Receiver<Instant> {

@@ -20,9 +20,9 @@ pub use after::{after, Ticker};
 ///
 /// ```
 /// use std::time::{Duration, Instant};
-/// fibra_runtime::run(|| {
+/// fibra::run(|| {
 ///     let start = Instant::now();
-///     fibra_runtime::time::sleep(Duration::from_millis(5));
+///     fibra::time::sleep(Duration::from_millis(5));
 ///     assert!(start.elapsed() >= Duration::from_millis(5));
 /// });
 /// ```
@@ -39,7 +39,7 @@ pub fn sleep(dur: Duration) {
 /// ```
 /// use std::time::{Duration, Instant};
 /// let deadline = Instant::now() + Duration::from_millis(2);
-/// fibra_runtime::run(move || fibra_runtime::time::sleep_until(deadline));
+/// fibra::run(move || fibra::time::sleep_until(deadline));
 /// assert!(Instant::now() >= deadline);
 /// ```
 #[track_caller]

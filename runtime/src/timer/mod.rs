@@ -66,9 +66,9 @@ pub(crate) fn deadline_after(start: Instant, dur: Duration) -> Instant {
 ///
 /// ```
 /// use std::time::Duration;
-/// fibra_runtime::run(|| {
-///     let h = fibra_runtime::spawn_async(async {
-///         fibra_runtime::time::Sleep::new(Duration::from_millis(1)).await;
+/// fibra::run(|| {
+///     let h = fibra::spawn_async(async {
+///         fibra::time::Sleep::new(Duration::from_millis(1)).await;
 ///         "woke"
 ///     });
 ///     assert_eq!(h.join().unwrap(), "woke");
