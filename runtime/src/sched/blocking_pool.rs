@@ -206,7 +206,9 @@ fn run_job(task: Arc<Task>) {
     let _span = task.span.enter();
     // SAFETY: we hold RUNNING; the task is never put in a run queue.
     let job = unsafe { &mut *task.job.get() };
-    if let Err(payload) = catch_unwind(AssertUnwindSafe(|| job.call())) {
+    if task.take_cancel() {
+        job.fail(JoinError::cancelled(task.id));
+    } else if let Err(payload) = catch_unwind(AssertUnwindSafe(|| job.call())) {
         job.fail(JoinError::panic(task.id, payload));
     }
     task.finish();

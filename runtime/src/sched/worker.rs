@@ -492,6 +492,15 @@ impl Worker {
         if !task.state.start_running() {
             return;
         }
+        if task.take_cancel() {
+            // SAFETY: we hold RUNNING.
+            let job = unsafe { &mut *task.job.get() };
+            // Drops the future in place (see `AsyncJob`).
+            job.fail(JoinError::cancelled(task.id));
+            self.shared.async_tasks.lock().remove(&task);
+            task.finish();
+            return;
+        }
         let waker = Waker::from(task.clone());
         let mut cx = Context::from_waker(&waker);
         // SAFETY: we hold RUNNING.

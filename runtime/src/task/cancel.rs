@@ -11,8 +11,12 @@
 //! ```
 //!
 //! - *request*: the runtime asks (a deadlocked main green thread, see
-//!   `Runtime::run`; every started green thread at shutdown). A parked
-//!   task is woken for it; a running one acts on it at its next park.
+//!   `Runtime::run`; every started green thread at shutdown), or a user
+//!   through `JoinHandle::cancel`. A parked task is woken for it; a running
+//!   one acts on it at its next park. A green thread or blocking job that
+//!   has not started yet, and an async task between polls, take the
+//!   request before they would run (`take_cancel`) and fail as cancelled
+//!   without running; a blocking job already running is not interrupted.
 //! - A green thread checks the state wherever it suspends - right before
 //!   it parks and right after it resumes from a park or a yield - and on
 //!   `REQUESTED` moves to `UNWINDING` and unwinds with the private
@@ -49,7 +53,7 @@ use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 use std::task::Wake;
 
-use super::{Kind, Task};
+use super::Task;
 
 /// No cancellation asked.
 pub(crate) const NONE: u8 = 0;
@@ -67,7 +71,6 @@ impl Task {
     /// any thread; wakes it if it is parked. It may still finish normally
     /// first.
     pub(crate) fn request_cancel(self: &Arc<Self>) {
-        debug_assert_eq!(self.kind, Kind::Green);
         if self
             .cancel
             .compare_exchange(NONE, REQUESTED, SeqCst, SeqCst)
@@ -86,6 +89,18 @@ impl Task {
         self.cancel
             .compare_exchange(NONE, REQUESTED, SeqCst, SeqCst)
             .is_err_and(|s| s == UNWINDING)
+    }
+
+    /// Takes a cancellation asked of a task that is not running now (an
+    /// async task between polls, a green thread or blocking job about to
+    /// start): whether the caller, holding it, must fail it as cancelled
+    /// instead of running it.
+    pub(crate) fn take_cancel(&self) -> bool {
+        self.cancel.load(SeqCst) == REQUESTED
+            && self
+                .cancel
+                .compare_exchange(REQUESTED, UNWINDING, SeqCst, SeqCst)
+                .is_ok()
     }
 
     /// Called by the running green thread where it suspends (see the

@@ -275,6 +275,29 @@ impl<T: Send + 'static> JoinHandle<T> {
         crate::park::wait_as(on, |cx| std::pin::Pin::new(&mut self).poll(cx))
     }
 
+    /// Cancels the task: a green thread unwinds at its next park (or
+    /// resumes from the one it is in to unwind), running its destructors
+    /// on its own worker; one that has not started, an async task (its
+    /// future is dropped in place) and a `spawn_blocking` job that has not
+    /// started never run again. [`join`](Self::join) then gives an error
+    /// with [`JoinError::is_cancelled`]. A task that finishes first keeps
+    /// its result; cancelling a finished task does nothing. A green thread
+    /// that never parks or yields, and a blocking job already running, are
+    /// not interrupted.
+    ///
+    /// ```
+    /// fibra::run(|| {
+    ///     let (_tx, rx) = fibra::chan::channel::<u8>(0);
+    ///     let h = fibra::spawn(move || rx.recv());
+    ///     fibra::yield_now(); // let it park
+    ///     h.cancel();
+    ///     assert!(h.join().unwrap_err().is_cancelled());
+    /// });
+    /// ```
+    pub fn cancel(&self) {
+        self.task.request_cancel();
+    }
+
     /// Whether the task has finished (returned, panicked or was cancelled).
     ///
     /// ```

@@ -419,7 +419,12 @@ impl Task {
         task.yielder.set(yielder);
         // SAFETY: we hold RUNNING (we are being resumed by the owner worker).
         let job = unsafe { &mut *task.job.get() };
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.call()));
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            // Cancelled before it ever ran: unwind at once, the closure is
+            // dropped unrun.
+            task.check_cancel();
+            job.call()
+        }));
         if let Err(payload) = result {
             let err = if payload.is::<Cancelled>() {
                 JoinError::cancelled(task.id)
