@@ -13,6 +13,9 @@ use common::child;
 fn join_error_is_send_and_sync_and_names_the_task() {
     fn assert_send_sync<T: Send + Sync + std::error::Error + 'static>() {}
     assert_send_sync::<fibra::JoinError>();
+    // Two words, so that a task's output slot stays inside the task's own
+    // allocation: a bigger error made every spawn allocate twice.
+    assert_eq!(std::mem::size_of::<fibra::JoinError>(), 16);
     fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         fibra::run(|| {
             fibra::task::Builder::new()

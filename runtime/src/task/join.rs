@@ -34,6 +34,12 @@ use super::{Task, TaskId};
 /// ```
 pub struct JoinError {
     id: TaskId,
+    /// Boxed, so that a task's output slot (`Result<T, JoinError>`) stays
+    /// small enough to live inside the task's allocation (see `JobBox`).
+    inner: Box<Inner>,
+}
+
+struct Inner {
     /// The task's name, if it had one (filled in by the join handle).
     name: Option<Box<str>>,
     repr: Repr,
@@ -69,19 +75,23 @@ impl JoinError {
             .or_else(|| payload.downcast_ref::<String>().cloned());
         JoinError {
             id,
-            name: None,
-            repr: Repr::Panic {
-                payload: Payload(payload),
-                message,
-            },
+            inner: Box::new(Inner {
+                name: None,
+                repr: Repr::Panic {
+                    payload: Payload(payload),
+                    message,
+                },
+            }),
         }
     }
 
     pub(crate) fn cancelled(id: TaskId) -> JoinError {
         JoinError {
             id,
-            name: None,
-            repr: Repr::Cancelled,
+            inner: Box::new(Inner {
+                name: None,
+                repr: Repr::Cancelled,
+            }),
         }
     }
 
@@ -89,14 +99,16 @@ impl JoinError {
     pub(crate) fn no_stack(id: TaskId, reason: String) -> JoinError {
         JoinError {
             id,
-            name: None,
-            repr: Repr::NoStack(reason),
+            inner: Box::new(Inner {
+                name: None,
+                repr: Repr::NoStack(reason),
+            }),
         }
     }
 
     /// Attaches the task's name (for messages).
     pub(crate) fn with_name(mut self, name: Option<&str>) -> JoinError {
-        self.name = name.map(Box::from);
+        self.inner.name = name.map(Box::from);
         self
     }
 
@@ -108,7 +120,7 @@ impl JoinError {
     /// });
     /// ```
     pub fn is_panic(&self) -> bool {
-        matches!(self.repr, Repr::Panic { .. })
+        matches!(self.inner.repr, Repr::Panic { .. })
     }
 
     /// Whether the task was cancelled (its runtime shut down, or it was
@@ -121,7 +133,7 @@ impl JoinError {
     /// assert!(h.join().unwrap_err().is_cancelled());
     /// ```
     pub fn is_cancelled(&self) -> bool {
-        matches!(self.repr, Repr::Cancelled)
+        matches!(self.inner.repr, Repr::Cancelled)
     }
 
     /// Whether the green thread never ran because no stack could be mapped
@@ -134,7 +146,7 @@ impl JoinError {
     /// });
     /// ```
     pub fn is_no_stack(&self) -> bool {
-        matches!(self.repr, Repr::NoStack(_))
+        matches!(self.inner.repr, Repr::NoStack(_))
     }
 
     /// The id of the task that failed.
@@ -175,14 +187,14 @@ impl JoinError {
     /// });
     /// ```
     pub fn try_into_panic(self) -> Result<Box<dyn Any + Send + 'static>, JoinError> {
-        match self.repr {
+        match self.inner.repr {
             Repr::Panic { payload, .. } => Ok(payload.0),
-            repr => Err(JoinError { repr, ..self }),
+            _ => Err(self),
         }
     }
 
     pub(crate) fn panic_message(&self) -> Option<&str> {
-        match &self.repr {
+        match &self.inner.repr {
             Repr::Panic { message, .. } => message.as_deref(),
             _ => None,
         }
@@ -190,7 +202,7 @@ impl JoinError {
 
     /// `#7` or `#7 'name'`.
     fn task(&self) -> String {
-        match &self.name {
+        match &self.inner.name {
             Some(name) => format!("{} '{name}'", self.id),
             None => self.id.to_string(),
         }
@@ -199,7 +211,7 @@ impl JoinError {
 
 impl fmt::Debug for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.repr {
+        match &self.inner.repr {
             Repr::Panic { .. } => write!(
                 f,
                 "JoinError::Panic({}, {:?})",
@@ -214,7 +226,7 @@ impl fmt::Debug for JoinError {
 
 impl fmt::Display for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.repr {
+        match &self.inner.repr {
             Repr::Panic { .. } => match self.panic_message() {
                 Some(msg) => write!(f, "task {} panicked: {msg}", self.task()),
                 None => write!(f, "task {} panicked", self.task()),
