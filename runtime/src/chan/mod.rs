@@ -76,7 +76,12 @@ use crate::park;
 /// assert_eq!(rx.capacity(), 2);
 /// ```
 pub fn channel<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
-    let chan = Arc::new(Chan::new(cap));
+    handles(Chan::new(cap))
+}
+
+/// The first sender and receiver of `chan`.
+fn handles<T>(chan: Chan<T>) -> (Sender<T>, Receiver<T>) {
+    let chan = Arc::new(chan);
     (
         Sender {
             chan: chan.clone(),
@@ -94,17 +99,7 @@ pub fn channel<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
 pub(crate) fn channel_never_closed<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
     let mut chan = Chan::new(cap);
     chan.keep_open = true;
-    let chan = Arc::new(chan);
-    (
-        Sender {
-            chan: chan.clone(),
-            pending: stream::Pending::none(),
-        },
-        Receiver {
-            chan,
-            pending: stream::Pending::none(),
-        },
-    )
+    handles(chan)
 }
 
 /// The sending side of a channel. Clone it for more producers.
