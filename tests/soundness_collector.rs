@@ -3,29 +3,25 @@
 //! writer, allocation failure, destructors that take locks or park, and
 //! deeply recursive derived types.
 //!
-//! Each reproducer can hang or kill its process, so it runs in a child: the
-//! test re-executes this binary with `FIBRA_SOUNDNESS_CASE` naming itself
-//! and its own name as the filter, waits at most `TIMEOUT`, and checks the
-//! `key=value` figures the child prints on stdout.
+//! Each reproducer can hang or kill its process, so it runs in a child
+//! (`tests/common/child.rs`): the test re-executes this binary for its own
+//! name, waits at most `TIMEOUT`, and checks the `key=value` figures the
+//! child prints on stdout.
+
+mod common;
 
 use std::collections::HashMap;
 use std::hint::black_box;
-use std::io::Read;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::child::{self, is_child};
 use fibra::gc::{self, Gc, Handles, Trace, Tracer};
 
-const CASE_VAR: &str = "FIBRA_SOUNDNESS_CASE";
 /// Longer than any case takes on a loaded machine; reaching it is a hang.
 const TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Whether this process is the child running case `name`.
-fn is_child(name: &str) -> bool {
-    std::env::var(CASE_VAR).as_deref() == Ok(name)
-}
 
 /// What a child run produced.
 struct ChildRun {
@@ -87,32 +83,19 @@ enum Stderr {
 /// Runs case `name` in a child process with `envs`, killing it (and
 /// failing the test) if it runs longer than `TIMEOUT`.
 fn run_child(name: &str, envs: &[(&str, &str)], stderr: Stderr) -> ChildRun {
-    let exe = std::env::current_exe().unwrap();
-    let mut cmd = Command::new(exe);
-    cmd.args([name, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CASE_VAR, name)
-        .env("RUST_BACKTRACE", "0")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped());
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    let mut closed_pipe_reader = None;
-    match stderr {
-        Stderr::Piped => {
-            cmd.stderr(Stdio::piped());
-        }
-        Stderr::DevFull => {
-            let full = std::fs::OpenOptions::new()
-                .write(true)
-                .open("/dev/full")
-                .unwrap();
-            cmd.stderr(full);
-        }
+    let mut all_envs = vec![("RUST_BACKTRACE", "0")];
+    all_envs.extend_from_slice(envs);
+    let stderr = match stderr {
+        Stderr::Piped => Stdio::piped(),
+        Stderr::DevFull => std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap()
+            .into(),
         Stderr::ClosedPipe => {
             let mut fds = [0; 2];
-            // SAFETY: `fds` has room for the two descriptors pipe(2) writes.
-            assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+            // SAFETY: `fds` has room for the two descriptors pipe2(2) writes.
+            assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
             // SAFETY: both descriptors were just created and are owned here.
             let (r, w) = unsafe {
                 use std::os::fd::FromRawFd;
@@ -121,48 +104,17 @@ fn run_child(name: &str, envs: &[(&str, &str)], stderr: Stderr) -> ChildRun {
                     std::fs::File::from_raw_fd(fds[1]),
                 )
             };
-            cmd.stderr(w);
-            closed_pipe_reader = Some(r);
+            // Nobody reads: the child's writes fail (the read end is
+            // close-on-exec, so the child does not hold it either).
+            drop(r);
+            w.into()
         }
-    }
-    let mut child = cmd.spawn().unwrap();
-    // The child holds the write end; closing our read end makes its
-    // writes fail.
-    drop(closed_pipe_reader);
-    drop(cmd);
-    let mut out = child.stdout.take().unwrap();
-    let out_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let err_reader = child.stderr.take().map(|mut e| {
-        std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = e.read_to_string(&mut s);
-            s
-        })
-    });
-    let deadline = Instant::now() + TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            let stdout = out_reader.join().unwrap();
-            let stderr = err_reader.map(|r| r.join().unwrap()).unwrap_or_default();
-            panic!(
-                "case {name} hung (killed after {TIMEOUT:?})\nstdout:\n{stdout}\nstderr:\n{stderr}"
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
     };
+    let out = child::run_with_stderr(name, &all_envs, TIMEOUT, stderr);
     ChildRun {
-        status,
-        stdout: out_reader.join().unwrap(),
-        stderr: err_reader.map(|r| r.join().unwrap()).unwrap_or_default(),
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
 

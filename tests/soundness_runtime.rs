@@ -2,22 +2,21 @@
 //! code that attack cancellation, shutdown and `Runtime::run`'s borrows.
 //!
 //! A reproducer that, when broken, corrupts memory, aborts or hangs runs in
-//! a child process: the test re-executes this binary with `CASE_ENV` naming
-//! the case (and the test's own name with `--exact`), kills it after a
-//! bound, and checks its exit and the marker line it prints when every
-//! value it checked was right.
+//! a child process (`tests/common/child.rs`), killed after a bound; the
+//! test checks its exit and the marker line it prints when every value it
+//! checked was right.
+
+mod common;
 
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::child;
 use fibra::chan::channel;
 use fibra::Runtime;
-
-const CASE_ENV: &str = "FIBRA_SOUNDNESS_RUNTIME_CASE";
 
 /// In the child, runs `body` (and prints the marker); in the parent, runs
 /// the child and checks it passed within `limit`.
@@ -27,42 +26,17 @@ fn case(name: &str, limit: Duration, body: fn()) {
 
 /// [`case`], with extra environment variables for the child.
 fn case_with_env(name: &str, limit: Duration, envs: &[(&str, &str)], body: fn()) {
-    if std::env::var(CASE_ENV).as_deref() == Ok(name) {
+    if child::is_child(name) {
         body();
         println!("case passed: {name}");
         return;
     }
-    let exe = std::env::current_exe().expect("test binary path");
-    let mut child = Command::new(exe)
-        .args([name, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CASE_ENV, name)
-        .envs(envs.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("re-run the test binary");
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for the child") {
-            break status;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("child output");
-            panic!(
-                "case {name} hung (killed after {limit:?})\n--- stdout\n{}\n--- stderr\n{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let out = child.wait_with_output().expect("child output");
+    let out = child::run(name, envs, limit);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        status.success() && stdout.contains(&format!("case passed: {name}")),
-        "case {name} failed: {status}\n--- stdout\n{stdout}\n--- stderr\n{}",
+        out.status.success() && stdout.contains(&format!("case passed: {name}")),
+        "case {name} failed: {}\n--- stdout\n{stdout}\n--- stderr\n{}",
+        out.status,
         String::from_utf8_lossy(&out.stderr)
     );
 }
@@ -251,29 +225,12 @@ fn a_future_panicking_with_a_registered_recv_is_dropped_in_place() {
 
 /// Runs the child like [`case`], expecting it to abort; returns its stderr.
 fn aborting_case(name: &str, limit: Duration, body: fn()) -> Option<String> {
-    if std::env::var(CASE_ENV).as_deref() == Ok(name) {
+    if child::is_child(name) {
         body();
         println!("case returned: {name}");
         return None;
     }
-    let exe = std::env::current_exe().expect("test binary path");
-    let mut child = Command::new(exe)
-        .args([name, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CASE_ENV, name)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("re-run the test binary");
-    let start = Instant::now();
-    while child.try_wait().expect("wait for the child").is_none() {
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            panic!("case {name} hung (killed after {limit:?})");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().expect("child output");
+    let out = child::run(name, &[], limit);
     use std::os::unix::process::ExitStatusExt;
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.signal(), Some(libc::SIGABRT), "{stderr}");

@@ -17,29 +17,40 @@ pub fn is_child(name: &str) -> bool {
 /// binary) in a child process with `envs` set, killing it after `timeout`.
 /// The test must call [`is_child`] and run its body only there.
 pub fn run(name: &str, envs: &[(&str, &str)], timeout: Duration) -> Output {
+    run_with_stderr(name, envs, timeout, Stdio::piped())
+}
+
+/// [`run`], with the child's stderr connected to `stderr` (its output is
+/// then empty unless `stderr` is `Stdio::piped()`).
+pub fn run_with_stderr(
+    name: &str,
+    envs: &[(&str, &str)],
+    timeout: Duration,
+    stderr: Stdio,
+) -> Output {
     let mut cmd = Command::new(std::env::current_exe().expect("current_exe"));
     cmd.args([name, "--exact", "--nocapture", "--test-threads=1"])
         .env(CASE, name)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .stderr(stderr);
     for (k, v) in envs {
         cmd.env(k, v);
     }
     let mut child = cmd.spawn().expect("spawn the test binary");
+    drop(cmd);
     // Drain the pipes on threads, so a chatty child cannot block on them.
-    let mut out = child.stdout.take().expect("stdout");
-    let mut err = child.stderr.take().expect("stderr");
-    let out = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = std::io::Read::read_to_end(&mut out, &mut v);
-        v
-    });
-    let err = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = std::io::Read::read_to_end(&mut err, &mut v);
-        v
-    });
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut v);
+            }
+            v
+        })
+    };
+    let out = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let err = drain(child.stderr.take().map(|p| Box::new(p) as _));
     let deadline = Instant::now() + timeout;
     let status = loop {
         if let Some(status) = child.try_wait().expect("wait for the child") {
