@@ -670,3 +670,178 @@ fn shutdown_survives_a_destructor_that_blocks_during_cancellation() {
         },
     );
 }
+
+// ----- cancellation meets a destructor that panics -----
+
+/// Panics in its destructor.
+struct PanicsOnDrop;
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        panic!("a destructor panics during the cancellation unwind");
+    }
+}
+
+static DROPPED_BEFORE_PANIC: AtomicU64 = AtomicU64::new(0);
+static DROPPED_AFTER_PANIC: AtomicU64 = AtomicU64::new(0);
+
+struct CountsInto(&'static AtomicU64);
+
+impl Drop for CountsInto {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// `JoinHandle::cancel` of a green thread whose destructor panics while it
+/// unwinds: Rust would abort the process; fibra stops that unwind, reports
+/// it, and the task's worker (the only one) and every other task go on.
+/// The destructors dropped before the panicking one ran, those after it
+/// never run (its stack is leaked, so LeakSanitizer is off in the child).
+#[test]
+fn cancel_survives_a_destructor_that_panics() {
+    if !child::is_child("cancel_survives_a_destructor_that_panics") {
+        let out = child::run(
+            "cancel_survives_a_destructor_that_panics",
+            &[("ASAN_OPTIONS", "detect_leaks=0")],
+            Duration::from_secs(20),
+        );
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(
+            out.status.success() && stdout.contains("case passed"),
+            "{}\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+            out.status
+        );
+        assert!(
+            stderr.contains("aborted during its cancellation unwind")
+                && stderr.contains("the process goes on"),
+            "{stderr}"
+        );
+        return;
+    }
+    let rt = Runtime::builder().workers(1).build().unwrap();
+    let v = rt.run(|| {
+        let (tx, rx) = channel::<()>(0);
+        let victim = fibra::spawn(move || {
+            let _after = CountsInto(&DROPPED_AFTER_PANIC);
+            let _panics = PanicsOnDrop;
+            let _before = CountsInto(&DROPPED_BEFORE_PANIC);
+            let _ = rx.recv();
+        });
+        // A partner on the same worker, parked across the abandonment.
+        let (ptx, prx) = channel::<u32>(0);
+        let partner = fibra::spawn(move || prx.recv().unwrap() * 2);
+        fibra::time::sleep(Duration::from_millis(20));
+        victim.cancel();
+        let err = victim.join().unwrap_err();
+        assert!(err.is_cancelled(), "{err}");
+        assert_eq!(DROPPED_BEFORE_PANIC.load(Ordering::SeqCst), 1);
+        assert_eq!(DROPPED_AFTER_PANIC.load(Ordering::SeqCst), 0);
+        ptx.send(21).unwrap();
+        let doubled = partner.join().unwrap();
+        // The worker still parks, wakes, sleeps and spawns.
+        fibra::time::sleep(Duration::from_millis(5));
+        let spawned: u32 = (0..100)
+            .map(|i| fibra::spawn(move || i).join().unwrap())
+            .sum();
+        drop(tx);
+        doubled + spawned
+    });
+    assert_eq!(v, 42 + 4950);
+    drop(rt);
+    // A later cancellation of the same kind is handled the same way.
+    let again = fibra::run(|| {
+        let (_tx, rx) = channel::<()>(0);
+        let (started_tx, started) = channel::<()>(1);
+        let h = fibra::spawn(move || {
+            let _panics = PanicsOnDrop;
+            started_tx.send(()).unwrap();
+            let _ = rx.recv();
+        });
+        started.recv().unwrap();
+        h.cancel();
+        h.join().unwrap_err().is_cancelled()
+    });
+    assert!(again);
+    println!("case passed");
+}
+
+/// Shutdown cancels a green thread whose destructor panics: the runtime
+/// shuts down, the handle reports cancelled, the next runtime works.
+#[test]
+fn shutdown_survives_a_destructor_that_panics() {
+    case_with_env(
+        "shutdown_survives_a_destructor_that_panics",
+        Duration::from_secs(20),
+        &[("ASAN_OPTIONS", "detect_leaks=0")],
+        || {
+            let rt = Runtime::builder().workers(2).build().unwrap();
+            let (_tx, rx) = channel::<()>(0);
+            let handles: Vec<_> = (0..4)
+                .map(|_| {
+                    let rx = rx.clone();
+                    rt.spawn(move || {
+                        let _panics = PanicsOnDrop;
+                        let _ = rx.recv();
+                    })
+                })
+                .collect();
+            rt.run(|| fibra::time::sleep(Duration::from_millis(20)));
+            drop(rt);
+            for h in handles {
+                assert!(h.join().unwrap_err().is_cancelled());
+            }
+            assert_eq!(fibra::run(|| fibra::spawn(|| 3).join().unwrap()), 3);
+        },
+    );
+}
+
+/// Only a cancellation unwind is spared: a destructor that panics while a
+/// green thread unwinds from its own panic aborts, as in any Rust thread.
+#[test]
+fn a_destructor_that_panics_during_a_panic_still_aborts() {
+    aborting_case(
+        "a_destructor_that_panics_during_a_panic_still_aborts",
+        Duration::from_secs(20),
+        || {
+            fibra::run(|| {
+                let h = fibra::spawn(|| {
+                    let _panics = PanicsOnDrop;
+                    panic!("first");
+                });
+                let _ = h.join();
+            });
+        },
+    );
+}
+
+/// `std::process::abort` outside a cancellation unwind, in a green thread,
+/// still aborts the process.
+#[test]
+fn abort_in_a_green_thread_still_aborts() {
+    let stderr = aborting_case(
+        "abort_in_a_green_thread_still_aborts",
+        Duration::from_secs(20),
+        || {
+            fibra::run(|| {
+                let (_tx, rx) = channel::<()>(0);
+                let (started_tx, started) = channel::<()>(1);
+                let h = fibra::spawn(move || {
+                    started_tx.send(()).unwrap();
+                    // A caught cancellation is over: a later abort is real.
+                    let _ = catch_unwind(AssertUnwindSafe(|| rx.recv()));
+                    std::process::abort();
+                });
+                started.recv().unwrap();
+                h.cancel();
+                let _ = h.join();
+            });
+        },
+    );
+    if let Some(stderr) = stderr {
+        assert!(!stderr.contains("the process goes on"), "{stderr}");
+    }
+}

@@ -208,6 +208,8 @@ impl Builder {
         if config.dump_on_sigquit {
             crate::debug::install_sigquit_dump();
         }
+        crate::park::abort::install_handler();
+        crate::task::hook::install();
         let deques: Vec<Deque<_>> = (0..config.workers).map(|_| Deque::new_fifo()).collect();
         let stealers = deques.iter().map(|d| d.stealer()).collect();
         let io = Arc::new(crate::sched::netpoll::Driver::new()?);
@@ -363,6 +365,8 @@ impl Runtime {
     /// Waits for the main green thread, checking for a deadlock once per
     /// grace period (see [`run`](Runtime::run) and
     /// [`debug`](crate::debug)). Returns only once the handle is ready.
+    /// The deadlock panic names the user's call of `run`.
+    #[track_caller]
     fn wait_main(&self, handle: &mut JoinHandle<()>) -> Result<(), crate::JoinError> {
         let on = crate::debug::WaitOn::Join {
             task: handle.id().as_u64(),

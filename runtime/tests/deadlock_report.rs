@@ -119,6 +119,15 @@ fn two_tasks_waiting_on_each_other_are_reported() {
             "{msg}"
         );
         assert!(msg.contains("chan receive"), "{msg}");
+        // Channels are numbered in creation order, not named by address.
+        let id: String = msg
+            .split("(chan #")
+            .nth(1)
+            .expect("a channel id")
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        assert!(id.len() < 8, "chan #{id} in {msg}");
         assert!(msg.contains("join of task #"), "{msg}");
         assert!(
             msg.contains("deadlock_report.rs:"),
@@ -148,4 +157,23 @@ fn a_sender_on_a_plain_thread_blocked_in_fibra_is_not_a_deadlock() {
     });
     assert_eq!(v, 5);
     t.join().unwrap();
+}
+
+/// The deadlock panic points at the user's call of `run`, not into fibra.
+#[test]
+fn the_deadlock_panic_names_the_call_of_run() {
+    static WHERE: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if info
+            .payload_as_str()
+            .is_some_and(|m| m.starts_with("all green threads are asleep"))
+        {
+            *WHERE.lock().unwrap() = info.location().map(|l| l.file().to_string());
+        }
+        previous(info);
+    }));
+    let _ = report(1);
+    let file = WHERE.lock().unwrap().clone();
+    assert_eq!(file.as_deref(), Some(file!()));
 }

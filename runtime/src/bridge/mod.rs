@@ -52,6 +52,20 @@ pub(crate) fn poll_in_context<F: Future + ?Sized>(
     }
     #[cfg(not(feature = "tokio"))]
     {
-        fut.poll(cx)
+        // A tokio future fails here with tokio's own message: add how to
+        // fix it (the panic itself goes on unchanged).
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fut.poll(cx))) {
+            Ok(poll) => poll,
+            Err(payload) => {
+                let message = payload
+                    .downcast_ref::<&str>()
+                    .copied()
+                    .or_else(|| payload.downcast_ref::<String>().map(String::as_str));
+                if let Some(message) = message {
+                    crate::task::join::hint_missing_tokio(message);
+                }
+                std::panic::resume_unwind(payload)
+            }
+        }
     }
 }

@@ -54,6 +54,8 @@ pub(crate) struct Inner<T> {
 /// One channel, shared by all its `Sender`s and `Receiver`s.
 pub(crate) struct Chan<T> {
     inner: Mutex<Inner<T>>,
+    /// The channel's number in dumps (`chan #N`), in creation order.
+    id: u64,
     /// Buffer capacity; 0 for a rendezvous channel.
     pub(crate) cap: usize,
     /// Live `Sender` handles; the last one to go closes the channel.
@@ -117,7 +119,10 @@ pub(crate) fn wake(w: Option<Waker>) {
 
 impl<T> Chan<T> {
     pub(crate) fn new(cap: usize) -> Chan<T> {
+        /// The next channel's number.
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Chan {
+            id: NEXT_ID.fetch_add(1, Relaxed),
             inner: Mutex::new(Inner {
                 buf: VecDeque::with_capacity(cap.min(64)),
                 sendq: WaitQueue::new(),
@@ -149,9 +154,9 @@ impl<T> Chan<T> {
         }
     }
 
-    /// The channel's identity in dumps: its address.
+    /// The channel's identity in dumps: a number, in creation order.
     fn id(&self) -> u64 {
-        self as *const Chan<T> as usize as u64
+        self.id
     }
 
     #[inline]

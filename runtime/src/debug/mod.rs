@@ -34,7 +34,7 @@
 //! Raise the grace period (`Builder::deadlock_grace`) or turn detection
 //! off (`None`) for programs built that way.
 
-pub use crate::park::record::{SyncKind, WaitOn};
+pub(crate) use crate::park::record::WaitOn;
 
 pub use crate::safepoint::preemptions;
 

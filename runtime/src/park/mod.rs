@@ -33,6 +33,7 @@ use std::time::Instant;
 
 use std::sync::atomic::Ordering;
 
+pub(crate) mod abort;
 pub(crate) mod parker;
 pub(crate) mod record;
 

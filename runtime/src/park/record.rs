@@ -18,7 +18,7 @@ pub(crate) static BLOCKED_THREADS: AtomicUsize = AtomicUsize::new(0);
 /// The thing a blocking call waits on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum WaitOn {
+pub(crate) enum WaitOn {
     /// Not parked (running or runnable).
     Nothing,
     /// The join of another task.
@@ -68,7 +68,7 @@ pub enum WaitOn {
 /// Which synchronization primitive a task waits on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum SyncKind {
+pub(crate) enum SyncKind {
     /// `sync::Mutex`.
     Mutex,
     /// `sync::RwLock`.

@@ -477,6 +477,16 @@ impl Worker {
                     self.pinned.borrow_mut().push_back(task);
                 }
             }
+            CoroutineResult::Yield(Suspend::Abandon) => {
+                let coroutine = slot.take().expect("abandoned coroutine");
+                self.remote().started.lock().remove(&task);
+                report_abort(&task);
+                abandon(&task, coroutine);
+                // SAFETY: we hold RUNNING.
+                let job = unsafe { &mut *task.job.get() };
+                job.fail(JoinError::cancelled(task.id));
+                task.finish();
+            }
             CoroutineResult::Return(()) => {
                 let coroutine = slot.take().expect("finished coroutine");
                 self.stacks
@@ -603,6 +613,11 @@ impl Worker {
                         task.finish();
                         return;
                     }
+                    CoroutineResult::Yield(Suspend::Abandon) => {
+                        report_abort(&task);
+                        abandon(&task, coroutine);
+                        break;
+                    }
                     CoroutineResult::Yield(Suspend::Yield) if yields < MAX_YIELDS => yields += 1,
                     CoroutineResult::Yield(Suspend::Park) => {
                         yields = 0;
@@ -688,6 +703,17 @@ fn resume(task: &Arc<Task>, coroutine: &mut GreenCoroutine) -> CoroutineResult<S
 fn abandon(task: &Task, coroutine: GreenCoroutine) {
     tracing::debug!(task.id = task.id.as_u64(), "green thread abandoned");
     std::mem::forget(coroutine);
+}
+
+/// A green thread's cancellation unwind aborted (a destructor panicked,
+/// see `park::abort`, which wrote the stderr line).
+fn report_abort(task: &Task) {
+    tracing::error!(
+        task.id = task.id.as_u64(),
+        task.name = task.name.as_deref().unwrap_or(""),
+        "a destructor panicked while the green thread was cancelled: its unwind stops there \
+         and its stack is leaked"
+    );
 }
 
 /// A green thread could not get its stack when first run (it was spawned

@@ -194,7 +194,7 @@ impl Condvar {
             guard: std::cell::Cell::new(Some(guard)),
         };
         let notified =
-            wait_queue::block(crate::debug::SyncKind::Condvar, &wait, 0, deadline).is_some();
+            wait_queue::block(crate::park::record::SyncKind::Condvar, &wait, 0, deadline).is_some();
         // If the wait never queued (impossible: the first poll queues), the
         // guard would still be here; otherwise relock.
         let relocked = match wait.guard.take() {

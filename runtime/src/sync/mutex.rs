@@ -273,7 +273,7 @@ impl<T: ?Sized> Mutex<T> {
                 }
             }
         }
-        wait_queue::block(crate::debug::SyncKind::Mutex, self, 0, None);
+        wait_queue::block(crate::park::record::SyncKind::Mutex, self, 0, None);
     }
 
     /// Unlocks (the guard's drop).

@@ -140,7 +140,7 @@ impl<T: ?Sized> RwLock<T> {
     #[track_caller]
     pub fn read(&self) -> LockResult<RwLockReadGuard<'_, T>> {
         if !self.try_take(READ) {
-            wait_queue::block(crate::debug::SyncKind::RwLock, self, READ, None);
+            wait_queue::block(crate::park::record::SyncKind::RwLock, self, READ, None);
         }
         self.read_guard()
     }
@@ -155,7 +155,7 @@ impl<T: ?Sized> RwLock<T> {
     #[track_caller]
     pub fn write(&self) -> LockResult<RwLockWriteGuard<'_, T>> {
         if !self.try_take(WRITE) {
-            wait_queue::block(crate::debug::SyncKind::RwLock, self, WRITE, None);
+            wait_queue::block(crate::park::record::SyncKind::RwLock, self, WRITE, None);
         }
         self.write_guard()
     }

@@ -95,7 +95,7 @@ impl Semaphore {
     #[track_caller]
     pub fn acquire_many(&self, n: usize) -> SemaphorePermit<'_> {
         if !self.try_take(n) {
-            wait_queue::block(crate::debug::SyncKind::Semaphore, self, n, None);
+            wait_queue::block(crate::park::record::SyncKind::Semaphore, self, n, None);
         }
         SemaphorePermit { sem: self, n }
     }
@@ -113,7 +113,7 @@ impl Semaphore {
             return Some(SemaphorePermit { sem: self, n: 1 });
         }
         wait_queue::block(
-            crate::debug::SyncKind::Semaphore,
+            crate::park::record::SyncKind::Semaphore,
             self,
             1,
             Instant::now().checked_add(dur),

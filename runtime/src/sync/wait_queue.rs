@@ -233,7 +233,7 @@ pub(crate) unsafe fn poll_granted<S>(
 /// `deadline`; `None` if it passed.
 #[track_caller]
 pub(crate) fn block<P: Parkable + ?Sized>(
-    what: crate::debug::SyncKind,
+    what: crate::park::record::SyncKind,
     p: &P,
     arg: usize,
     deadline: Option<Instant>,

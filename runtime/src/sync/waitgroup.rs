@@ -115,7 +115,7 @@ impl WaitGroup {
     /// ```
     #[track_caller]
     pub fn wait(&self) {
-        wait_queue::block(crate::debug::SyncKind::WaitGroup, self, 0, None);
+        wait_queue::block(crate::park::record::SyncKind::WaitGroup, self, 0, None);
     }
 
     /// Waits from async code.

@@ -7,7 +7,7 @@
 //! ```text
 //!   NONE ──request──► REQUESTED ──resumed at a park or yield──► UNWINDING ──► (complete)
 //!                                                                   │
-//!                                 a destructor blocks at shutdown ──┴──► abandoned (leaked)
+//!                      a destructor blocks at shutdown, or panics ──┴──► abandoned (leaked)
 //! ```
 //!
 //! - *request*: the runtime asks (a deadlocked main green thread, see
@@ -42,12 +42,11 @@
 //! cancellation unwind as a panic in flight on that worker thread, which
 //! exits right after.)
 //!
-//! A destructor that *panics* during the unwind aborts the process, as
-//! Rust does for any panic that escapes a destructor while unwinding. It
-//! cannot be stopped from a panic hook: std holds its hook lock while the
-//! hook runs, so suspending the green thread there would keep that lock
-//! for good, and every later `set_hook`/`take_hook` (and, behind such a
-//! waiting writer, every panic) would block.
+//! A destructor that *panics* during the unwind would abort the process,
+//! as Rust does for any panic that escapes a destructor while unwinding.
+//! fibra abandons that green thread instead, the same way (see
+//! `park::abort`): the task resolves as cancelled, an error is reported
+//! and every other task goes on.
 
 use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;

@@ -73,6 +73,9 @@ impl JoinError {
             .downcast_ref::<&str>()
             .map(|s| (*s).to_owned())
             .or_else(|| payload.downcast_ref::<String>().cloned());
+        if let Some(message) = &message {
+            hint_missing_tokio(message);
+        }
         JoinError {
             id,
             inner: Box::new(Inner {
@@ -297,6 +300,12 @@ impl<T: Send + 'static> JoinHandle<T> {
     /// that never parks or yields, and a blocking job already running, are
     /// not interrupted.
     ///
+    /// A destructor that panics during the unwind would abort the process
+    /// (Rust aborts on a panic escaping a destructor while unwinding);
+    /// fibra stops that green thread's unwind there instead: its stack is
+    /// leaked, its remaining destructors do not run, it still reports
+    /// cancelled, an error is logged, and the process goes on.
+    ///
     /// ```
     /// fibra::run(|| {
     ///     let (_tx, rx) = fibra::chan::channel::<u8>(0);
@@ -389,4 +398,29 @@ impl<T> fmt::Debug for JoinHandle<T> {
             .field("finished", &self.task.state.is_complete())
             .finish()
     }
+}
+
+/// A panic message from tokio saying it found no runtime: without fibra's
+/// `tokio` feature, tokio's IO and timer futures have no reactor to run
+/// on. Says how to fix it, once per process, on stderr and through
+/// `tracing`; with the feature on, fibra provides the context and there is
+/// nothing to add.
+pub(crate) fn hint_missing_tokio(message: &str) {
+    #[cfg(not(feature = "tokio"))]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        if message.contains("no reactor running")
+            || message.contains("must be called from the context of a Tokio")
+        {
+            ONCE.call_once(|| {
+                let hint = "fibra: a tokio future ran without a tokio runtime; enable fibra's \
+                            `tokio` feature (fibra = { version = \"..\", features = [\"tokio\"] }) \
+                            so that fibra's workers provide one";
+                tracing::error!("{hint}");
+                eprintln!("{hint}");
+            });
+        }
+    }
+    #[cfg(feature = "tokio")]
+    let _ = message;
 }

@@ -15,7 +15,8 @@
 mod builder;
 pub(crate) mod cancel;
 pub(crate) mod current;
-mod join;
+pub(crate) mod hook;
+pub(crate) mod join;
 pub(crate) mod state;
 
 pub use builder::Builder;
@@ -110,6 +111,9 @@ pub(crate) enum Suspend {
     Yield,
     /// Waiting: run me again only after a wake.
     Park,
+    /// My cancellation unwind aborted: never resume me (see
+    /// `park::abort`).
+    Abandon,
 }
 
 pub(crate) type GreenCoroutine = Coroutine<(), Suspend, (), Stack>;
