@@ -120,11 +120,16 @@ fn body_panic_waits_for_parked_threads_then_resumes() {
     let result = fibra::run(|| {
         catch_unwind(AssertUnwindSafe(|| {
             let owned = Owned::new(&log);
+            let (tx, rx) = fibra::chan::channel::<()>(0);
             fibra::scope(|s| {
                 s.spawn(|| {
-                    fibra::time::sleep(Duration::from_millis(50));
+                    // Woken when the body's unwind drops `tx`, so it reads
+                    // `owned` only once the body is unwinding.
+                    let _ = rx.recv();
+                    fibra::time::sleep(Duration::from_millis(20));
                     log.push(format!("child read alive={}", owned.alive.load(SeqCst)));
                 });
+                let _tx = tx;
                 panic!("the body panics");
             })
         }))

@@ -209,21 +209,34 @@ fn upgrade_stress() {
                     let (root, sum) = tree(base, 3);
                     let weak = Gc::downgrade(&root);
                     let weak_kid = Gc::downgrade(&root.kids[1]);
-                    // Half the trees lose their last root at once: their
-                    // upgrades race the mark that finds them dead.
+                    // Half the trees lose their last root at once, and
+                    // every upgraded root is dropped again before the next
+                    // upgrade: each upgrade creates the only root of an
+                    // object that no root reached when the running mark
+                    // began, the case a missing shade gets wrong.
                     let keep = round.is_multiple_of(2);
                     let root = keep.then_some(root);
-                    let mut held = Vec::new();
-                    for i in 0..20u64 {
+                    for i in 0..40u64 {
+                        for j in 0..(i % 7) * 8 {
+                            std::hint::black_box(Node::new(j, Vec::new()));
+                        }
                         match weak.upgrade() {
                             Some(n) => {
                                 assert_eq!(n.verify(), sum);
-                                // Held as a root across later cycles: had
-                                // the upgrade not shaded it while marking,
-                                // a sweep would free it under us.
-                                if i.is_multiple_of(4) {
-                                    held.push(n);
+                                // Held as a root to the end of the running
+                                // mark and its sweep (`collect` waits for a
+                                // whole cycle after it): had the upgrade not
+                                // shaded it while marking, the torture
+                                // check would find an unmarked root, and
+                                // the sweep would free and poison it.
+                                if i.is_multiple_of(3) {
+                                    collect();
+                                } else {
+                                    for j in 0..16 {
+                                        std::hint::black_box(Node::new(j, Vec::new()));
+                                    }
                                 }
+                                assert_eq!(n.verify(), sum);
                                 upgraded += 1;
                             }
                             None => {
@@ -234,12 +247,8 @@ fn upgrade_stress() {
                         if let Some(k) = weak_kid.upgrade() {
                             k.verify();
                         }
-                        std::hint::black_box(Node::new(i, Vec::new()));
                     }
-                    for n in &held {
-                        assert_eq!(n.verify(), sum);
-                    }
-                    drop((root, held));
+                    drop(root);
                 }
                 (upgraded, gone)
             })
