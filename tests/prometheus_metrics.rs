@@ -244,16 +244,20 @@ assert {'fibra_gc_pause_seconds_bucket', 'fibra_gc_pause_seconds_sum', 'fibra_gc
 assert any(s.labels.get('worker') == '0' for s in fams['fibra_worker_tasks_run'].samples)
 print('parsed', len(fams), 'families')
 "#;
-    let has = Command::new("python3")
-        .args(["-c", "import prometheus_client"])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !has {
+    // The first python3 that has the module: a pyenv shim first on PATH
+    // may not see the distribution's package.
+    let python = ["python3", "/usr/bin/python3"].into_iter().find(|p| {
+        Command::new(p)
+            .args(["-c", "import prometheus_client"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    let Some(python) = python else {
         eprintln!("python3 with prometheus_client not found: only the strict Rust check ran");
         return false;
-    }
-    let mut child = Command::new("python3")
+    };
+    let mut child = Command::new(python)
         .args(["-c", SCRIPT])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -271,6 +275,10 @@ print('parsed', len(fams), 'families')
         out.status.success(),
         "prometheus_client rejected the text:\n{}\n{text}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!(
+        "prometheus_client: {}",
+        String::from_utf8_lossy(&out.stdout).trim()
     );
     true
 }
