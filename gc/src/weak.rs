@@ -111,6 +111,11 @@ impl<T: 'static> Weak<T> {
                 // SAFETY: `upgrade_locked` added a root to the live object
                 // at `addr`, a `GcBox<T>` (the slot was made from a `Gc<T>`).
                 Upgrade::Live => return Some(unsafe { Gc::from_added_root(addr) }),
+                Upgrade::Terminating => {
+                    // Marking is ending: wait for the flip, letting a stop
+                    // of the world proceed meanwhile.
+                    fibra_runtime::gc_seam::blocking(std::thread::yield_now);
+                }
                 Upgrade::Unswept(span) => {
                     weak::sweep_for_upgrade(span);
                     // Swept by us, or by another thread right now: retry,
@@ -157,9 +162,18 @@ impl<T: 'static> fmt::Debug for Weak<T> {
     }
 }
 
+impl<T: 'static> Drop for Weak<T> {
+    /// The last `Weak` to an object unregisters its slot.
+    fn drop(&mut self) {
+        if Arc::strong_count(&self.slot) == 2 {
+            weak::release(&self.slot);
+        }
+    }
+}
+
 // SAFETY: a `Weak` holds no `Gc` and is not an edge: both methods visit
-// nothing, so `NEEDS_TRACE` is false. It has no `Drop` impl of its own
-// (its `Arc`'s drop never touches heap objects).
+// nothing, so `NEEDS_TRACE` is false. Its `Drop` never touches a heap
+// object (it only reads its slot and the registry).
 unsafe impl<T: 'static> Trace for Weak<T> {
     const NEEDS_TRACE: bool = false;
     fn trace(&self, _: &mut Tracer) {}

@@ -67,7 +67,10 @@ use crate::task::{JoinError, JoinHandle, Kind, Task, TaskId};
 /// from a plain thread inside a runtime (`Runtime::block_on`), which
 /// blocks. If the calling green thread is cancelled while it waits, the
 /// scoped threads are cancelled too, and the cancellation goes on once
-/// they have unwound.
+/// they have unwound. (At shutdown a worker unwinds its green threads one
+/// at a time: a caller whose scoped threads share its worker waits for
+/// them in vain and is abandoned after the shutdown's grace - its stack
+/// is leaked, never freed under them - see `JoinHandle::cancel`.)
 ///
 /// # Panics
 ///

@@ -22,7 +22,17 @@
 //!     sweep runs until it ends, so a non-zero slot is a live object. The
 //!     new root did not exist in the snapshot, so it is shaded first, as
 //!     the deletion barrier would (snapshot-at-the-beginning): the object
-//!     and what it reaches survive this cycle;
+//!     and what it reaches survive this cycle. Unlike a barrier's, this
+//!     shade may meet a *white* object (unreachable at the snapshot), so
+//!     it must not come after the collector's last check for grey
+//!     objects: the collector sets `MarkState::terminating` before the
+//!     grace period that precedes that check. A region that sees it set
+//!     does not shade: a marked object is kept (grey or black, it is
+//!     scanned before marking ends), a white one makes the caller wait
+//!     outside the region until marking has ended (the object is then
+//!     dead, its span unswept) or gone on (the flag is cleared). A region
+//!     that does not see it began before the grace period ended, which
+//!     waits for it: its grey object is seen by the check;
 //!   - not marking, the span swept for `gen` (`sweepgen` read with
 //!     acquire): the sweep would have cleared the slot, so the object
 //!     lives;
@@ -36,7 +46,9 @@
 //!   has not been recorded, so neither its slot nor its span is freed:
 //!   reading the span is safe.
 //! - A dead object's registration is removed with its slot's clearing; a
-//!   new object at the same address gets a new slot.
+//!   new object at the same address gets a new slot. The registration of
+//!   a live object goes when its last `Weak` does ([`release`]); the
+//!   header keeps its `CLEANUP` bit, which only costs its sweep a lookup.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -67,6 +79,9 @@ pub(crate) enum Upgrade {
     /// Its span has not been swept since the last mark: sweep it
     /// ([`sweep_for_upgrade`]) and try again.
     Unswept(UnsweptSpan),
+    /// Marking may be ending and the object is white: try again once it
+    /// has ended (or gone on).
+    Terminating,
 }
 
 /// A span an upgrade found unswept, named without a reference: once the
@@ -105,7 +120,11 @@ impl WeakSlot {
 pub(crate) unsafe fn upgrade_locked(header: usize, epoch: Epoch) -> Upgrade {
     let obj = std::ptr::with_exposed_provenance::<Header>(header);
     if epoch.marking() {
-        mark::shade_from_mutator(obj, epoch.raw());
+        if !mark::MARK.terminating.load(Ordering::SeqCst) {
+            mark::shade_from_mutator(obj, epoch.raw());
+        } else if !mark::is_marked(obj, epoch.raw()) {
+            return Upgrade::Terminating;
+        }
     } else {
         let span = pages::span_of(header);
         if span.sweepgen.load(Ordering::Acquire) < epoch.gen() {
@@ -168,4 +187,22 @@ pub(crate) fn sweep_for_upgrade(unswept: UnsweptSpan) {
         s
     };
     super::sweep_span(s, unswept.gen, false);
+}
+
+/// The last `Weak` to a live object is going away (`slot` is its slot,
+/// and the caller's reference is one of two): unregisters the slot, so
+/// objects downgraded once do not keep a registration for life. A
+/// `downgrade` racing with this clones the slot under the same lock, and
+/// is then seen here.
+pub(crate) fn release(slot: &Arc<WeakSlot>) {
+    let mut weak = WEAK.lock();
+    if Arc::strong_count(slot) != 2 {
+        return;
+    }
+    let header = *slot.header.lock();
+    if let Some(map) = weak.as_mut() {
+        if map.get(&header).is_some_and(|s| Arc::ptr_eq(s, slot)) {
+            map.remove(&header);
+        }
+    }
 }
