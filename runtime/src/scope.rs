@@ -260,6 +260,10 @@ impl ScopeData {
             m.cancelled = true;
             std::mem::take(&mut m.tasks)
         };
+        tracing::debug!(
+            running = self.running.load(SeqCst),
+            "the scope's caller is cancelled: cancelling its scoped threads"
+        );
         for task in tasks {
             task.request_cancel();
         }
@@ -504,6 +508,15 @@ impl<T> ScopedJoinHandle<'_, T> {
     }
 
     /// The id of the thread's task.
+    ///
+    /// ```
+    /// fibra::run(|| {
+    ///     fibra::scope(|s| {
+    ///         let h = s.spawn(|| ());
+    ///         assert!(h.id().as_u64() > 0);
+    ///     });
+    /// });
+    /// ```
     pub fn id(&self) -> TaskId {
         self.handle.id()
     }
