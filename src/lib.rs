@@ -162,3 +162,24 @@ pub mod gc {
 
     pub use fibra_gc::*;
 }
+
+mod prometheus;
+
+/// Seeing inside a running program: task dumps ([`dump`](debug::dump)),
+/// the deadlock report, the SIGQUIT dump, preemption counts, and the
+/// runtime's and collector's figures for Prometheus
+/// ([`prometheus`](debug::prometheus)). See `fibra_runtime::debug` for the
+/// deadlock report's rules.
+///
+/// ```
+/// fibra::run(|| {
+///     assert!(fibra::debug::dump().contains("workers"));
+///     assert!(fibra::debug::prometheus().contains("fibra_tasks_spawned_total"));
+/// });
+/// ```
+pub mod debug {
+    #[doc(inline)]
+    pub use fibra_runtime::debug::*;
+
+    pub use crate::prometheus::prometheus;
+}

@@ -6,6 +6,7 @@
 //! curl -i http://127.0.0.1:8080/plaintext          # Hello, World!
 //! curl -i http://127.0.0.1:8080/json               # {"message":"Hello, World!"}
 //! curl -i http://127.0.0.1:8080/visits             # a counter kept in the GC heap
+//! curl -s http://127.0.0.1:8080/metrics            # runtime and GC metrics for Prometheus
 //! curl -i -X PUT --data-binary hi http://127.0.0.1:8080/cache/greeting
 //! curl -i http://127.0.0.1:8080/cache/greeting     # hi
 //! curl -i -H 'Transfer-Encoding: chunked' --data-binary @Cargo.toml http://127.0.0.1:8080/echo
@@ -247,6 +248,13 @@ fn route(
             respond(out, OK, "application/json", body.as_bytes(), keep_alive)
         }
         ("POST", "/echo") => respond(out, OK, "application/octet-stream", body, keep_alive),
+        ("GET", "/metrics") => respond(
+            out,
+            OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            fibra::debug::prometheus().as_bytes(),
+            keep_alive,
+        ),
         (method, key) if key.starts_with("/cache/") => {
             let key = &key["/cache/".len()..];
             match method {
@@ -281,13 +289,15 @@ fn route(
                 ),
             }
         }
-        ("GET" | "POST", "/" | "/plaintext" | "/json" | "/visits" | "/echo") => respond(
-            out,
-            (405, "Method Not Allowed"),
-            "text/plain",
-            b"",
-            keep_alive,
-        ),
+        ("GET" | "POST", "/" | "/plaintext" | "/json" | "/visits" | "/echo" | "/metrics") => {
+            respond(
+                out,
+                (405, "Method Not Allowed"),
+                "text/plain",
+                b"",
+                keep_alive,
+            )
+        }
         _ => respond(
             out,
             (404, "Not Found"),

@@ -205,6 +205,35 @@ impl<T: 'static> Gc<T> {
         unsafe { &(*self.boxed()).header }
     }
 
+    /// The address of the object's header (for `Weak`).
+    pub(crate) fn header_addr(this: &Gc<T>) -> usize {
+        this.header() as *const Header as usize
+    }
+
+    /// Makes sweeps report the object's death (cleanups, weak slots): the
+    /// header's `CLEANUP` bit and its span's `has_cleanups`.
+    pub(crate) fn mark_has_specials(this: &Gc<T>) {
+        let header = this.header();
+        header.set_cleanup();
+        heap::pages::span_of(header as *const Header as usize)
+            .has_cleanups
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// The root handle of the object whose header is at `header`.
+    ///
+    /// # Safety
+    /// The object is a live `GcBox<T>` to which the caller added a root
+    /// that this handle now owns.
+    pub(crate) unsafe fn from_added_root(header: usize) -> Gc<T> {
+        let obj = std::ptr::with_exposed_provenance_mut::<u8>(header);
+        Gc {
+            // SAFETY: a header address is non-null; the tag keeps it so.
+            ptr: unsafe { NonNull::new_unchecked(obj.map_addr(|a| a | ROOT)) },
+            _marker: PhantomData,
+        }
+    }
+
     #[inline]
     fn is_root(&self) -> bool {
         self.ptr.as_ptr() as usize & ROOT != 0
@@ -236,13 +265,8 @@ impl<T: 'static> Gc<T> {
     /// assert!(done.load(Ordering::SeqCst));
     /// ```
     pub fn add_cleanup(this: &Gc<T>, cleanup: impl FnOnce() + Send + 'static) {
-        let header = this.header();
-        let addr = header as *const Header as usize;
-        heap::cleanup::register(addr, Box::new(cleanup));
-        header.set_cleanup();
-        heap::pages::span_of(addr)
-            .has_cleanups
-            .store(true, std::sync::atomic::Ordering::Release);
+        heap::cleanup::register(Gc::header_addr(this), Box::new(cleanup));
+        Gc::mark_has_specials(this);
     }
 
     /// Whether two handles point at the same object.

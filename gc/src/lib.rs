@@ -152,7 +152,7 @@
 //! mark bits).
 //!
 //! ```text
-//!   gc (Gc<T>)   cell (GcCell<T>)   stats (stats())     the API
+//!   gc (Gc<T>)   cell (GcCell<T>)   weak (Weak<T>)   stats (stats())   the API
 //!   ------------------------------------------------
 //!   collector (cycles, pacer, assists, marking)
 //!   ------------------------------------------------
@@ -179,6 +179,7 @@ mod histogram;
 mod mutator;
 mod stats;
 mod trace;
+mod weak;
 
 pub use cell::GcCell;
 pub use collector::collect;
@@ -187,6 +188,7 @@ pub use gc::Gc;
 pub use histogram::PauseHistogram;
 pub use stats::{stats, GcStats};
 pub use trace::{Handles, Trace, Tracer};
+pub use weak::Weak;
 
 /// Items the derive macro refers to; not part of the API.
 #[doc(hidden)]

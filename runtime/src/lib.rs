@@ -28,8 +28,9 @@
 //! runtime, debug            the runtime and its builder; dumps, the deadlock report
 //! ---------------------------------------------------------------------------------
 //! net, chan, sync, time,    what green threads block on: sockets, channels, locks,
-//!   bridge, blocking,         timers, futures (block_on, tokio), spawn_blocking;
-//!   context                   `context` is the thread's runtime context for them
+//!   bridge, blocking,         timers, futures (block_on, tokio), spawn_blocking,
+//!   scope, context            scoped green threads; `context` is the thread's
+//!                             runtime context for them
 //! ---------------------------------------------------------------------------------
 //! sched, safepoint,         workers, run queues, idle/spin, the netpoller, the
 //!   monitor                   blocking pool's threads; stopping the world; the
@@ -71,6 +72,7 @@ mod timer;
 pub mod chan;
 pub mod net;
 mod safepoint;
+mod scope;
 pub mod stack;
 pub mod sync;
 pub mod task;
@@ -89,4 +91,5 @@ pub mod io {
 pub use runtime::{run, spawn, spawn_async, Builder, Runtime};
 pub use sched::metrics::{GcSummary, RuntimeStats, WorkerStats};
 pub use sched::stats;
+pub use scope::{scope, Scope, ScopedJoinHandle};
 pub use task::{JoinError, JoinHandle, TaskId};

@@ -38,6 +38,7 @@ use crate::trace::{TraceMode, Tracer};
 /// the number of objects scanned.
 pub(super) fn mark() -> u64 {
     let marking = MARK.epoch.load(Ordering::Acquire);
+    MARK.terminating.store(false, Ordering::SeqCst);
     let mut tracer = Tracer::new(TraceMode::Mark, marking);
     let mut deferred: Vec<*const Header> = Vec::new();
     let mut scanned = 0u64;
@@ -59,12 +60,16 @@ pub(super) fn mark() -> u64 {
             tracer.stack.append(&mut deferred);
             continue;
         }
-        // Waits for barriers and assists (root jobs included) in flight.
+        // Waits for barriers and assists (root jobs included) in flight;
+        // regions that begin after it see `terminating` and make no grey
+        // object (see `heap::weak`).
+        MARK.terminating.store(true, Ordering::SeqCst);
         mutator::grace_period();
         if MARK.grey.is_empty() && MARK.deep.is_empty() && tracer.stack.is_empty() {
             *COLLECTOR.root_jobs.lock() = None;
             return scanned;
         }
+        MARK.terminating.store(false, Ordering::SeqCst);
     }
 }
 

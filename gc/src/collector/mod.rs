@@ -53,7 +53,10 @@
 //! snapshot or was allocated since (black), because nothing unreachable can
 //! become reachable again (no resurrection, see destructors). So when the
 //! grey set is empty, every object reachable at the snapshot is black, and
-//! any later shade only meets black objects: termination is stable.
+//! any later shade only meets black objects: termination is stable. The
+//! one way to reach an unreachable object again, a `Weak` upgrade, shades
+//! it like a barrier and never after the collector's last check for grey
+//! objects (`MarkState::terminating`, see `heap::weak`).
 //!
 //! # Mutator regions and grace periods (OS threads are never stopped)
 //!

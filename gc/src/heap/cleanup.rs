@@ -79,9 +79,10 @@ pub(crate) fn register(addr: usize, f: Cleanup) {
         .push(f);
 }
 
-/// Called by a sweep for a dead object whose header has `CLEANUP`: moves
-/// its functions to `out`.
+/// Called by a sweep for a dead object whose header has `CLEANUP`: clears
+/// its weak slot (see `weak`) and moves its functions to `out`.
 pub(crate) fn object_died(addr: usize, out: &mut Vec<Cleanup>) {
+    super::weak::object_died(addr);
     if let Some(fs) = FINALIZERS
         .registered
         .lock()

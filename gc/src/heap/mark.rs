@@ -13,7 +13,7 @@
 //! only the collector thread drains (see `collector::mark`). The queues
 //! live here, below the mutators, because barriers feed them.
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::LazyLock;
 
 use crossbeam_deque::Injector;
@@ -35,6 +35,13 @@ pub(crate) struct MarkState {
     pub(crate) grey: LazyLock<Injector<usize>>,
     /// Grey objects only the collector thread, with its large stack, scans.
     pub(crate) deep: LazyLock<Injector<usize>>,
+    /// Set by the collector before the grace period that may end marking,
+    /// cleared if marking goes on (and when the next mark begins). While
+    /// it is set, a `Weak` upgrade must not shade a white object - a grey
+    /// object made after the last check would never be scanned - and
+    /// waits instead (see `heap::weak`). Barriers need no such care: they
+    /// only shade objects reachable at the snapshot, black by then.
+    pub(crate) terminating: AtomicBool,
 }
 
 /// The marking state.
@@ -42,6 +49,7 @@ pub(crate) static MARK: MarkState = MarkState {
     epoch: AtomicU64::new(0),
     grey: LazyLock::new(Injector::new),
     deep: LazyLock::new(Injector::new),
+    terminating: AtomicBool::new(false),
 };
 
 /// Result of shading an object.

@@ -62,6 +62,7 @@ pub(crate) mod mark;
 pub(crate) mod object;
 pub(crate) mod pages;
 pub(crate) mod span;
+pub(crate) mod weak;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 

@@ -11,7 +11,7 @@ pub(crate) struct Header {
     /// How many root handles (`Gc`s outside the heap) point here (low 30
     /// bits; the collector treats the object as a root while non-zero), and
     /// `STORED` once a handle to the object has been moved into the heap,
-    /// `CLEANUP` once a cleanup was registered for it.
+    /// `CLEANUP` once a cleanup or a weak slot was registered for it.
     roots: AtomicU32,
     /// The object's `VTable`, as a signed offset from `ANCHOR`. Changed
     /// only for a dead object awaiting or past its destructor (`ZOMBIE`,

@@ -84,12 +84,18 @@ impl Drop for NoSuspend {
     }
 }
 
+/// Why a green thread on this thread may not suspend now, if it may not
+/// (see [`forbid_suspend`]).
+pub(crate) fn suspend_forbidden() -> Option<&'static str> {
+    NO_SUSPEND.with(|c| c.get())
+}
+
 /// Panics if the calling green thread may not suspend (see
 /// [`forbid_suspend`]).
 #[inline]
 #[track_caller]
 fn check_may_suspend() {
-    if let Some(why) = NO_SUSPEND.with(|c| c.get()) {
+    if let Some(why) = suspend_forbidden() {
         panic!("fibra: a green thread cannot park or yield {why}");
     }
 }

@@ -63,6 +63,11 @@ pub(crate) enum WaitOn {
     Blocking,
     /// Any other future (`block_on`).
     Future,
+    /// The end of a `fibra::scope`: its scoped green threads.
+    Scope {
+        /// Scoped green threads still running when the wait began.
+        threads: u64,
+    },
 }
 
 /// Which synchronization primitive a task waits on.
@@ -94,6 +99,7 @@ impl WaitOn {
             WaitOn::Io { fd, write } => (7, fd, write as u64),
             WaitOn::Blocking => (8, 0, 0),
             WaitOn::Future => (9, 0, 0),
+            WaitOn::Scope { threads } => (10, threads, 0),
         }
     }
 
@@ -119,6 +125,7 @@ impl WaitOn {
             },
             8 => WaitOn::Blocking,
             9 => WaitOn::Future,
+            10 => WaitOn::Scope { threads: a },
             _ => WaitOn::Nothing,
         }
     }
@@ -129,6 +136,7 @@ impl WaitOn {
         matches!(
             self,
             WaitOn::Join { .. }
+                | WaitOn::Scope { .. }
                 | WaitOn::ChanRecv { .. }
                 | WaitOn::ChanSend { .. }
                 | WaitOn::Select { .. }
@@ -153,6 +161,7 @@ impl std::fmt::Display for WaitOn {
             }
             WaitOn::Blocking => write!(f, "spawn_blocking job"),
             WaitOn::Future => write!(f, "a future"),
+            WaitOn::Scope { threads } => write!(f, "end of a scope ({threads} scoped threads)"),
         }
     }
 }

@@ -17,10 +17,12 @@ pub(crate) mod cancel;
 pub(crate) mod current;
 pub(crate) mod hook;
 pub(crate) mod join;
+mod local;
 pub(crate) mod state;
 
 pub use builder::Builder;
 pub use join::{JoinError, JoinHandle};
+pub use local::{AccessError, LocalKey, TaskLocalFuture};
 
 use std::any::Any;
 use std::cell::{Cell, UnsafeCell};
@@ -319,10 +321,12 @@ pub(crate) struct Task {
     pub(crate) wait: WaitRecord,
     /// Where it parked, with `FIBRA_TRACEBACK=1`.
     pub(crate) park_backtrace: parking_lot::Mutex<Option<std::backtrace::Backtrace>>,
+    /// Head of its task-local scopes (see `local`; the running thread only).
+    pub(crate) locals: Cell<*const local::Frame>,
 }
 
 // SAFETY: the non-thread-safe fields (`job`, `coroutine`, `yielder`,
-// `stack`) are only accessed by the thread holding the RUNNING
+// `stack`, `locals`) are only accessed by the thread holding the RUNNING
 // bit of `state` (for a started green thread that is always its owner
 // worker, which also is the only thread that creates or drops its
 // coroutine), or by the unique join handle after COMPLETE. `stack` is also
@@ -402,6 +406,7 @@ impl Task {
             slot: AtomicUsize::new(usize::MAX),
             wait: WaitRecord::new(),
             park_backtrace: parking_lot::Mutex::new(None),
+            locals: Cell::new(std::ptr::null()),
         })
     }
 
