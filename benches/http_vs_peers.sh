@@ -22,26 +22,46 @@ for g in "${GO:-}" /usr/lib/go-1.2[3-9]/bin/go "$(command -v go || true)"; do
 done
 [ "$have_go" = 1 ] || echo "no Go >= 1.22 found (set GO=/path/to/go): the Go row is left out"
 
+# Every server runs in its own process group, so that stopping it stops
+# the server itself and not only a wrapper shell; whatever is still
+# running when the script ends (wrk failed, Ctrl-C) is stopped as well.
+SERVERS=()
+stop_servers() {
+  for pid in "${SERVERS[@]}"; do
+    kill -- "-$pid" 2>/dev/null || true
+  done
+  for pid in "${SERVERS[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+  SERVERS=()
+}
+trap stop_servers EXIT
+trap 'exit 130' INT TERM
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 run() { # label url-path command...
   local label=$1 path=$2; shift 2
   local port; port=$(free_port)
+  set -m  # a background job gets its own process group (pgid = its pid)
   "$@" "127.0.0.1:$port" >/dev/null 2>&1 &
   local pid=$!
+  set +m
+  SERVERS+=("$pid")
   for _ in $(seq 100); do
     python3 -c "import socket; socket.create_connection(('127.0.0.1',$port),0.2)" 2>/dev/null && break
     sleep 0.05
   done
-  local out; out=$(wrk -t1 -c64 -d"${SECS}s" "http://127.0.0.1:$port$path")
-  kill "$pid"; wait "$pid" 2>/dev/null || true
+  local out; out=$(wrk -t1 -c64 -d"${SECS}s" "http://127.0.0.1:$port$path" || true)
+  stop_servers
   local rps; rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
   local errs; errs=$(echo "$out" | grep -E "Non-2xx|Socket errors" || true)
   printf '%-28s %12s req/s %s\n' "$label" "$rps" "$errs"
 }
 # Adapters: each peer takes its address in its own way.
-tokio_srv() { benches/compare/target/release/http_server_tokio -workers=2 -addr="$1"; }
-fibra_min() { benches/compare/target/release/http_server_fibra -workers=2 -addr="$1"; }
-go_srv() { GOMAXPROCS=2 benches/compare/target/compare-go -q=http_server -addr="$1"; }
+# (`exec`: the background job is the server itself, not a shell around it.)
+tokio_srv() { exec benches/compare/target/release/http_server_tokio -workers=2 -addr="$1"; }
+fibra_min() { exec benches/compare/target/release/http_server_fibra -workers=2 -addr="$1"; }
+go_srv() { GOMAXPROCS=2 exec benches/compare/target/compare-go -q=http_server -addr="$1"; }
 
 echo "wrk -t1 -c64 -d${SECS}s, plaintext \"Hello, World!\" ($(nproc) cores)"
 FIBRA_WORKERS=2 RUST_LOG=warn run "fibra examples/http" /plaintext target/release/examples/http

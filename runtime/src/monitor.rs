@@ -19,9 +19,9 @@
 //!    movable work (its stealable deque: unstarted green threads and async
 //!    tasks) is stolen; it keeps waking one while the stall lasts and that
 //!    deque is not empty. Started green threads stay pinned (see `sched`).
-//! 2. If the runtime has sockets and nobody has polled the netpoller for
-//!    10 ms (every worker busy in long tasks), it polls without blocking and
-//!    wakes the ready tasks.
+//! 2. Each worker's poller that holds sockets and that nobody has polled
+//!    for 10 ms (its worker busy in a long task) is polled without
+//!    blocking, and the ready tasks are woken.
 //! 3. If a stop-the-world has waited [`STOP_STALL`] for this runtime's
 //!    workers, it names their tasks at warn level, once per stop (the
 //!    stopper itself reports only after the restart, and a stop that never
@@ -174,7 +174,7 @@ fn run(shared: Arc<Shared>, stop: Arc<(Mutex<bool>, Condvar)>) {
                     stalled.as_millis()
                 );
             }
-            if !remote.stealer.is_empty() {
+            if !remote.stealer.is_empty() || !remote.spawned.is_empty() {
                 shared.notify_work();
             }
         }
@@ -193,8 +193,6 @@ fn run(shared: Arc<Shared>, stop: Arc<(Mutex<bool>, Condvar)>) {
         } else {
             idle_rounds.saturating_add(1)
         };
-        if shared.io.has_sources() && shared.io.ms_since_last_poll() >= NETPOLL_MS {
-            shared.io.poll_now();
-        }
+        shared.io.poll_stale(usize::MAX, NETPOLL_MS);
     }
 }

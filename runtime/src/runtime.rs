@@ -212,7 +212,7 @@ impl Builder {
         crate::task::hook::install();
         let deques: Vec<Deque<_>> = (0..config.workers).map(|_| Deque::new_fifo()).collect();
         let stealers = deques.iter().map(|d| d.stealer()).collect();
-        let io = Arc::new(crate::sched::netpoll::Driver::new()?);
+        let io = Arc::new(crate::sched::netpoll::Driver::new(config.workers)?);
         let shared = Arc::new(Shared::new(config, stealers, io));
         crate::sched::register_runtime(&shared);
         let mut rt = Runtime {

@@ -28,18 +28,20 @@ var (
 )
 
 var questions = map[string]func(){
-	"spawn_join":    spawnJoin,
-	"yield":         yield,
-	"chan_pingpong": chanPingPong,
-	"chan_buffered": chanBuffered,
-	"mutex":         mutex,
-	"sleep":         sleep,
-	"parked_memory": parkedMemory,
-	"echo_server":   echoServer,
-	"http_server":   httpServer,
-	"binary_trees":  binaryTrees,
-	"gc_latency":    gcLatency,
-	"gc_pause":      gcPause,
+	"spawn_join":     spawnJoin,
+	"yield":          yield,
+	"chan_pingpong":  chanPingPong,
+	"chan_buffered":  chanBuffered,
+	"thread_ring":    threadRing,
+	"pingpong_pairs": pingpongPairs,
+	"mutex":          mutex,
+	"sleep":          sleep,
+	"parked_memory":  parkedMemory,
+	"echo_server":    echoServer,
+	"http_server":    httpServer,
+	"binary_trees":   binaryTrees,
+	"gc_latency":     gcLatency,
+	"gc_pause":       gcPause,
 }
 
 func questionNames() []string {

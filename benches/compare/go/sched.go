@@ -175,3 +175,78 @@ func parkedMemory() {
 	}
 	report("parked_memory", "rss", float64(after-before)/float64(count), "B/task")
 }
+
+// threadRing: 503 goroutines in a ring pass a token over unbuffered
+// channels; ns per hop.
+func threadRing() {
+	const threads = 503
+	hops := orDefault(*n, 2_000_000)
+	round := func(hops int) float64 {
+		chans := make([]chan int, threads)
+		for i := range chans {
+			chans[i] = make(chan int)
+		}
+		done := make(chan struct{}, 1)
+		var wg sync.WaitGroup
+		wg.Add(threads)
+		for i := 0; i < threads; i++ {
+			in, next := chans[i], chans[(i+1)%threads]
+			go func() {
+				defer wg.Done()
+				for token := range in {
+					if token == 0 {
+						done <- struct{}{}
+					} else {
+						next <- token - 1
+					}
+				}
+			}()
+		}
+		start := time.Now()
+		chans[0] <- hops
+		<-done
+		ns := nsPer(time.Since(start), hops)
+		for _, c := range chans {
+			close(c)
+		}
+		wg.Wait()
+		return ns
+	}
+	round(hops / 10)
+	report(fmt.Sprintf("thread_ring_%dw", *workers), "time", round(hops), "ns/hop")
+}
+
+// pingpongPairs: 16 pairs of goroutines doing round trips over unbuffered
+// channels at once; ns per round trip over all pairs.
+func pingpongPairs() {
+	count := orDefault(*n, 2_000_000)
+	pairs := orDefault(*tasks, 16)
+	round := func(perPair int) float64 {
+		start := time.Now()
+		var wg sync.WaitGroup
+		wg.Add(2 * pairs)
+		for p := 0; p < pairs; p++ {
+			ping, pong := make(chan int), make(chan int)
+			go func() {
+				defer wg.Done()
+				for v := range ping {
+					pong <- v
+				}
+			}()
+			go func() {
+				defer wg.Done()
+				for i := 0; i < perPair; i++ {
+					ping <- i
+					if <-pong != i {
+						panic("wrong value")
+					}
+				}
+				close(ping)
+			}()
+		}
+		wg.Wait()
+		return nsPer(time.Since(start), pairs*perPair)
+	}
+	round(count / pairs / 10)
+	report(fmt.Sprintf("pingpong_pairs_%dw", *workers), "time", round(count/pairs), "ns/roundtrip")
+}

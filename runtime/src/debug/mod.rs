@@ -157,7 +157,10 @@ pub(crate) fn is_deadlocked(shared: &Shared, before: u64) -> bool {
     let quiet = shared.idle.num_sleeping() == shared.remotes.len()
         && shared.injector.is_empty()
         && shared.remotes.iter().all(|r| {
-            r.inbox.is_empty() && r.stealer.is_empty() && r.metrics.timer_armed.get() == 0
+            r.inbox.is_empty()
+                && r.stealer.is_empty()
+                && r.spawned.is_empty()
+                && r.metrics.timer_armed.get() == 0
         })
         && !shared.io.has_sources()
         && shared.blocking.jobs() == 0

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
 use mio::event::Source;
 
@@ -36,9 +36,11 @@ pub(crate) struct Mode {
 pub(crate) struct PollIo<S: Source> {
     /// The mio socket (always non-blocking at the OS level).
     source: S,
+    /// Its descriptor (for the driver's epoll sets).
+    fd: RawFd,
     /// Its readiness record.
     io: Arc<ScheduledIo>,
-    /// The driver it is registered with.
+    /// The driver whose pollers report its readiness.
     driver: Arc<Driver>,
     /// Timeouts and blocking mode.
     mode: Arc<Mode>,
@@ -82,17 +84,19 @@ pub(crate) fn timed_out(what: &str) -> io::Error {
 }
 
 impl<S: Source + AsRawFd> PollIo<S> {
-    /// Registers `source` with the current runtime's driver (or the
-    /// fallback driver outside a runtime).
+    /// Gives `source` a readiness record in the current runtime's driver
+    /// (or the fallback driver outside a runtime). It joins a poller's
+    /// epoll set when a task first waits on it (`Driver::arm`).
     pub(crate) fn new(source: S) -> io::Result<PollIo<S>> {
         PollIo::with_mode(source, Arc::default())
     }
 
     /// Like `new`, sharing `mode` with another handle of the same socket.
-    pub(crate) fn with_mode(mut source: S, mode: Arc<Mode>) -> io::Result<PollIo<S>> {
+    pub(crate) fn with_mode(source: S, mode: Arc<Mode>) -> io::Result<PollIo<S>> {
         let driver = driver::current();
-        let io = driver.register(&mut source)?;
+        let io = driver.add()?;
         Ok(PollIo {
+            fd: source.as_raw_fd(),
             source,
             io,
             driver,
@@ -183,6 +187,7 @@ impl<S: Source + AsRawFd> PollIo<S> {
                 return Err(driver::shutdown_error());
             }
             self.io.clear_readiness(ev);
+            self.driver.arm(&self.io, self.fd)?;
             let on = WaitOn::Io {
                 fd: self.source.as_raw_fd() as u64,
                 write: dir == Direction::Write,
@@ -211,7 +216,12 @@ impl<S: Source + AsRawFd> PollIo<S> {
         let mut backoff = AcceptBackoff::new();
         loop {
             match self.do_io(Direction::Read, &mut op) {
-                Ok(r) => return Ok(r),
+                Ok(r) => {
+                    // The connection's handler, if the caller spawns one,
+                    // starts on the next worker in turn.
+                    crate::sched::spread_next_spawn();
+                    return Ok(r);
+                }
                 Err(e) => match backoff.on_error(&e, listener) {
                     Some(d) => pause(d),
                     None => return Err(e),
@@ -228,6 +238,9 @@ impl<S: Source + AsRawFd> PollIo<S> {
         dir: Direction,
         mut op: impl FnMut(&S) -> io::Result<R>,
     ) -> Poll<io::Result<R>> {
+        if let Err(err) = self.driver.arm(&self.io, self.fd) {
+            return Poll::Ready(Err(err));
+        }
         loop {
             let ev = match self.io.poll_ready(cx, dir) {
                 Poll::Ready(ev) => ev,
@@ -247,7 +260,7 @@ impl<S: Source + AsRawFd> PollIo<S> {
 
 impl<S: Source> Drop for PollIo<S> {
     fn drop(&mut self) {
-        self.driver.deregister(&mut self.source, &self.io);
+        self.driver.remove(&self.io, self.fd);
     }
 }
 
@@ -263,18 +276,28 @@ impl<S: Source + std::fmt::Debug> std::fmt::Debug for PollIo<S> {
 #[must_use = "futures do nothing unless polled"]
 pub struct Ready<'a> {
     io: &'a ScheduledIo,
+    driver: &'a Driver,
+    fd: RawFd,
     dir: Direction,
 }
 
 impl<S: Source + AsRawFd> PollIo<S> {
     pub(crate) fn ready(&self, dir: Direction) -> Ready<'_> {
-        Ready { io: &self.io, dir }
+        Ready {
+            io: &self.io,
+            driver: &self.driver,
+            fd: self.fd,
+            dir,
+        }
     }
 }
 
 impl std::future::Future for Ready<'_> {
     type Output = io::Result<()>;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if let Err(err) = self.driver.arm(self.io, self.fd) {
+            return Poll::Ready(Err(err));
+        }
         match self.io.poll_ready(cx, self.dir) {
             Poll::Ready(_) if self.io.is_shutdown() => Poll::Ready(Err(driver::shutdown_error())),
             Poll::Ready(_) => Poll::Ready(Ok(())),

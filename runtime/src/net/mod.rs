@@ -26,12 +26,14 @@
 //!
 //! # How it works
 //!
-//! Every socket is non-blocking at the OS level and registered with the
-//! runtime's netpoller (`driver`, one `mio::Poll` per runtime). An
-//! operation tries its syscall first; on `WouldBlock` it parks the green
-//! thread until the poller reports readiness (or the socket's timeout
-//! passes), then retries. See `driver` for the edge-triggered readiness
-//! protocol.
+//! Every socket is non-blocking at the OS level and belongs to the
+//! runtime's netpoller (`driver`: one epoll instance per worker). An
+//! operation tries its syscall first; on `WouldBlock` it makes sure the
+//! socket is in the epoll set of the worker it waits on (a green thread's
+//! own worker, so the wake-up is found where the green thread lives),
+//! parks the green thread until that poller reports readiness (or the
+//! socket's timeout passes), then retries. See `driver` for where a socket
+//! is registered and the edge-triggered readiness protocol.
 //!
 //! # Where they can be used
 //!
@@ -41,11 +43,11 @@
 //!   streams (a blocking call in an async task panics and points here);
 //!   with the `tokio` feature, tokio's `AsyncRead`/`AsyncWrite` too.
 //! - On plain OS threads (outside any runtime): the same blocking calls
-//!   block the thread. A socket created outside a runtime is registered
-//!   with a process-wide fallback poller driven by one `fibra-netpoll`
-//!   thread, so it works without a runtime; a socket keeps the poller it
-//!   was created with (a socket created in a runtime fails with a clear
-//!   error once that runtime has shut down).
+//!   block the thread. A socket created outside a runtime belongs to a
+//!   process-wide fallback poller driven by one `fibra-netpoll` thread, so
+//!   it works without a runtime; a socket keeps the driver it was created
+//!   with (a socket created in a runtime fails with a clear error once
+//!   that runtime has shut down).
 //!
 //! # Differences from `std::net`
 //!

@@ -67,6 +67,9 @@ pub struct WorkerStats {
     pub inbox: usize,
     /// Timers in this worker's heap (cancelled ones are dropped lazily).
     pub timers: u64,
+    /// Sockets in this worker's netpoller (the epoll set it polls and
+    /// sleeps in): those its green threads wait on.
+    pub sockets: usize,
 }
 
 /// Figures of the process's garbage-collected heap, as reported by the

@@ -14,20 +14,27 @@
 //!
 //! | event | on its own worker | from elsewhere |
 //! |---|---|---|
-//! | spawn | local deque, then notify an idle worker | injector, then notify |
+//! | spawn by a green thread | the spawn slot (`runnext` for spawns, stealable after 3 µs; its previous occupant to the local deque), notify | - |
+//! | first spawn after an `accept` | the next worker in turn (its inbox, or the spawn slot) | - |
+//! | other spawn | local deque, then notify an idle worker | injector, then notify |
 //! | wake of a pinned green thread | `runnext` | owner's inbox, unpark owner |
 //! | wake of a movable task | local deque, notify | injector, notify |
 //! | yield / woken while running | back of the pinned queue (or deque) | - |
 //!
 //! # The worker loop (after Go's `schedule`/`findrunnable`)
 //!
-//! runnext (at most 16 in a row) → inbox → pinned queue / local deque
-//! (alternating) → the injector every 61 ticks so it cannot starve → when
-//! all are empty, fire due timers and poll the netpoller without blocking
-//! → *spin*: steal half of a random victim's deque, the injector, the
-//! inbox, a few rounds → *sleep* by the [`idle`] protocol, blocking in the
-//! netpoller if no other worker does (see `net::driver`). A busy worker
-//! also polls the netpoller without blocking every 61 ticks.
+//! runnext, then the spawn slot (together at most 16 in a row) → inbox →
+//! pinned queue / local deque (alternating) → the injector every 61 ticks
+//! so it cannot starve → when all are empty, fire due timers and poll its
+//! own netpoller without blocking (and a peer's that nobody polled for a
+//! millisecond) → *spin*: steal half of a random victim's deque, the
+//! injector, the inbox, a few rounds, then a peer's spawn slot that stays
+//! occupied for its grace → *linger* (a spinner that owns green threads
+//! watches its inbox and its poller for up to 50 µs, as Go's spinning Ms
+//! do, so that a wake-up from another worker rarely needs a futex) →
+//! *sleep* by the [`idle`] protocol, blocking in its own netpoller (see
+//! `netpoll`), which inbox pushes, timers and IO all wake. A busy worker
+//! also polls its netpoller without blocking every 61 ticks.
 //!
 //! # Pinning
 //!
@@ -43,6 +50,7 @@ pub(crate) mod idle;
 pub(crate) mod metrics;
 pub(crate) mod netpoll;
 mod registry;
+mod spawn_slot;
 #[cfg(feature = "tokio")]
 pub(crate) mod tokio_context;
 mod worker;
@@ -65,8 +73,15 @@ use registry::Registry;
 pub(crate) struct Remote {
     /// Steals movable tasks from the worker's deque.
     pub(crate) stealer: Stealer<Arc<Task>>,
-    /// Pinned tasks woken by other threads.
+    /// Pinned tasks woken by other threads (and green threads placed here
+    /// to start, see [`Shared::place_on`]).
     pub(crate) inbox: Injector<Arc<Task>>,
+    /// A green thread spawned by one of the worker's green threads, run
+    /// next here; peers take it only after a grace period.
+    pub(crate) spawned: spawn_slot::SpawnSlot,
+    /// Started green threads pinned to the worker (the `started` registry's
+    /// length, readable without its lock).
+    pub(crate) pinned_count: AtomicUsize,
     /// Set (release) after every push to `inbox`; the owner swaps it off
     /// (acquire) before draining, so checking for wake-ups costs one load.
     pub(crate) inbox_ready: AtomicBool,
@@ -102,6 +117,8 @@ pub(crate) struct Shared {
     pub(crate) async_tasks: parking_lot::Mutex<Registry>,
     /// Tasks spawned from outside the workers (workers count their own).
     pub(crate) spawned_remote: AtomicUsize,
+    /// Round-robin counter of [`Shared::next_placement`].
+    next_placement: AtomicUsize,
     /// The netpoller (its source count tells the deadlock detector whether
     /// a socket may still wake someone).
     pub(crate) io: Arc<Driver>,
@@ -142,11 +159,16 @@ impl Shared {
             injector: Injector::new(),
             remotes: stealers
                 .into_iter()
-                .map(|stealer| {
-                    let waker = io.waker();
+                .enumerate()
+                .map(|(index, stealer)| {
+                    // The worker sleeps in its own poller: unpark reaches
+                    // it through that poller's waker.
+                    let waker = io.waker(index);
                     Remote {
                         stealer,
                         inbox: Injector::new(),
+                        spawned: spawn_slot::SpawnSlot::default(),
+                        pinned_count: AtomicUsize::new(0),
                         inbox_ready: AtomicBool::new(false),
                         parker: Parker::with_interrupt(Arc::new(move || {
                             if let Err(err) = waker.wake() {
@@ -165,6 +187,7 @@ impl Shared {
             terminated: AtomicBool::new(false),
             async_tasks: parking_lot::Mutex::new(Registry::default()),
             spawned_remote: AtomicUsize::new(0),
+            next_placement: AtomicUsize::new(0),
             io,
             blocking,
             config,
@@ -255,6 +278,23 @@ impl Shared {
         }
     }
 
+    /// Starts unstarted green thread `task` on worker `index`: through its
+    /// inbox, so no peer steals it (placement for balance, see
+    /// [`spread_next_spawn`]).
+    pub(crate) fn place_on(&self, index: usize, task: Arc<Task>) {
+        let remote = &self.remotes[index];
+        remote.inbox.push(task);
+        remote.inbox_ready.store(true, Ordering::Release);
+        remote.parker.unpark();
+    }
+
+    /// The worker for the next green thread placed for balance (round
+    /// robin: a placed green thread only starts later, so counts of
+    /// started ones would send a burst of placements to one worker).
+    pub(crate) fn next_placement(&self) -> usize {
+        self.next_placement.fetch_add(1, Ordering::Relaxed) % self.remotes.len()
+    }
+
     /// Movable work was published: wake a sleeping worker to search for it,
     /// unless one is already searching.
     pub(crate) fn notify_work(&self) {
@@ -297,9 +337,18 @@ impl Shared {
             for remote in self.remotes.iter() {
                 while let Some(task) = steal_one(&remote.inbox) {
                     progress = true;
-                    // Its owner already cancelled it; this only drops the
-                    // queue's reference.
-                    drop(task);
+                    if task.owner().is_none() {
+                        // Placed there to start, after its worker exited.
+                        self.cancel_unstarted(task);
+                    } else {
+                        // Its owner already cancelled it; this only drops
+                        // the queue's reference.
+                        drop(task);
+                    }
+                }
+                if let Some(task) = remote.spawned.take() {
+                    progress = true;
+                    self.cancel_unstarted(task);
                 }
             }
             let left = self.async_tasks.lock().drain();
@@ -318,7 +367,7 @@ impl Shared {
     /// Adds this runtime's figures to `out`.
     pub(crate) fn collect_stats(&self, out: &mut metrics::RuntimeStats) {
         out.runtimes += 1;
-        for r in self.remotes.iter() {
+        for (index, r) in self.remotes.iter().enumerate() {
             let m = &r.metrics;
             out.workers.push(metrics::WorkerStats {
                 tasks_run: m.tasks_run.get(),
@@ -329,6 +378,7 @@ impl Shared {
                 local_queue: r.stealer.len(),
                 inbox: r.inbox.len(),
                 timers: m.timers.get(),
+                sockets: self.io.armed(index),
             });
         }
         out.tasks_spawned += self.spawned_remote.load(Ordering::Relaxed) as u64
@@ -383,6 +433,18 @@ pub fn stats() -> metrics::RuntimeStats {
     out.stacks = crate::stack::stats();
     out.gc = metrics::gc_summary();
     out
+}
+
+/// Makes the next green thread spawned by the calling green thread start
+/// on the next worker in turn instead of beside its spawner: called after
+/// `accept`, so that connections spread across workers (their handlers
+/// never talk to the acceptor). No effect outside a worker.
+pub(crate) fn spread_next_spawn() {
+    context::with_worker(|w| {
+        if let Some(w) = w {
+            w.spread_next_spawn();
+        }
+    });
 }
 
 /// Pops one task from an injector, retrying on contention.

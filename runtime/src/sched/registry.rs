@@ -30,14 +30,17 @@ impl Registry {
         self.len += 1;
     }
 
-    pub(crate) fn remove(&mut self, task: &Task) {
+    /// Removes `task`; returns whether it was there.
+    pub(crate) fn remove(&mut self, task: &Task) -> bool {
         let index = task.slot.swap(usize::MAX, Relaxed);
         if let Some(slot) = self.slots.get_mut(index) {
             if slot.take().is_some() {
                 self.free.push(index);
                 self.len -= 1;
+                return true;
             }
         }
+        false
     }
 
     /// Removes and returns every task.

@@ -3,19 +3,22 @@
 //!
 //! # Netpoller and monitor hooks
 //!
-//! Three places touch the netpoller (`net::driver`), following Go's
-//! `findrunnable`: every 61 ticks a busy worker polls it without blocking
-//! (so readiness is collected while all workers are busy); a worker out of
-//! local work polls it without blocking before it steals; and a worker
-//! going to sleep that wins the poller's try-lock parks *in* the poll
-//! (`Parker::park_polling`, bounded by its next timer) instead of on its
-//! condition variable. Only the parking call changes in `sleep`: the
-//! registration in `Idle` before the final re-check, and the unregister
-//! after waking, are untouched, so the no-lost-wake-up argument of
-//! `sched::idle` holds as is; the poller dispatches its events only after
-//! unregistering. `run_task` also publishes a switch counter (one relaxed
-//! store) beside the running task's id, for the monitor thread's stall
-//! detector.
+//! The worker owns one poller of the runtime's netpoller (`netpoll`): the
+//! epoll set of the sockets its green threads wait on. Following Go's
+//! `findrunnable`: every 61 ticks a busy worker polls it without blocking;
+//! a worker out of local work polls it (and any peer's poller nobody has
+//! polled for a millisecond) without blocking before it steals; a
+//! lingering worker polls it every few microseconds; and a worker going to
+//! sleep parks *in* it (`Parker::park_polling`, bounded by its next timer)
+//! instead of on a condition variable, so its parker's `unpark` (inbox
+//! pushes, notifications) reaches it through the poller's waker, its timers
+//! through the poll's timeout, and IO through the poll itself. Only the
+//! parking call differs from a condvar sleep: the registration in `Idle`
+//! before the final re-check, and the unregister after waking, are
+//! untouched, so the no-lost-wake-up argument of `sched::idle` holds as
+//! is; the poller dispatches its events only after unregistering.
+//! `run_task` also publishes a switch counter (one relaxed store) beside
+//! the running task's id, for the monitor thread's stall detector.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -45,6 +48,12 @@ const SPIN_ROUNDS: usize = 4;
 /// How long a searching worker with parked green threads watches for their
 /// wake-ups before it sleeps.
 const LINGER: std::time::Duration = std::time::Duration::from_micros(50);
+/// While lingering, poll the worker's netpoller every this many rounds of
+/// 64 spins (a few microseconds).
+const LINGER_POLL_ROUNDS: u32 = 4;
+/// A peer's poller that nobody polled for this long (ms) is polled by a
+/// worker out of work.
+const STALE_POLL_MS: u64 = 1;
 /// Most pinned wake-ups moved from the inbox per tick.
 const INBOX_BATCH: usize = 32;
 /// Check the timer heap every this many ticks while busy.
@@ -79,6 +88,9 @@ pub(crate) struct Worker {
     rng: Cell<u64>,
     /// Task runs so far (published to the monitor).
     switches: Cell<u64>,
+    /// The next green thread spawned here starts on the next worker in
+    /// turn (set after an `accept`, cleared after each task run).
+    spread_next: Cell<bool>,
 }
 
 impl Worker {
@@ -103,6 +115,7 @@ impl Worker {
                 0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9),
             ),
             switches: Cell::new(0),
+            spread_next: Cell::new(false),
         }
     }
 
@@ -135,7 +148,9 @@ impl Worker {
             if self.fire_timers() > 0 {
                 continue;
             }
-            if self.shared.io.poll_now() > 0 {
+            if self.shared.io.poll_now(self.index) > 0
+                || self.shared.io.poll_stale(self.index, STALE_POLL_MS) > 0
+            {
                 continue;
             }
             if let Some(task) = self.search() {
@@ -174,11 +189,39 @@ impl Worker {
                 }
             }
             Some(_) => self.pinned.borrow_mut().push_back(task),
+            None if reason == Reason::Spawn
+                && task.kind == Kind::Green
+                && crate::park::in_green_thread() =>
+            {
+                self.place_spawn(task)
+            }
             None => {
                 self.deque.push(task);
                 self.shared.notify_work();
             }
         }
+    }
+
+    /// A green thread spawned by a green thread of this worker: beside its
+    /// spawner (the spawn slot), or on the next worker in turn after an
+    /// `accept` (see `sched::spread_next_spawn`).
+    fn place_spawn(&self, task: Arc<Task>) {
+        if self.spread_next.replace(false) {
+            let target = self.shared.next_placement();
+            if target != self.index {
+                self.shared.place_on(target, task);
+                return;
+            }
+        }
+        if let Some(old) = self.remote().spawned.put(task) {
+            self.deque.push(old);
+        }
+        self.shared.notify_work();
+    }
+
+    /// See `sched::spread_next_spawn`.
+    pub(crate) fn spread_next_spawn(&self) {
+        self.spread_next.set(true);
     }
 
     fn next_local(&self) -> Option<Arc<Task>> {
@@ -188,7 +231,7 @@ impl Worker {
             self.fire_timers();
         }
         if tick.is_multiple_of(NETPOLL_INTERVAL) {
-            self.shared.io.poll_now();
+            self.shared.io.poll_now(self.index);
         }
         if tick.is_multiple_of(INJECTOR_INTERVAL) {
             crate::park::record::refresh_clock();
@@ -197,7 +240,7 @@ impl Worker {
             }
         }
         if self.runnext_streak.get() < RUNNEXT_STREAK {
-            if let Some(t) = self.runnext.take() {
+            if let Some(t) = self.runnext.take().or_else(|| self.remote().spawned.take()) {
                 self.runnext_streak.set(self.runnext_streak.get() + 1);
                 return Some(t);
             }
@@ -218,6 +261,7 @@ impl Worker {
                 .or_else(|| self.pinned.borrow_mut().pop_front())
         };
         t.or_else(|| self.runnext.take())
+            .or_else(|| self.remote().spawned.take())
             .or_else(|| self.steal_injector())
     }
 
@@ -316,20 +360,37 @@ impl Worker {
                 }
             }
         }
-        None
+        self.steal_spawned()
     }
 
-    /// Before sleeping, a worker that owns parked green threads watches for
-    /// their wake-ups a little longer: in a ping-pong with a task on another
-    /// worker the answer usually comes within microseconds, and catching it
-    /// here saves two futex round trips (the sleep and the wake). Bounded by
-    /// `LINGER`, so an idle runtime still goes to sleep almost at once.
+    /// Takes a peer's spawn slot occupant that stays there for its grace
+    /// (the peer is busy; see `spawn_slot`).
+    fn steal_spawned(&self) -> Option<Arc<Task>> {
+        let n = self.shared.remotes.len();
+        let start = self.next_random() as usize % n;
+        (0..n)
+            .map(|i| (start + i) % n)
+            .filter(|&victim| victim != self.index)
+            .find_map(|victim| self.shared.remotes[victim].spawned.steal())
+    }
+
+    /// Before sleeping, a spinning worker that owns parked green threads
+    /// watches for their wake-ups a little longer: in a ping-pong with a
+    /// task on another worker the answer usually comes within
+    /// microseconds, and catching it here saves two futex round trips (the
+    /// sleep and the wake). It watches its inbox, its netpoller, the
+    /// injector and the peers' deques (it still counts as spinning, so
+    /// notifiers rely on it to find movable work). Only a worker admitted
+    /// as a spinner lingers (Go's rule: at most half the busy workers
+    /// spin), and for at most `LINGER`, so an idle runtime still goes to
+    /// sleep almost at once.
     fn linger(&self) -> Option<Arc<Task>> {
-        if self.remote().started.lock().len() == 0 {
+        let remote = self.remote();
+        if !self.spinning.get() || remote.pinned_count.load(Ordering::Relaxed) == 0 {
             return None;
         }
         let start = std::time::Instant::now();
-        let remote = self.remote();
+        let mut rounds = 0u32;
         loop {
             for _ in 0..64 {
                 if remote.inbox_ready.load(Ordering::Relaxed) {
@@ -340,8 +401,21 @@ impl Worker {
                 }
                 std::hint::spin_loop();
             }
+            rounds = rounds.wrapping_add(1);
+            if rounds.is_multiple_of(LINGER_POLL_ROUNDS) && self.shared.io.poll_now(self.index) > 0
+            {
+                return self.next_local();
+            }
             if !self.shared.injector.is_empty() {
                 return self.steal_injector();
+            }
+            if self
+                .shared
+                .remotes
+                .iter()
+                .any(|r| !r.stealer.is_empty() || !r.spawned.is_empty())
+            {
+                return self.search();
             }
             if start.elapsed() >= LINGER {
                 return None;
@@ -363,7 +437,10 @@ impl Worker {
         shared.shutdown.load(Ordering::SeqCst)
             || !shared.injector.is_empty()
             || !shared.remotes[self.index].inbox.is_empty()
-            || shared.remotes.iter().any(|r| !r.stealer.is_empty())
+            || shared
+                .remotes
+                .iter()
+                .any(|r| !r.stealer.is_empty() || !r.spawned.is_empty())
     }
 
     fn sleep(&self, stop: &safepoint::WorkerStop) {
@@ -388,11 +465,10 @@ impl Worker {
             metrics.sleeps.add(1);
             let start = std::time::Instant::now();
             let parker = &self.shared.remotes[self.index].parker;
-            poller = self.shared.io.try_poller();
-            match &mut poller {
-                Some(p) => stop.idle(|| parker.park_polling(timeout, |t| p.poll(t))),
-                None => stop.idle(|| parker.park(timeout)),
-            }
+            // Only this worker blocks in its poller; anyone else holds it
+            // for a non-blocking poll at most.
+            let p = poller.insert(self.shared.io.poller(self.index));
+            stop.idle(|| parker.park_polling(timeout, |t| p.poll(t)));
             metrics.idle_ns.add(start.elapsed().as_nanos() as u64);
             crate::park::record::refresh_clock();
         }
@@ -418,6 +494,14 @@ impl Worker {
         &self.shared.remotes[self.index]
     }
 
+    /// Removes a started green thread from the worker's registry.
+    fn forget_started(&self, task: &Task) {
+        let remote = self.remote();
+        if remote.started.lock().remove(task) {
+            remote.pinned_count.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
     fn metrics(&self) -> &super::metrics::WorkerMetrics {
         &self.remote().metrics
     }
@@ -434,6 +518,7 @@ impl Worker {
             Kind::Async => self.run_async(task),
         }
         remote.running.store(0, Ordering::Relaxed);
+        self.spread_next.set(false);
     }
 
     fn run_green(&self, task: Arc<Task>) {
@@ -464,6 +549,7 @@ impl Worker {
             }));
             task.owner.store(self.index, Ordering::Relaxed);
             self.remote().started.lock().insert(&task);
+            self.remote().pinned_count.fetch_add(1, Ordering::Relaxed);
         }
         let coroutine = slot.as_mut().expect("coroutine was just created");
         match resume(&task, coroutine) {
@@ -492,7 +578,7 @@ impl Worker {
                 self.stacks
                     .borrow_mut()
                     .give(&task.stack, coroutine.into_stack());
-                self.remote().started.lock().remove(&task);
+                self.forget_started(&task);
                 task.finish();
             }
         }
@@ -558,6 +644,9 @@ impl Worker {
         loop {
             let mut progress = false;
             let started = self.remote().started.lock().drain();
+            self.remote()
+                .pinned_count
+                .fetch_sub(started.len(), Ordering::Relaxed);
             for task in started {
                 progress = true;
                 self.cancel_started(task);
@@ -579,6 +668,7 @@ impl Worker {
     fn pop_any(&self) -> Option<Arc<Task>> {
         self.runnext
             .take()
+            .or_else(|| self.remote().spawned.take())
             .or_else(|| self.pinned.borrow_mut().pop_front())
             .or_else(|| self.deque.pop())
             .or_else(|| steal_one(&self.shared.remotes[self.index].inbox))
@@ -597,7 +687,7 @@ impl Worker {
         if !task.state.claim_own_for_cancel() {
             return;
         }
-        self.remote().started.lock().remove(&task);
+        self.forget_started(&task);
         // SAFETY: we hold RUNNING and are the owner worker.
         let coroutine = unsafe { (*task.coroutine.get()).take() };
         if let Some(mut coroutine) = coroutine {
@@ -664,7 +754,7 @@ impl Worker {
         let start = std::time::Instant::now();
         loop {
             self.fire_timers();
-            self.shared.io.poll_now();
+            self.shared.io.poll_now(self.index);
             if task.state.claim_woken() {
                 return true;
             }
