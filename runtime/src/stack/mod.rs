@@ -15,8 +15,12 @@
 //! ```
 //!
 //! A stack costs about one page of resident memory until its task goes
-//! deeper, and one or two kernel mappings (see `os` for guard regions
-//! versus guard pages, and `budget` for the `vm.max_map_count` limit).
+//! deeper. Stacks are carved from *chunks*: one mapping of up to 256
+//! stacks laid out back to back, each above its own guard page, mapped
+//! with a handful of system calls and unmapped with one (see `pool`). With
+//! guard regions a chunk is one kernel mapping; with `PROT_NONE` guard
+//! pages each stack in it is two (see `os`, and `budget` for the
+//! `vm.max_map_count` limit).
 //!
 //! # States of a green thread's stack, and who may touch its pages
 //!
@@ -71,6 +75,8 @@ use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::io;
 use std::mem::ManuallyDrop;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use corosensei::stack::valgrind::ValgrindStackRegistration;
 use corosensei::stack::StackPointer;
@@ -99,21 +105,23 @@ fn round_down_to_page(addr: usize) -> usize {
     addr & !(os::page_size() - 1)
 }
 
-/// Every mapped stack, `bottom -> len`, so that [`stats`] can count their
-/// resident pages. A stack is inserted after it is mapped and removed
-/// before it is unmapped, so every entry is mapped while the lock is held.
+/// Every mapped chunk of stacks, `bottom -> len`, so that [`stats`] can
+/// count their resident pages and the shrinker can group its probes. A
+/// chunk is inserted after it is mapped and removed before it is unmapped,
+/// so every entry is mapped while the lock is held.
 static MAPPINGS: Mutex<BTreeMap<usize, usize>> = Mutex::new(BTreeMap::new());
 
-/// Above this many stacks, [`committed_bytes`] samples.
-const COMMITTED_SAMPLE: usize = 16 * 1024;
+/// Above this many chunks (of up to 256 stacks each), [`committed_bytes`]
+/// samples.
+const COMMITTED_SAMPLE: usize = 128;
 
 /// Resident bytes of all mapped stacks: `mincore` over merged ranges of
-/// adjacent stacks when there are at most [`COMMITTED_SAMPLE`] of them;
-/// beyond that, over every k-th run of 64 stacks in address order (k
-/// chosen so that about `COMMITTED_SAMPLE` are examined, in few calls since
-/// neighbours merge), scaled by reserved bytes.
+/// adjacent chunks when there are at most [`COMMITTED_SAMPLE`] of them;
+/// beyond that, over every k-th run of 4 chunks in address order (k chosen
+/// so that about `COMMITTED_SAMPLE` are examined), scaled by reserved
+/// bytes.
 fn committed_bytes() -> usize {
-    const RUN: usize = 64;
+    const RUN: usize = 4;
     let maps = MAPPINGS.lock();
     let stride = maps.len().div_ceil(COMMITTED_SAMPLE).max(1);
     let mut ranges: Vec<(usize, usize)> = Vec::new();
@@ -144,15 +152,75 @@ fn committed_bytes() -> usize {
     }
 }
 
-/// A guarded, lazily committed stack for one green thread (or one
-/// `maybe_grow` segment).
-///
-/// Owns its mapping; dropping it unmaps the memory.
-pub(crate) struct Stack {
-    /// Lowest address of the mapping (the guard page starts here).
+/// One reservation carved into stacks of one size: mapped (with every
+/// stack's guard) in one batch of system calls, and unmapped in one call
+/// once its last [`Stack`] is dropped. The pools decide when that is: they
+/// drop a reservation's stacks together, once all of them came back.
+pub(crate) struct Chunk {
+    /// Lowest address of the mapping.
     bottom: usize,
-    /// Total length of the mapping, guard page included.
+    /// Length of the mapping.
     len: usize,
+    /// Set when the pools drop all of its stacks at once: the last drop
+    /// unmaps everything, so no stack releases its pages on its own.
+    dying: AtomicBool,
+}
+
+impl Chunk {
+    /// Maps `count` stacks with `size` usable bytes each (already
+    /// normalized), each above its own guard page.
+    pub(crate) fn map(size: usize, count: usize) -> io::Result<Vec<Stack>> {
+        let page = os::page_size();
+        let stride = size + page;
+        let bottom = os::map_stacks(stride, count, page)?;
+        let len = stride * count;
+        MAPPINGS.lock().insert(bottom, len);
+        pool::STATS.mapped_chunk(len, count);
+        let chunk = Arc::new(Chunk {
+            bottom,
+            len,
+            dying: AtomicBool::new(false),
+        });
+        // Highest first, so that a pool popping from the end hands out the
+        // lowest stack first (any order would do).
+        Ok((0..count)
+            .rev()
+            .map(|i| {
+                let start = bottom + i * stride;
+                let valgrind =
+                    ManuallyDrop::new(ValgrindStackRegistration::new(start as *mut u8, stride));
+                Stack {
+                    bottom: start,
+                    len: stride,
+                    chunk: chunk.clone(),
+                    valgrind,
+                }
+            })
+            .collect())
+    }
+}
+
+impl Drop for Chunk {
+    fn drop(&mut self) {
+        MAPPINGS.lock().remove(&self.bottom);
+        os::unmap(self.bottom, self.len);
+        pool::STATS.unmapped_chunk(self.len);
+    }
+}
+
+/// A guarded, lazily committed stack for one green thread (or one
+/// `maybe_grow` segment), carved from a [`Chunk`].
+///
+/// Dropping the last stack of a chunk unmaps the chunk; dropping another
+/// one gives its pages back to the kernel (its address range stays
+/// reserved until the chunk goes).
+pub(crate) struct Stack {
+    /// Lowest address of the stack (the guard page starts here).
+    bottom: usize,
+    /// Length of the stack, guard page included.
+    len: usize,
+    /// The reservation the stack was carved from.
+    chunk: Arc<Chunk>,
     /// Tells Valgrind that this range is a stack, so that switching to it
     /// is not mistaken for a huge stack-pointer jump (and memory checking
     /// stays meaningful under `scripts/memcheck.sh`). A few no-op
@@ -161,27 +229,12 @@ pub(crate) struct Stack {
     valgrind: ManuallyDrop<ValgrindStackRegistration>,
 }
 
-// SAFETY: a `Stack` is an exclusively owned memory mapping; nothing about it
+// SAFETY: a `Stack` is an exclusively owned part of a memory mapping that
+// stays mapped while the stack lives (it holds the chunk); nothing about it
 // is tied to the thread that created it.
 unsafe impl Send for Stack {}
 
 impl Stack {
-    /// Maps a new stack with `size` usable bytes (already normalized) above
-    /// one guard page.
-    pub(crate) fn new(size: usize) -> io::Result<Stack> {
-        let page = os::page_size();
-        let len = size + page;
-        let bottom = os::map_guarded(len, page)?;
-        MAPPINGS.lock().insert(bottom, len);
-        pool::STATS.mapped_one(len);
-        let valgrind = ManuallyDrop::new(ValgrindStackRegistration::new(bottom as *mut u8, len));
-        Ok(Stack {
-            bottom,
-            len,
-            valgrind,
-        })
-    }
-
     /// Usable bytes (the guard page excluded).
     #[inline]
     pub(crate) fn size(&self) -> usize {
@@ -200,11 +253,16 @@ impl Stack {
         self.bottom + self.len
     }
 
+    /// The reservation this stack belongs to (identity only).
+    #[inline]
+    fn chunk_id(&self) -> *const Chunk {
+        Arc::as_ptr(&self.chunk)
+    }
+
     /// Releases all but the top `keep` bytes. Only for a stack that holds no
     /// frames. Returns the bytes released.
     pub(crate) fn trim_to(&self, keep: usize) -> usize {
-        let end = round_down_to_page(self.top().saturating_sub(keep));
-        let start = self.usable_bottom();
+        let (start, end) = self.trim_range(keep);
         if end <= start {
             return 0;
         }
@@ -213,16 +271,124 @@ impl Stack {
         unsafe { os::release(start, end - start) };
         end - start
     }
+
+    /// The part of the usable range below the top `keep` bytes.
+    fn trim_range(&self, keep: usize) -> (usize, usize) {
+        let end = round_down_to_page(self.top().saturating_sub(keep));
+        (self.usable_bottom(), end)
+    }
 }
 
 impl Drop for Stack {
     fn drop(&mut self) {
         // SAFETY: dropped exactly once, here; the field is not used again.
         unsafe { ManuallyDrop::drop(&mut self.valgrind) };
-        MAPPINGS.lock().remove(&self.bottom);
-        os::unmap(self.bottom, self.len);
-        pool::STATS.unmapped_one(self.len);
+        pool::STATS.unmapped_one();
+        // Alone, a stack gives its pages back; its chunk (dropped with the
+        // last of its stacks, right after this) unmaps everything at once.
+        if Arc::strong_count(&self.chunk) > 1 && !self.chunk.dying.load(Ordering::Relaxed) {
+            self.trim_to(0);
+        }
     }
+}
+
+/// Releases all but the top `keep` bytes of each of `stacks` (which hold
+/// no frames), asking the kernel only about the stacks that have pages
+/// there: neighbours in one chunk are checked with one `mincore` call, and
+/// only stacks with resident pages below `keep` get a `madvise`. Returns
+/// the bytes released.
+pub(crate) fn trim_batch<'a>(stacks: impl IntoIterator<Item = &'a Stack>, keep: usize) -> usize {
+    let mut sorted: Vec<&Stack> = stacks.into_iter().collect();
+    sorted.sort_unstable_by_key(|s| s.bottom);
+    let page = os::page_size();
+    let mut buf = Vec::new();
+    let mut released = 0;
+    let mut rest = &sorted[..];
+    while let Some(first) = rest.first() {
+        // A group is one mapped range: stacks of one chunk (the gaps are
+        // its other stacks), or of chunks that lie back to back.
+        let mut n = 1;
+        while n < rest.len()
+            && (rest[n].chunk_id() == rest[n - 1].chunk_id() || rest[n].bottom == rest[n - 1].top())
+            && (rest[n].top() - first.bottom) / page <= PROBE_PAGES
+        {
+            n += 1;
+        }
+        let (group, tail) = rest.split_at(n);
+        rest = tail;
+        let (lo, hi) = (first.bottom, group[n - 1].top());
+        // SAFETY: the range lies in chunks that lie back to back, each
+        // kept mapped by a stack the caller holds.
+        let known = unsafe { os::residency(lo, hi, &mut buf) };
+        for s in group {
+            let (start, end) = s.trim_range(keep);
+            if end <= start {
+                continue;
+            }
+            let dirty = !known
+                || buf[(start - lo) / page..(end - lo) / page]
+                    .iter()
+                    .any(|&b| b & 1 != 0);
+            if dirty {
+                released += s.trim_to(keep);
+            }
+        }
+    }
+    released
+}
+
+/// Most pages one `mincore` call looks at (its result buffer is one byte
+/// per page).
+const PROBE_PAGES: usize = 16 * 1024;
+
+/// Whether each page at the page-aligned addresses `addrs` (sorted
+/// ascending) is resident: neighbours in one chunk, or in chunks that lie
+/// back to back, are asked about with one `mincore` call. Every address must lie in a stack that stays
+/// mapped during the call (a suspended task's, asked by its owner).
+pub(crate) fn pages_resident(addrs: &[usize]) -> Vec<bool> {
+    let page = os::page_size();
+    let mut out = vec![false; addrs.len()];
+    // Group by reservation, found in the registry.
+    let mut groups: Vec<(usize, usize)> = Vec::new();
+    {
+        let maps = MAPPINGS.lock();
+        let mut i = 0;
+        while i < addrs.len() {
+            let first = addrs[i];
+            let mut end = match maps.range(..=first).next_back() {
+                Some((&bottom, &len)) if first < bottom + len => bottom + len,
+                _ => first + page,
+            };
+            // Chunks that lie back to back are one range for `mincore`.
+            while let Some(&len) = maps.get(&end) {
+                if end - first >= PROBE_PAGES * page {
+                    break;
+                }
+                end += len;
+            }
+            let mut j = i + 1;
+            while j < addrs.len() && addrs[j] < end && (addrs[j] - first) / page < PROBE_PAGES {
+                j += 1;
+            }
+            groups.push((i, j));
+            i = j;
+        }
+    }
+    let mut buf = Vec::new();
+    for (i, j) in groups {
+        let (lo, hi) = (addrs[i], addrs[j - 1] + page);
+        // SAFETY: `[lo, hi)` lies in chunks that lie back to back, and the
+        // stacks at both ends are the caller's suspended ones; a chunk in
+        // between could be unmapped meanwhile only if all its stacks came
+        // back to the pools (then `mincore` fails and we report nothing
+        // resident: a missed shrink, never a wrong one).
+        if unsafe { os::residency(lo, hi, &mut buf) } {
+            for k in i..j {
+                out[k] = buf[(addrs[k] - lo) / page] & 1 != 0;
+            }
+        }
+    }
+    out
 }
 
 // SAFETY: `base()` is the top of a mapping whose usable part is readable and
