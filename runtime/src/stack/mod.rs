@@ -193,6 +193,7 @@ impl Chunk {
                     bottom: start,
                     len: stride,
                     chunk: chunk.clone(),
+                    fresh: true,
                     valgrind,
                 }
             })
@@ -221,6 +222,8 @@ pub(crate) struct Stack {
     len: usize,
     /// The reservation the stack was carved from.
     chunk: Arc<Chunk>,
+    /// Never handed out and not pre-faulted: its top page is not committed.
+    fresh: bool,
     /// Tells Valgrind that this range is a stack, so that switching to it
     /// is not mistaken for a huge stack-pointer jump (and memory checking
     /// stays meaningful under `scripts/memcheck.sh`). A few no-op
@@ -292,63 +295,71 @@ impl Drop for Stack {
     }
 }
 
-/// Releases all but the top `keep` bytes of each of `stacks` (which hold
-/// no frames), asking the kernel only about the stacks that have pages
-/// there: neighbours in one chunk are checked with one `mincore` call, and
-/// only stacks with resident pages below `keep` get a `madvise`. Returns
-/// the bytes released.
-pub(crate) fn trim_batch<'a>(stacks: impl IntoIterator<Item = &'a Stack>, keep: usize) -> usize {
-    let mut sorted: Vec<&Stack> = stacks.into_iter().collect();
-    sorted.sort_unstable_by_key(|s| s.bottom);
+/// Commits the top page of every fresh stack among `stacks` (which hold no
+/// frames) with one system call, so that the tasks that start on them take
+/// no page fault there. Marks them no longer fresh.
+pub(crate) fn prefault<'a>(stacks: impl IntoIterator<Item = &'a mut Stack>) {
     let page = os::page_size();
-    let mut buf = Vec::new();
-    let mut released = 0;
-    let mut rest = &sorted[..];
-    while let Some(first) = rest.first() {
-        // A group is one mapped range: stacks of one chunk (the gaps are
-        // its other stacks), or of chunks that lie back to back.
-        let mut n = 1;
-        while n < rest.len()
-            && (rest[n].chunk_id() == rest[n - 1].chunk_id() || rest[n].bottom == rest[n - 1].top())
-            && (rest[n].top() - first.bottom) / page <= PROBE_PAGES
-        {
-            n += 1;
-        }
-        let (group, tail) = rest.split_at(n);
-        rest = tail;
-        let (lo, hi) = (first.bottom, group[n - 1].top());
-        // SAFETY: the range lies in chunks that lie back to back, each
-        // kept mapped by a stack the caller holds.
-        let known = unsafe { os::residency(lo, hi, &mut buf) };
-        for s in group {
-            let (start, end) = s.trim_range(keep);
-            if end <= start {
-                continue;
-            }
-            let dirty = !known
-                || buf[(start - lo) / page..(end - lo) / page]
-                    .iter()
-                    .any(|&b| b & 1 != 0);
-            if dirty {
-                released += s.trim_to(keep);
-            }
+    let mut tops = Vec::new();
+    for s in stacks {
+        if s.fresh {
+            s.fresh = false;
+            tops.push(s.top() - page);
         }
     }
-    released
+    // SAFETY: each page is the top page of a stack the caller holds, which
+    // holds no frames.
+    unsafe { os::populate(&tops) };
+}
+
+/// Releases all but the top `keep` bytes of each of `stacks` (which hold
+/// no frames), asking the kernel only about the stacks that may have pages
+/// there: the page just below each kept top tells (the pages a stack
+/// commits are contiguous below its top, see `shrink`), and neighbouring
+/// stacks are asked about together (see [`pages_resident`]); only stacks
+/// with that page resident get a `madvise`. Returns the bytes released.
+pub(crate) fn trim_batch<'a>(stacks: impl IntoIterator<Item = &'a Stack>, keep: usize) -> usize {
+    let page = os::page_size();
+    let mut probes: Vec<(usize, &Stack)> = stacks
+        .into_iter()
+        .filter_map(|s| {
+            let (start, end) = s.trim_range(keep);
+            (end > start).then(|| (end - page, s))
+        })
+        .collect();
+    if probes.is_empty() {
+        return 0;
+    }
+    probes.sort_unstable_by_key(|&(addr, _)| addr);
+    let addrs: Vec<usize> = probes.iter().map(|&(addr, _)| addr).collect();
+    // If the kernel cannot tell, release anyway.
+    let dirty = pages_resident(&addrs, true);
+    probes
+        .iter()
+        .zip(dirty)
+        .filter(|&(_, dirty)| dirty)
+        .map(|(&(_, s), _)| s.trim_to(keep))
+        .sum()
 }
 
 /// Most pages one `mincore` call looks at (its result buffer is one byte
 /// per page).
 const PROBE_PAGES: usize = 16 * 1024;
+/// Addresses further apart than this many pages are asked about in
+/// separate calls: walking the page tables in between would cost more
+/// than the call.
+const PROBE_GAP_PAGES: usize = 128;
 
 /// Whether each page at the page-aligned addresses `addrs` (sorted
-/// ascending) is resident: neighbours in one chunk, or in chunks that lie
-/// back to back, are asked about with one `mincore` call. Every address must lie in a stack that stays
-/// mapped during the call (a suspended task's, asked by its owner).
-pub(crate) fn pages_resident(addrs: &[usize]) -> Vec<bool> {
+/// ascending) is resident (`unknown` where the kernel cannot tell): close
+/// neighbours in one chunk, or in chunks that lie back to back, are asked
+/// about with one `mincore` call. Every address must lie in a stack that
+/// stays mapped during the call (a suspended task's, asked by its owner,
+/// or a pooled one its pool holds).
+pub(crate) fn pages_resident(addrs: &[usize], unknown: bool) -> Vec<bool> {
     let page = os::page_size();
-    let mut out = vec![false; addrs.len()];
-    // Group by reservation, found in the registry.
+    let mut out = vec![unknown; addrs.len()];
+    // Group by runs of registered chunks.
     let mut groups: Vec<(usize, usize)> = Vec::new();
     {
         let maps = MAPPINGS.lock();
@@ -367,7 +378,11 @@ pub(crate) fn pages_resident(addrs: &[usize]) -> Vec<bool> {
                 end += len;
             }
             let mut j = i + 1;
-            while j < addrs.len() && addrs[j] < end && (addrs[j] - first) / page < PROBE_PAGES {
+            while j < addrs.len()
+                && addrs[j] < end
+                && (addrs[j] - first) / page < PROBE_PAGES
+                && (addrs[j] - addrs[j - 1]) / page <= PROBE_GAP_PAGES
+            {
                 j += 1;
             }
             groups.push((i, j));
@@ -378,10 +393,11 @@ pub(crate) fn pages_resident(addrs: &[usize]) -> Vec<bool> {
     for (i, j) in groups {
         let (lo, hi) = (addrs[i], addrs[j - 1] + page);
         // SAFETY: `[lo, hi)` lies in chunks that lie back to back, and the
-        // stacks at both ends are the caller's suspended ones; a chunk in
-        // between could be unmapped meanwhile only if all its stacks came
-        // back to the pools (then `mincore` fails and we report nothing
-        // resident: a missed shrink, never a wrong one).
+        // stacks at both ends are held by the caller; a chunk in between
+        // could be unmapped meanwhile only if all its stacks came back to
+        // the pools (then `mincore` fails and the answer is `unknown`).
+        // `mincore` only reads page tables: a wrong range is an error
+        // code, never memory corruption.
         if unsafe { os::residency(lo, hi, &mut buf) } {
             for k in i..j {
                 out[k] = buf[(addrs[k] - lo) / page] & 1 != 0;
@@ -498,10 +514,12 @@ impl<T: StackOwner> StackPool<T> {
     }
 
     /// The worker is about to sleep: trims returned stacks and probes the
-    /// parked tasks queued for it.
-    pub(crate) fn idle(&mut self) {
-        self.pool.trim();
+    /// parked tasks queued for it. Returns when it should wake up to give
+    /// unused stacks back, if that is pending (see `pool`).
+    pub(crate) fn idle(&mut self) -> Option<std::time::Instant> {
+        let again = self.pool.trim();
         self.shrink.drain();
+        again
     }
 }
 

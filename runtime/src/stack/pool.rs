@@ -24,6 +24,10 @@
 //!   with no system call and no lock. Stacks returned since the last trim
 //!   are *dirty* (their last task's pages may still be committed) until the
 //!   worker trims them before it sleeps.
+//! - Fresh stacks are pre-faulted in batches of [`PREFAULT_BATCH`] as they
+//!   are first taken: one `process_madvise(MADV_POPULATE_WRITE)` commits
+//!   the top page of each, so a burst of spawns takes neither a system
+//!   call nor a page fault per task.
 //! - Trimming asks the kernel which pages are resident with one `mincore`
 //!   per chunk and releases pages only of the stacks that have some below
 //!   [`POOLED_KEEP`]; the top of a pooled stack stays committed, so a task
@@ -33,20 +37,24 @@
 //!   mapping. The shared pool also keeps other sizes (per-task stack
 //!   sizes, `maybe_grow` segments) and the stacks of workers that exit, so
 //!   a later runtime starts warm.
-//! - Memory goes back in batches: once the shared pool holds more than
-//!   [`SHARED_KEEP`] stacks of a size, every chunk whose stacks are all in
-//!   it is unmapped whole. A stack is never unmapped alone (that would
-//!   split a chunk's mapping and cost a call per stack).
+//! - Memory goes back in batches: when a worker goes idle and the shared
+//!   pool holds more than [`SHARED_KEEP`] stacks of a size that went
+//!   [`RELEASE_GRACE`] without takes or gives, every chunk whose stacks
+//!   are all in it is unmapped whole (a busy runtime keeps the stacks of
+//!   its peak, as Go keeps its stack spans until the scavenger runs). A
+//!   stack is never unmapped alone (that would split a chunk's mapping and
+//!   cost a call per stack).
 //!
 //! Invariant: a pooled stack holds no frames, so any of its pages may be
 //! released at any time by its pool's owner.
 
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use super::{trim_batch, Chunk, Stack};
+use super::{prefault, trim_batch, Chunk, Stack};
 
 /// Most stacks a single worker keeps for reuse.
 const LOCAL_POOL_MAX: usize = 256;
@@ -56,6 +64,11 @@ const SHARED_KEEP: usize = 1024;
 /// Bytes kept committed at the top of a pooled stack; the rest is released
 /// when the stack is trimmed, so an idle pool costs little memory.
 pub(crate) const POOLED_KEEP: usize = 16 * 1024;
+/// Fresh stacks whose top page is committed together, with one call, when
+/// the first of them is taken: a burst of spawns then takes no page fault
+/// on its stacks, and a runtime with few tasks commits at most this many
+/// pages ahead.
+const PREFAULT_BATCH: usize = 64;
 /// Most stacks carved from one chunk.
 pub(crate) const CHUNK_STACKS: usize = 256;
 /// Target size of a chunk: fewer, larger stacks per chunk above it.
@@ -199,7 +212,8 @@ fn map_batch(size: usize) -> io::Result<Vec<Stack>> {
     let count = match super::budget::room(STATS.mapped(), want) {
         Ok(n) => n,
         Err(_) => {
-            SHARED.lock().release_free_chunks(0);
+            let dropped = SHARED.lock().release_all_free();
+            unmap_dropped(dropped);
             super::budget::room(STATS.mapped(), want)?
         }
     };
@@ -255,10 +269,17 @@ struct Class {
     size: usize,
     /// Trimmed stacks, ready for reuse.
     stacks: Vec<Stack>,
-    /// Look for chunks to unmap once `stacks` is this long (doubles when a
-    /// look finds too few, so looking stays amortized O(1) per stack).
-    scan_at: usize,
+    /// Stacks came in since the last look for chunks to unmap.
+    grew: bool,
+    /// When stacks were last taken out or given back: free chunks are
+    /// unmapped only after [`RELEASE_GRACE`] of quiet, so repeated bursts
+    /// reuse their stacks instead of mapping and faulting them in again.
+    last_used: Instant,
 }
+
+/// How long a size's stacks must have gone neither taken nor given back
+/// before idle workers unmap its free chunks.
+pub(crate) const RELEASE_GRACE: Duration = Duration::from_secs(1);
 
 /// The shared pool of trimmed stacks, by size.
 struct SharedPool {
@@ -273,13 +294,19 @@ static SHARED: Mutex<SharedPool> = Mutex::new(SharedPool {
     len: 0,
 });
 
+/// Stacks taken out of the shared pool to be dropped (and their chunks
+/// unmapped) once its lock is released.
+type Dropped = Vec<Vec<Stack>>;
+
 impl SharedPool {
     fn class(&mut self, size: usize) -> Option<&mut Class> {
         self.classes.iter_mut().find(|c| c.size == size)
     }
 
     fn take(&mut self, size: usize) -> Option<Stack> {
-        let stack = self.class(size)?.stacks.pop()?;
+        let class = self.class(size)?;
+        let stack = class.stacks.pop()?;
+        class.last_used = Instant::now();
         self.len -= 1;
         Some(stack)
     }
@@ -292,12 +319,16 @@ impl SharedPool {
         let k = n.min(class.stacks.len());
         let from = class.stacks.len() - k;
         out.extend(class.stacks.drain(from..));
+        if k > 0 {
+            class.last_used = Instant::now();
+        }
         self.len -= k;
     }
 
-    /// Keeps trimmed stacks; past [`SHARED_KEEP`] of a size, unmaps the
-    /// chunks whose stacks have all come back.
+    /// Keeps trimmed stacks (idle workers give the memory of those unused
+    /// for a while back, see [`release_idle`](Self::release_idle)).
     fn give_batch(&mut self, stacks: Vec<Stack>) {
+        let now = Instant::now();
         for stack in stacks {
             let size = stack.size();
             let class = match self.classes.iter().position(|c| c.size == size) {
@@ -306,46 +337,85 @@ impl SharedPool {
                     self.classes.push(Class {
                         size,
                         stacks: Vec::new(),
-                        scan_at: 2 * SHARED_KEEP,
+                        grew: false,
+                        last_used: now,
                     });
                     self.classes.last_mut().expect("just pushed")
                 }
             };
             class.stacks.push(stack);
+            class.grew = true;
+            class.last_used = now;
             self.len += 1;
         }
-        let mut freed = 0;
-        for class in &mut self.classes {
-            if class.stacks.len() >= class.scan_at {
-                freed += class.release_free_chunks(SHARED_KEEP);
-                class.scan_at = (2 * class.stacks.len()).max(2 * SHARED_KEEP);
-            }
-        }
-        self.len -= freed;
     }
 
-    /// Unmaps, in every class, the chunks whose stacks are all here while
-    /// more than `keep` stacks of the class remain.
-    fn release_free_chunks(&mut self, keep: usize) {
-        let mut freed = 0;
+    /// A worker is idle at `now`: in every class that grew past
+    /// [`SHARED_KEEP`] since the last look and whose stacks were neither
+    /// taken nor given back for [`RELEASE_GRACE`], unmap the chunks whose
+    /// stacks all came back.
+    /// Also returns when to look again for a class still in its grace.
+    #[must_use]
+    fn release_idle(&mut self, now: Instant) -> (Dropped, Option<Instant>) {
+        let mut dropped = Vec::new();
+        let mut again: Option<Instant> = None;
         for class in &mut self.classes {
-            freed += class.release_free_chunks(keep);
+            if !class.grew || class.stacks.len() <= SHARED_KEEP {
+                class.grew = false;
+                continue;
+            }
+            let due = class.last_used + RELEASE_GRACE;
+            if now < due {
+                again = Some(again.map_or(due, |a| a.min(due)));
+                continue;
+            }
+            dropped.extend(class.release_free_chunks(SHARED_KEEP));
+            class.grew = false;
         }
-        self.len -= freed;
+        self.len -= dropped.iter().map(Vec::len).sum::<usize>();
+        (dropped, again)
+    }
+
+    /// Unmaps, in every class, every chunk whose stacks are all here (the
+    /// mapping budget is exhausted).
+    #[must_use]
+    fn release_all_free(&mut self) -> Dropped {
+        let mut dropped = Vec::new();
+        for class in &mut self.classes {
+            dropped.extend(class.release_free_chunks(0));
+        }
+        self.len -= dropped.iter().map(Vec::len).sum::<usize>();
+        dropped
     }
 }
 
+/// Drops stacks taken out of the shared pool, after its lock was released:
+/// each chunk is unmapped with its last stack.
+fn unmap_dropped(dropped: Dropped) {
+    if dropped.is_empty() {
+        return;
+    }
+    let stacks: usize = dropped.iter().map(Vec::len).sum();
+    tracing::debug!(
+        stacks,
+        chunks = dropped.len(),
+        "unmapping chunks of pooled stacks"
+    );
+    drop(dropped);
+}
+
 impl Class {
-    /// Unmaps the chunks whose stacks are all in this class (each with one
-    /// `munmap`), until `keep` stacks are left. Returns the stacks dropped.
-    fn release_free_chunks(&mut self, keep: usize) -> usize {
+    /// Takes out the stacks of every chunk whose stacks are all in this
+    /// class, until `keep` stacks are left. Dropping them unmaps those
+    /// chunks (one `munmap` each).
+    fn release_free_chunks(&mut self, keep: usize) -> Dropped {
+        let mut dropped = Vec::new();
         if self.stacks.len() <= keep {
-            return 0;
+            return dropped;
         }
         // A chunk's stacks are adjacent in address order.
         self.stacks.sort_unstable_by_key(|s| s.bottom);
         let mut kept = Vec::with_capacity(self.stacks.len());
-        let mut dropped = Vec::new();
         let mut left = self.stacks.len();
         let mut all = std::mem::take(&mut self.stacks).into_iter().peekable();
         while let Some(first) = all.next() {
@@ -370,17 +440,7 @@ impl Class {
             }
         }
         self.stacks = kept;
-        let count: usize = dropped.iter().map(Vec::len).sum();
-        if count > 0 {
-            tracing::debug!(
-                stacks = count,
-                chunks = dropped.len(),
-                "unmapping chunks of pooled stacks"
-            );
-        }
-        // Dropping the last stack of each chunk unmaps the chunk.
-        drop(dropped);
-        count
+        dropped
     }
 }
 
@@ -423,8 +483,14 @@ impl LocalPool {
             // Shared stacks are trimmed already, fresh ones untouched.
             self.dirty_from = self.free.len();
         }
-        let stack = self.free.pop().expect("the pool was just filled");
+        let mut stack = self.free.pop().expect("the pool was just filled");
         self.dirty_from = self.dirty_from.min(self.free.len());
+        if stack.fresh {
+            // Fresh stacks sit together at the end: pre-fault the top page
+            // of this one and of the next ones to be taken, in one call.
+            let from = self.free.len().saturating_sub(PREFAULT_BATCH - 1);
+            prefault(std::iter::once(&mut stack).chain(self.free[from..].iter_mut()));
+        }
         STATS.stacks_in_use.fetch_add(1, Relaxed);
         Ok(stack)
     }
@@ -456,13 +522,19 @@ impl LocalPool {
     /// Releases all but the top [`POOLED_KEEP`] bytes of every stack returned
     /// since the last trim (asking the kernel only about those that have
     /// pages below). Returns the bytes released.
-    pub(crate) fn trim(&mut self) -> usize {
-        if self.dirty_from == self.free.len() {
-            return 0;
+    ///
+    /// Also unmaps the shared pool's free chunks past its size once they
+    /// went unused for [`RELEASE_GRACE`], so that the memory of a burst
+    /// goes back while the runtime is idle, not on the exit path of its
+    /// tasks. Returns when to call again for that, if it is not yet due.
+    pub(crate) fn trim(&mut self) -> Option<Instant> {
+        let (dropped, again) = SHARED.lock().release_idle(Instant::now());
+        unmap_dropped(dropped);
+        if self.dirty_from != self.free.len() {
+            trim_batch(&self.free[self.dirty_from..], POOLED_KEEP);
+            self.dirty_from = self.free.len();
         }
-        let released = trim_batch(&self.free[self.dirty_from..], POOLED_KEEP);
-        self.dirty_from = self.free.len();
-        released
+        again
     }
 }
 
@@ -582,6 +654,12 @@ mod tests {
             STATS.stacks_in_use.fetch_sub(1, Relaxed);
             give_shared(s);
         }
+        // What an idle worker does, once the grace has passed.
+        let (dropped, _) = SHARED
+            .lock()
+            .release_idle(Instant::now() + 2 * RELEASE_GRACE);
+        assert!(!dropped.is_empty());
+        unmap_dropped(dropped);
         let left: std::collections::HashSet<*const Chunk> = {
             let shared = SHARED.lock();
             let class = shared.classes.iter().find(|c| c.size == size).unwrap();
@@ -603,5 +681,44 @@ mod tests {
         unsafe { *((held.top() - 1) as *mut u8) = 1 };
         STATS.stacks_in_use.fetch_sub(1, Relaxed);
         give_shared(held);
+    }
+
+    #[test]
+    fn fresh_stacks_are_prefaulted_in_one_batch_when_first_taken() {
+        // A size no other test uses.
+        let size = super::super::normalize_size(96 * 1024);
+        let mut pool = LocalPool::new(size);
+        let stacks: Vec<Stack> = (0..PREFAULT_BATCH).map(|_| pool.take(0).unwrap()).collect();
+        let page = super::super::os::page_size();
+        let mut tops: Vec<usize> = stacks.iter().map(|s| s.top() - page).collect();
+        tops.sort_unstable();
+        let resident = super::super::pages_resident(&tops, false);
+        if super::super::os::populate_works() {
+            assert!(resident.iter().all(|&r| r), "{resident:?}");
+        }
+        assert!(stacks.iter().all(|s| !s.fresh));
+        for s in stacks {
+            pool.give(s);
+        }
+    }
+
+    #[test]
+    fn free_chunks_wait_out_the_grace_before_they_are_unmapped() {
+        // A size no other test uses.
+        let size = super::super::normalize_size(104 * 1024);
+        let n = SHARED_KEEP + 2 * CHUNK_STACKS;
+        let stacks: Vec<Stack> = (0..n).map(|_| take_shared(size).unwrap()).collect();
+        for s in stacks {
+            STATS.stacks_in_use.fetch_sub(1, Relaxed);
+            give_shared(s);
+        }
+        let now = Instant::now();
+        let (dropped, again) = SHARED.lock().release_idle(now);
+        assert!(dropped.is_empty(), "just used: kept");
+        let again = again.expect("a release is pending");
+        assert!(again > now && again <= now + RELEASE_GRACE);
+        let (dropped, _) = SHARED.lock().release_idle(again);
+        assert!(!dropped.is_empty(), "unused for the grace: unmapped");
+        unmap_dropped(dropped);
     }
 }

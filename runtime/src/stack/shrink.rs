@@ -329,7 +329,7 @@ impl<T: StackOwner> ShrinkQueue<T> {
         }
         probes.sort_unstable();
         let pages: Vec<usize> = probes.iter().map(|&(page, _)| page).collect();
-        let resident = super::pages_resident(&pages);
+        let resident = super::pages_resident(&pages, false);
         for (&(_, i), deep) in probes.iter().zip(resident) {
             if deep {
                 self.pending[i].task_stack().shrink(true);
