@@ -9,8 +9,8 @@
 #   --quick       smaller sizes and fewer repetitions: under 2 minutes once built
 #                 (the full run stays under 10 minutes on 2 cores)
 #   --only        row ids: spawn_join yield chan_pingpong chan_buffered thread_ring
-#                 pingpong_pairs mutex sleep parked_memory echo http binary_trees
-#                 gc_latency gc_pause
+#                 pingpong_pairs mutex sleep parked_memory park_wake echo http
+#                 binary_trees gc_latency gc_pause
 #   --reps N      repetitions per row (default 3, quick 2; some rows more or fewer)
 #   --no-install  do not apt-get Go or wrk when they are missing
 #   --no-sysctl   do not raise vm.max_map_count (100k parked tasks and may's 1M
@@ -125,7 +125,7 @@ say "building the Rust programs (release)"
 feature_bins() {
   case "$1" in
     chan) echo chan_pingpong_fibra chan_buffered_fibra thread_ring_fibra pingpong_pairs_fibra ;;
-    sync) echo mutex_fibra ;;
+    sync) echo mutex_fibra park_wake_fibra ;;
     time) echo sleep_fibra ;;
     net) echo echo_server_fibra http_server_fibra ;;
     gc) echo binary_trees_fibra gc_latency_fibra gc_pause_fibra ;;

@@ -46,6 +46,34 @@ fn child_entry() {
                 .unwrap();
             let _ = h.join();
         }
+        "neighbours" => {
+            // Green threads parked on both sides: the overflowing task's
+            // stack sits inside a chunk, between other tasks' stacks.
+            let (tx, rx) = fibra_runtime::chan::channel::<()>(0);
+            let parked: Vec<_> = (0..20)
+                .map(|_| {
+                    let rx = rx.clone();
+                    fibra_runtime::spawn(move || {
+                        let _ = rx.recv();
+                    })
+                })
+                .collect();
+            fibra_runtime::yield_now();
+            let h = fibra_runtime::task::Builder::new()
+                .name("middle-of-a-chunk")
+                .spawn(|| recurse(0))
+                .unwrap();
+            let more: Vec<_> = (0..20)
+                .map(|_| {
+                    let rx = rx.clone();
+                    fibra_runtime::spawn(move || {
+                        let _ = rx.recv();
+                    })
+                })
+                .collect();
+            let _ = h.join();
+            drop((tx, parked, more));
+        }
         "wild" => {
             let h = fibra_runtime::task::Builder::new()
                 .name("wild-pointer")
@@ -125,4 +153,22 @@ fn other_faults_go_to_the_previous_handler() {
     assert_eq!(out.status.signal(), Some(libc::SIGSEGV), "stderr: {stderr}");
     assert!(!stderr.contains("stack overflow"), "{stderr}");
     assert!(!stderr.contains("overflowed"), "{stderr}");
+}
+
+#[test]
+fn overflow_between_neighbours_in_a_chunk_names_the_task() {
+    for guard in ["auto", "pages"] {
+        let out = run_child_with("neighbours", guard);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.signal(),
+            Some(libc::SIGABRT),
+            "guard {guard}, stderr: {stderr}"
+        );
+        assert!(
+            stderr
+                .contains("'middle-of-a-chunk' has overflowed its 256 KiB stack (stack overflow)"),
+            "guard {guard}: {stderr}"
+        );
+    }
 }

@@ -37,6 +37,7 @@ var questions = map[string]func(){
 	"mutex":          mutex,
 	"sleep":          sleep,
 	"parked_memory":  parkedMemory,
+	"park_wake":      parkWake,
 	"echo_server":    echoServer,
 	"http_server":    httpServer,
 	"binary_trees":   binaryTrees,

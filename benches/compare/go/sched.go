@@ -250,3 +250,37 @@ func pingpongPairs() {
 	round(count / pairs / 10)
 	report(fmt.Sprintf("pingpong_pairs_%dw", *workers), "time", round(count/pairs), "ns/roundtrip")
 }
+
+// parkWake: n goroutines each report on a WaitGroup and park receiving from
+// one channel; once all have started the channel is closed and every one
+// is waited for (a second WaitGroup: Go has no join handles).
+func parkWake() {
+	count := orDefault(*n, 100_000)
+	round := func() (time.Duration, time.Duration) {
+		ch := make(chan struct{})
+		var started, done sync.WaitGroup
+		started.Add(count)
+		done.Add(count)
+		t0 := time.Now()
+		for i := 0; i < count; i++ {
+			go func() {
+				started.Done()
+				<-ch
+				done.Done()
+			}()
+		}
+		started.Wait()
+		start := time.Since(t0)
+		t1 := time.Now()
+		close(ch)
+		done.Wait()
+		return start, time.Since(t1)
+	}
+	start, wake := round()
+	for r := 1; r < *rounds; r++ {
+		start, wake = round()
+	}
+	name := fmt.Sprintf("park_wake_%d", count)
+	report(name, "start", nsPer(start, count), "ns/task")
+	report(name, "wake_join", nsPer(wake, count), "ns/task")
+}

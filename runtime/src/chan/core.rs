@@ -216,9 +216,7 @@ impl<T> Chan<T> {
         );
         drop(inner);
         tracing::trace!(waiters = wakers.len(), "channel closed");
-        for w in wakers {
-            w.wake();
-        }
+        crate::sched::wake_all(wakers);
         true
     }
 

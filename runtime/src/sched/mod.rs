@@ -266,10 +266,13 @@ impl Shared {
         }
         match task.owner() {
             Some(owner) => {
+                let deferred = defer_unpark(self, &task, owner);
                 let remote = &self.remotes[owner];
                 remote.inbox.push(task);
                 remote.inbox_ready.store(true, Ordering::Release);
-                remote.parker.unpark();
+                if !deferred {
+                    remote.parker.unpark();
+                }
             }
             None => {
                 self.injector.push(task);
@@ -445,6 +448,95 @@ pub(crate) fn spread_next_spawn() {
             w.spread_next_spawn();
         }
     });
+}
+
+/// Workers to unpark at the end of a [`batch_wakes`]: (runtime, index).
+type Deferred = Vec<(Arc<Shared>, usize)>;
+
+thread_local! {
+    /// While [`batch_wakes`] runs on this thread: the workers whose inbox
+    /// got woken green threads from it, each to unpark once at the end.
+    static DEFERRED_UNPARKS: std::cell::RefCell<Option<Deferred>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `wake`, which wakes many tasks at once (a channel closing, a
+/// `Condvar::notify_all`, a `WaitGroup` reaching zero). Every worker that
+/// receives pinned green threads from it is unparked once, when `wake`
+/// returns or unwinds, instead of once per task: N woken green threads
+/// cost N inbox pushes and one cross-thread wake per worker.
+///
+/// No wake-up is lost: each task is in its owner's inbox, flagged, before
+/// `wake` returns, and the owner is unparked after that (a worker that is
+/// awake finds the inbox on its own).
+pub(crate) fn batch_wakes<R>(wake: impl FnOnce() -> R) -> R {
+    /// Unparks the deferred workers, if this call opened the batch.
+    struct Flush(bool);
+    impl Drop for Flush {
+        fn drop(&mut self) {
+            if !self.0 {
+                return;
+            }
+            let deferred = DEFERRED_UNPARKS
+                .try_with(|d| d.borrow_mut().take())
+                .ok()
+                .flatten();
+            for (shared, index) in deferred.into_iter().flatten() {
+                shared.remotes[index].parker.unpark();
+            }
+        }
+    }
+    let outer = DEFERRED_UNPARKS
+        .try_with(|d| {
+            let mut d = d.borrow_mut();
+            if d.is_some() {
+                return false;
+            }
+            *d = Some(Vec::new());
+            true
+        })
+        .unwrap_or(false);
+    let _flush = Flush(outer);
+    wake()
+}
+
+/// Wakes every waker (taken under a lock, called after it was released)
+/// in one [`batch_wakes`]. A waker that panics does not stop the others:
+/// all are woken, then the first panic continues.
+pub(crate) fn wake_all(wakers: impl IntoIterator<Item = std::task::Waker>) {
+    batch_wakes(|| {
+        let mut panic = None;
+        for waker in wakers {
+            let woke = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| waker.wake()));
+            if let Err(payload) = woke {
+                panic.get_or_insert(payload);
+            }
+        }
+        if let Some(payload) = panic {
+            std::panic::resume_unwind(payload);
+        }
+    });
+}
+
+/// Inside [`batch_wakes`]: records that worker `owner` of `shared` (the
+/// runtime of `task`) must be unparked when the batch ends, and returns
+/// true; outside one, false.
+fn defer_unpark(shared: &Shared, task: &Arc<Task>, owner: usize) -> bool {
+    DEFERRED_UNPARKS
+        .try_with(|d| {
+            let mut d = d.borrow_mut();
+            let Some(list) = d.as_mut() else {
+                return false;
+            };
+            let known = list
+                .iter()
+                .any(|(s, i)| *i == owner && std::ptr::eq(Arc::as_ptr(s), shared));
+            if !known {
+                list.push((Shared::of(task), owner));
+            }
+            true
+        })
+        .unwrap_or(false)
 }
 
 /// Pops one task from an injector, retrying on contention.

@@ -452,11 +452,19 @@ impl Worker {
             self.spinning.set(self.shared.idle.unregister(self.index));
             return;
         }
-        self.stacks.borrow_mut().idle();
+        let release_stacks_at = self.stacks.borrow_mut().idle();
         let timeout = self.sleep_timeout();
         let metrics = self.metrics();
         metrics.timers.set(self.timers.borrow().len() as u64);
         metrics.timer_armed.set(timeout.is_some() as u64);
+        // Wake up to give unused stacks back (see `stack::pool`).
+        let timeout = match release_stacks_at {
+            Some(at) => {
+                let due = at.saturating_duration_since(std::time::Instant::now());
+                Some(timeout.map_or(due, |t| t.min(due)))
+            }
+            None => timeout,
+        };
         metrics
             .green_threads
             .set(self.remote().started.lock().len() as u64);

@@ -1,13 +1,14 @@
 //! The mapping budget: refusing a new stack with a clear error before the
 //! kernel's limit on memory mappings (`vm.max_map_count`) is reached.
 //!
-//! With guard pages ([`GuardMode::Pages`]) every stack costs two mappings,
-//! so the budget is `(limit - SLACK) / 2` stacks. With guard regions
-//! ([`GuardMode::Regions`]) a stack costs at most one mapping and usually
-//! none (adjacent stacks merge), so instead of a fixed count the real
-//! number of mappings is read from `/proc/self/maps` whenever the stacks
-//! mapped since the last reading could, at one mapping each, have used up
-//! the headroom it showed.
+//! With guard pages ([`GuardMode::Pages`]) every stack costs two mappings
+//! (a chunk of stacks is one mapping split by `mprotect` into a guard and
+//! a usable part per stack), so the budget is `(limit - SLACK) / 2`
+//! stacks. With guard regions ([`GuardMode::Regions`]) a whole chunk of 256
+//! stacks is one mapping at most (adjacent chunks merge), so instead of a
+//! fixed count the real number of mappings is read from `/proc/self/maps`
+//! whenever the stacks mapped since the last reading could, at one
+//! mapping each, have used up the headroom it showed.
 
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -35,12 +36,19 @@ pub(crate) fn check_spawn() -> io::Result<()> {
     }
 }
 
-/// Whether one more stack may be mapped now (`mapped` are mapped already).
-pub(crate) fn may_map(mapped: usize) -> io::Result<()> {
-    if fits(mapped) {
-        Ok(())
-    } else {
-        Err(limit_error())
+/// How many of `want` more stacks may be mapped now (`mapped` are mapped
+/// already): at least one, or the documented error. With guard pages the
+/// budget is exact, so the last chunk below the limit is a short one.
+pub(crate) fn room(mapped: usize, want: usize) -> io::Result<usize> {
+    if !fits(mapped) {
+        return Err(limit_error());
+    }
+    match (os::max_map_count(), os::guard_mode()) {
+        (Some((limit, _)), GuardMode::Pages) => {
+            let budget = limit.saturating_sub(SLACK) / 2;
+            Ok(want.min(budget - mapped).max(1))
+        }
+        _ => Ok(want),
     }
 }
 

@@ -15,8 +15,12 @@
 //! ```
 //!
 //! A stack costs about one page of resident memory until its task goes
-//! deeper, and one or two kernel mappings (see `os` for guard regions
-//! versus guard pages, and `budget` for the `vm.max_map_count` limit).
+//! deeper. Stacks are carved from *chunks*: one mapping of up to 256
+//! stacks laid out back to back, each above its own guard page, mapped
+//! with a handful of system calls and unmapped with one (see `pool`). With
+//! guard regions a chunk is one kernel mapping; with `PROT_NONE` guard
+//! pages each stack in it is two (see `os`, and `budget` for the
+//! `vm.max_map_count` limit).
 //!
 //! # States of a green thread's stack, and who may touch its pages
 //!
@@ -71,6 +75,8 @@ use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::io;
 use std::mem::ManuallyDrop;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use corosensei::stack::valgrind::ValgrindStackRegistration;
 use corosensei::stack::StackPointer;
@@ -99,21 +105,23 @@ fn round_down_to_page(addr: usize) -> usize {
     addr & !(os::page_size() - 1)
 }
 
-/// Every mapped stack, `bottom -> len`, so that [`stats`] can count their
-/// resident pages. A stack is inserted after it is mapped and removed
-/// before it is unmapped, so every entry is mapped while the lock is held.
+/// Every mapped chunk of stacks, `bottom -> len`, so that [`stats`] can
+/// count their resident pages and the shrinker can group its probes. A
+/// chunk is inserted after it is mapped and removed before it is unmapped,
+/// so every entry is mapped while the lock is held.
 static MAPPINGS: Mutex<BTreeMap<usize, usize>> = Mutex::new(BTreeMap::new());
 
-/// Above this many stacks, [`committed_bytes`] samples.
-const COMMITTED_SAMPLE: usize = 16 * 1024;
+/// Above this many chunks (of up to 256 stacks each), [`committed_bytes`]
+/// samples.
+const COMMITTED_SAMPLE: usize = 128;
 
 /// Resident bytes of all mapped stacks: `mincore` over merged ranges of
-/// adjacent stacks when there are at most [`COMMITTED_SAMPLE`] of them;
-/// beyond that, over every k-th run of 64 stacks in address order (k
-/// chosen so that about `COMMITTED_SAMPLE` are examined, in few calls since
-/// neighbours merge), scaled by reserved bytes.
+/// adjacent chunks when there are at most [`COMMITTED_SAMPLE`] of them;
+/// beyond that, over every k-th run of 4 chunks in address order (k chosen
+/// so that about `COMMITTED_SAMPLE` are examined), scaled by reserved
+/// bytes.
 fn committed_bytes() -> usize {
-    const RUN: usize = 64;
+    const RUN: usize = 4;
     let maps = MAPPINGS.lock();
     let stride = maps.len().div_ceil(COMMITTED_SAMPLE).max(1);
     let mut ranges: Vec<(usize, usize)> = Vec::new();
@@ -144,15 +152,78 @@ fn committed_bytes() -> usize {
     }
 }
 
-/// A guarded, lazily committed stack for one green thread (or one
-/// `maybe_grow` segment).
-///
-/// Owns its mapping; dropping it unmaps the memory.
-pub(crate) struct Stack {
-    /// Lowest address of the mapping (the guard page starts here).
+/// One reservation carved into stacks of one size: mapped (with every
+/// stack's guard) in one batch of system calls, and unmapped in one call
+/// once its last [`Stack`] is dropped. The pools decide when that is: they
+/// drop a reservation's stacks together, once all of them came back.
+pub(crate) struct Chunk {
+    /// Lowest address of the mapping.
     bottom: usize,
-    /// Total length of the mapping, guard page included.
+    /// Length of the mapping.
     len: usize,
+    /// Set when the pools drop all of its stacks at once: the last drop
+    /// unmaps everything, so no stack releases its pages on its own.
+    dying: AtomicBool,
+}
+
+impl Chunk {
+    /// Maps `count` stacks with `size` usable bytes each (already
+    /// normalized), each above its own guard page.
+    pub(crate) fn map(size: usize, count: usize) -> io::Result<Vec<Stack>> {
+        let page = os::page_size();
+        let stride = size + page;
+        let bottom = os::map_stacks(stride, count, page)?;
+        let len = stride * count;
+        MAPPINGS.lock().insert(bottom, len);
+        pool::STATS.mapped_chunk(len, count);
+        let chunk = Arc::new(Chunk {
+            bottom,
+            len,
+            dying: AtomicBool::new(false),
+        });
+        // Highest first, so that a pool popping from the end hands out the
+        // lowest stack first (any order would do).
+        Ok((0..count)
+            .rev()
+            .map(|i| {
+                let start = bottom + i * stride;
+                let valgrind =
+                    ManuallyDrop::new(ValgrindStackRegistration::new(start as *mut u8, stride));
+                Stack {
+                    bottom: start,
+                    len: stride,
+                    chunk: chunk.clone(),
+                    fresh: true,
+                    valgrind,
+                }
+            })
+            .collect())
+    }
+}
+
+impl Drop for Chunk {
+    fn drop(&mut self) {
+        MAPPINGS.lock().remove(&self.bottom);
+        os::unmap(self.bottom, self.len);
+        pool::STATS.unmapped_chunk(self.len);
+    }
+}
+
+/// A guarded, lazily committed stack for one green thread (or one
+/// `maybe_grow` segment), carved from a [`Chunk`].
+///
+/// Dropping the last stack of a chunk unmaps the chunk; dropping another
+/// one gives its pages back to the kernel (its address range stays
+/// reserved until the chunk goes).
+pub(crate) struct Stack {
+    /// Lowest address of the stack (the guard page starts here).
+    bottom: usize,
+    /// Length of the stack, guard page included.
+    len: usize,
+    /// The reservation the stack was carved from.
+    chunk: Arc<Chunk>,
+    /// Never handed out and not pre-faulted: its top page is not committed.
+    fresh: bool,
     /// Tells Valgrind that this range is a stack, so that switching to it
     /// is not mistaken for a huge stack-pointer jump (and memory checking
     /// stays meaningful under `scripts/memcheck.sh`). A few no-op
@@ -161,27 +232,12 @@ pub(crate) struct Stack {
     valgrind: ManuallyDrop<ValgrindStackRegistration>,
 }
 
-// SAFETY: a `Stack` is an exclusively owned memory mapping; nothing about it
+// SAFETY: a `Stack` is an exclusively owned part of a memory mapping that
+// stays mapped while the stack lives (it holds the chunk); nothing about it
 // is tied to the thread that created it.
 unsafe impl Send for Stack {}
 
 impl Stack {
-    /// Maps a new stack with `size` usable bytes (already normalized) above
-    /// one guard page.
-    pub(crate) fn new(size: usize) -> io::Result<Stack> {
-        let page = os::page_size();
-        let len = size + page;
-        let bottom = os::map_guarded(len, page)?;
-        MAPPINGS.lock().insert(bottom, len);
-        pool::STATS.mapped_one(len);
-        let valgrind = ManuallyDrop::new(ValgrindStackRegistration::new(bottom as *mut u8, len));
-        Ok(Stack {
-            bottom,
-            len,
-            valgrind,
-        })
-    }
-
     /// Usable bytes (the guard page excluded).
     #[inline]
     pub(crate) fn size(&self) -> usize {
@@ -200,11 +256,16 @@ impl Stack {
         self.bottom + self.len
     }
 
+    /// The reservation this stack belongs to (identity only).
+    #[inline]
+    fn chunk_id(&self) -> *const Chunk {
+        Arc::as_ptr(&self.chunk)
+    }
+
     /// Releases all but the top `keep` bytes. Only for a stack that holds no
     /// frames. Returns the bytes released.
     pub(crate) fn trim_to(&self, keep: usize) -> usize {
-        let end = round_down_to_page(self.top().saturating_sub(keep));
-        let start = self.usable_bottom();
+        let (start, end) = self.trim_range(keep);
         if end <= start {
             return 0;
         }
@@ -213,16 +274,137 @@ impl Stack {
         unsafe { os::release(start, end - start) };
         end - start
     }
+
+    /// The part of the usable range below the top `keep` bytes.
+    fn trim_range(&self, keep: usize) -> (usize, usize) {
+        let end = round_down_to_page(self.top().saturating_sub(keep));
+        (self.usable_bottom(), end)
+    }
 }
 
 impl Drop for Stack {
     fn drop(&mut self) {
         // SAFETY: dropped exactly once, here; the field is not used again.
         unsafe { ManuallyDrop::drop(&mut self.valgrind) };
-        MAPPINGS.lock().remove(&self.bottom);
-        os::unmap(self.bottom, self.len);
-        pool::STATS.unmapped_one(self.len);
+        pool::STATS.unmapped_one();
+        // Alone, a stack gives its pages back; its chunk (dropped with the
+        // last of its stacks, right after this) unmaps everything at once.
+        if Arc::strong_count(&self.chunk) > 1 && !self.chunk.dying.load(Ordering::Relaxed) {
+            self.trim_to(0);
+        }
     }
+}
+
+/// Commits the top page of every fresh stack among `stacks` (which hold no
+/// frames) with one system call, so that the tasks that start on them take
+/// no page fault there. Marks them no longer fresh.
+pub(crate) fn prefault<'a>(stacks: impl IntoIterator<Item = &'a mut Stack>) {
+    let page = os::page_size();
+    let mut tops = Vec::new();
+    for s in stacks {
+        if s.fresh {
+            s.fresh = false;
+            tops.push(s.top() - page);
+        }
+    }
+    // SAFETY: each page is the top page of a stack the caller holds, which
+    // holds no frames.
+    unsafe { os::populate(&tops) };
+}
+
+/// Releases all but the top `keep` bytes of each of `stacks` (which hold
+/// no frames), asking the kernel only about the stacks that may have pages
+/// there: the page just below each kept top tells (the pages a stack
+/// commits are contiguous below its top, see `shrink`), and neighbouring
+/// stacks are asked about together (see [`pages_resident`]); only stacks
+/// with that page resident get a `madvise`. Returns the bytes released.
+pub(crate) fn trim_batch<'a>(stacks: impl IntoIterator<Item = &'a Stack>, keep: usize) -> usize {
+    let page = os::page_size();
+    let mut probes: Vec<(usize, &Stack)> = stacks
+        .into_iter()
+        .filter_map(|s| {
+            let (start, end) = s.trim_range(keep);
+            (end > start).then(|| (end - page, s))
+        })
+        .collect();
+    if probes.is_empty() {
+        return 0;
+    }
+    probes.sort_unstable_by_key(|&(addr, _)| addr);
+    let addrs: Vec<usize> = probes.iter().map(|&(addr, _)| addr).collect();
+    // If the kernel cannot tell, release anyway.
+    let dirty = pages_resident(&addrs, true);
+    probes
+        .iter()
+        .zip(dirty)
+        .filter(|&(_, dirty)| dirty)
+        .map(|(&(_, s), _)| s.trim_to(keep))
+        .sum()
+}
+
+/// Most pages one `mincore` call looks at (its result buffer is one byte
+/// per page).
+const PROBE_PAGES: usize = 16 * 1024;
+/// Addresses further apart than this many pages are asked about in
+/// separate calls: walking the page tables in between would cost more
+/// than the call.
+const PROBE_GAP_PAGES: usize = 128;
+
+/// Whether each page at the page-aligned addresses `addrs` (sorted
+/// ascending) is resident (`unknown` where the kernel cannot tell): close
+/// neighbours in one chunk, or in chunks that lie back to back, are asked
+/// about with one `mincore` call. Every address must lie in a stack that
+/// stays mapped during the call (a suspended task's, asked by its owner,
+/// or a pooled one its pool holds).
+pub(crate) fn pages_resident(addrs: &[usize], unknown: bool) -> Vec<bool> {
+    let page = os::page_size();
+    let mut out = vec![unknown; addrs.len()];
+    // Group by runs of registered chunks.
+    let mut groups: Vec<(usize, usize)> = Vec::new();
+    {
+        let maps = MAPPINGS.lock();
+        let mut i = 0;
+        while i < addrs.len() {
+            let first = addrs[i];
+            let mut end = match maps.range(..=first).next_back() {
+                Some((&bottom, &len)) if first < bottom + len => bottom + len,
+                _ => first + page,
+            };
+            // Chunks that lie back to back are one range for `mincore`.
+            while let Some(&len) = maps.get(&end) {
+                if end - first >= PROBE_PAGES * page {
+                    break;
+                }
+                end += len;
+            }
+            let mut j = i + 1;
+            while j < addrs.len()
+                && addrs[j] < end
+                && (addrs[j] - first) / page < PROBE_PAGES
+                && (addrs[j] - addrs[j - 1]) / page <= PROBE_GAP_PAGES
+            {
+                j += 1;
+            }
+            groups.push((i, j));
+            i = j;
+        }
+    }
+    let mut buf = Vec::new();
+    for (i, j) in groups {
+        let (lo, hi) = (addrs[i], addrs[j - 1] + page);
+        // SAFETY: `[lo, hi)` lies in chunks that lie back to back, and the
+        // stacks at both ends are held by the caller; a chunk in between
+        // could be unmapped meanwhile only if all its stacks came back to
+        // the pools (then `mincore` fails and the answer is `unknown`).
+        // `mincore` only reads page tables: a wrong range is an error
+        // code, never memory corruption.
+        if unsafe { os::residency(lo, hi, &mut buf) } {
+            for k in i..j {
+                out[k] = buf[(addrs[k] - lo) / page] & 1 != 0;
+            }
+        }
+    }
+    out
 }
 
 // SAFETY: `base()` is the top of a mapping whose usable part is readable and
@@ -332,10 +514,12 @@ impl<T: StackOwner> StackPool<T> {
     }
 
     /// The worker is about to sleep: trims returned stacks and probes the
-    /// parked tasks queued for it.
-    pub(crate) fn idle(&mut self) {
-        self.pool.trim();
+    /// parked tasks queued for it. Returns when it should wake up to give
+    /// unused stacks back, if that is pending (see `pool`).
+    pub(crate) fn idle(&mut self) -> Option<std::time::Instant> {
+        let again = self.pool.trim();
         self.shrink.drain();
+        again
     }
 }
 

@@ -130,22 +130,35 @@ pub(crate) fn mapping_count() -> Option<usize> {
 /// touched and whose rest is readable and writable, committed by the kernel
 /// page by page on first touch. Returns the mapping's lowest address.
 pub(crate) fn map_guarded(len: usize, guard: usize) -> io::Result<usize> {
+    map_stacks(len, 1, guard)
+}
+
+/// Maps one reservation of `count` stacks of `stride` bytes each, laid out
+/// back to back; the lowest `guard` bytes of each stack fault when touched
+/// and the rest is readable and writable, committed on first touch.
+/// Returns the reservation's lowest address.
+///
+/// System calls: with guard regions one `mmap` and one `process_madvise`
+/// for up to 1,024 guards (one `madvise` per guard on kernels whose
+/// `process_madvise` refuses them), plus one `madvise(MADV_NOHUGEPAGE)`
+/// when transparent huge pages are `always` on; with guard pages one
+/// `mmap` and one `mprotect` per stack (each stack then is two mappings).
+pub(crate) fn map_stacks(stride: usize, count: usize, guard: usize) -> io::Result<usize> {
+    let len = stride * count;
     match guard_mode() {
         GuardMode::Regions => {
             let bottom = map_rw(len).map_err(explain)?;
             // Adjacent stacks merge into one large mapping, which would be
             // eligible for transparent huge pages under THP "always": one
             // touched stack page would then commit 2 MiB.
-            // SAFETY: advice on the whole mapping just made and owned here.
-            unsafe { libc::madvise(bottom as *mut libc::c_void, len, libc::MADV_NOHUGEPAGE) };
-            // SAFETY: the range is the bottom of the mapping just made and
-            // owned here; nothing has touched it.
-            let rc =
-                unsafe { libc::madvise(bottom as *mut libc::c_void, guard, MADV_GUARD_INSTALL) };
-            if rc != 0 {
-                let err = explain(io::Error::last_os_error());
+            if thp_always() {
+                // SAFETY: advice on the whole mapping just made and owned
+                // here.
+                unsafe { libc::madvise(bottom as *mut libc::c_void, len, libc::MADV_NOHUGEPAGE) };
+            }
+            if let Err(err) = install_guards(bottom, stride, count, guard) {
                 unmap(bottom, len);
-                return Err(err);
+                return Err(explain(err));
             }
             Ok(bottom)
         }
@@ -166,23 +179,159 @@ pub(crate) fn map_guarded(len: usize, guard: usize) -> io::Result<usize> {
                 return Err(explain(io::Error::last_os_error()));
             }
             let bottom = ptr as usize;
-            // SAFETY: the range lies inside the mapping just created and
-            // owned here.
-            let rc = unsafe {
-                libc::mprotect(
-                    (bottom + guard) as *mut libc::c_void,
-                    len - guard,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                )
-            };
-            if rc != 0 {
-                let err = explain(io::Error::last_os_error());
-                unmap(bottom, len);
-                return Err(err);
+            for i in 0..count {
+                let start = bottom + i * stride + guard;
+                // SAFETY: the range lies inside the mapping just created
+                // and owned here.
+                let rc = unsafe {
+                    libc::mprotect(
+                        start as *mut libc::c_void,
+                        stride - guard,
+                        libc::PROT_READ | libc::PROT_WRITE,
+                    )
+                };
+                if rc != 0 {
+                    let err = explain(io::Error::last_os_error());
+                    unmap(bottom, len);
+                    return Err(err);
+                }
             }
             Ok(bottom)
         }
     }
+}
+
+/// Whether transparent huge pages are on for every anonymous mapping
+/// (`always`), not only for those that ask (`madvise`) or for none; read
+/// once, and assumed on when unreadable.
+fn thp_always() -> bool {
+    static ALWAYS: OnceLock<bool> = OnceLock::new();
+    *ALWAYS.get_or_init(|| {
+        std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled")
+            .map_or(true, |s| s.contains("[always]"))
+    })
+}
+
+/// `process_madvise` takes at most this many ranges per call (`UIO_MAXIOV`).
+const IOV_MAX: usize = 1024;
+
+/// `PIDFD_SELF`: the calling thread, as a pidfd (Linux 6.14+), so
+/// `process_madvise` needs no `pidfd_open` (and a forked child never acts
+/// on its parent through an inherited descriptor).
+const PIDFD_SELF: libc::c_int = -10000;
+
+/// Whether `process_madvise` installs guard regions here: 0 unknown, 1 yes,
+/// 2 no (then one `madvise` per guard).
+static BATCHED_GUARDS: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// `madvise` advice committing pages as if written (Linux 5.14).
+const MADV_POPULATE_WRITE: libc::c_int = 23;
+
+/// Whether `process_madvise` pre-faults pages here: 0 unknown, 1 yes, 2 no.
+static BATCHED_POPULATE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Commits the pages at the page-aligned addresses `pages` (each one page,
+/// at most [`IOV_MAX`]) with one `process_madvise(MADV_POPULATE_WRITE)`,
+/// so that touching them later takes no page fault. Contents are not
+/// changed. Returns false if the kernel does not do it (the pages are then
+/// committed on first touch, as usual).
+///
+/// # Safety
+///
+/// Every page must lie in a stack mapping the caller owns.
+pub(crate) unsafe fn populate(pages: &[usize]) -> bool {
+    use std::sync::atomic::Ordering::Relaxed;
+    if pages.is_empty() || BATCHED_POPULATE.load(Relaxed) == 2 {
+        return false;
+    }
+    let page = page_size();
+    let iov: Vec<libc::iovec> = pages
+        .iter()
+        .take(IOV_MAX)
+        .map(|&p| libc::iovec {
+            iov_base: p as *mut libc::c_void,
+            iov_len: page,
+        })
+        .collect();
+    // SAFETY: every range is one page of a stack mapping the caller owns
+    // (caller); populating commits it without changing its contents.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_process_madvise,
+            PIDFD_SELF,
+            iov.as_ptr(),
+            iov.len(),
+            MADV_POPULATE_WRITE,
+            0,
+        )
+    };
+    if rc <= 0 {
+        if BATCHED_POPULATE.load(Relaxed) == 0 {
+            BATCHED_POPULATE.store(2, Relaxed);
+        }
+        return false;
+    }
+    BATCHED_POPULATE.store(1, Relaxed);
+    true
+}
+
+/// Whether [`populate`] has worked in this process.
+#[cfg(test)]
+pub(crate) fn populate_works() -> bool {
+    BATCHED_POPULATE.load(std::sync::atomic::Ordering::Relaxed) == 1
+}
+
+/// Installs a guard region on the lowest `guard` bytes of each of the
+/// `count` stacks of `stride` bytes from `bottom`: in batches of up to
+/// [`IOV_MAX`] with `process_madvise` where the kernel allows it (Linux
+/// 6.15+), else one `madvise` each.
+fn install_guards(bottom: usize, stride: usize, count: usize, guard: usize) -> io::Result<()> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut done = 0;
+    if BATCHED_GUARDS.load(Relaxed) != 2 {
+        let mut iov: Vec<libc::iovec> = Vec::with_capacity(count.min(IOV_MAX));
+        while done < count {
+            let n = (count - done).min(IOV_MAX);
+            iov.clear();
+            iov.extend((done..done + n).map(|i| libc::iovec {
+                iov_base: (bottom + i * stride) as *mut libc::c_void,
+                iov_len: guard,
+            }));
+            // SAFETY: every range is the guard page of a stack in the
+            // mapping the caller just made and owns; nothing touched it.
+            let rc = unsafe {
+                libc::syscall(
+                    libc::SYS_process_madvise,
+                    PIDFD_SELF,
+                    iov.as_ptr(),
+                    n,
+                    MADV_GUARD_INSTALL,
+                    0,
+                )
+            };
+            if rc <= 0 {
+                // Refused: on an older kernel (or under seccomp) fall back
+                // for good; after it worked once, for this reservation only.
+                if BATCHED_GUARDS.load(Relaxed) == 0 {
+                    BATCHED_GUARDS.store(2, Relaxed);
+                }
+                break;
+            }
+            BATCHED_GUARDS.store(1, Relaxed);
+            // Ranges are advised in order; a short count means the rest
+            // are retried (whole guards only).
+            done += (rc as usize / guard).min(n);
+        }
+    }
+    for i in done..count {
+        let start = bottom + i * stride;
+        // SAFETY: as above, one guard page of the caller's new mapping.
+        let rc = unsafe { libc::madvise(start as *mut libc::c_void, guard, MADV_GUARD_INSTALL) };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 /// An anonymous read-write mapping, committed lazily.
@@ -222,17 +371,19 @@ pub(crate) unsafe fn release(addr: usize, len: usize) {
     }
 }
 
-/// Whether the page at `page_addr` is resident (`mincore` of one page).
-/// Unlike reading it, asking does not map anything.
+/// Fills `out` with one byte per page of `[start, end)` (bit 0: resident),
+/// with one `mincore` call. Asking maps nothing. Returns false if the
+/// kernel refused (then `out` reads as not resident).
 ///
 /// # Safety
 ///
-/// `page_addr` must be a page-aligned address in a mapping the caller owns.
-pub(crate) unsafe fn page_resident(page_addr: usize) -> bool {
-    let mut vec = 0u8;
-    // SAFETY: one page of a mapped range (caller), one result byte.
-    let rc = unsafe { libc::mincore(page_addr as *mut libc::c_void, page_size(), &mut vec) };
-    rc == 0 && vec & 1 != 0
+/// The range must be page-aligned and mapped for the duration of the call.
+pub(crate) unsafe fn residency(start: usize, end: usize, out: &mut Vec<u8>) -> bool {
+    out.clear();
+    out.resize((end - start) / page_size(), 0);
+    // SAFETY: the range is mapped (caller) and `out` has one byte per page.
+    let rc = unsafe { libc::mincore(start as *mut libc::c_void, end - start, out.as_mut_ptr()) };
+    rc == 0
 }
 
 /// Counts the resident pages of the mapped ranges `[start, end)` (sorted by

@@ -25,8 +25,10 @@
 //!    the parked task joins its worker's [`ShrinkQueue`]. When the worker
 //!    goes idle (or the queue holds [`PENDING_MAX`] tasks) it probes the
 //!    first page below the kept part of each queued task with `mincore`
-//!    (which maps nothing). A resident page means the task went deep:
-//!    shrink.
+//!    (which maps nothing), one call for all the queued tasks whose stacks
+//!    share a chunk. A resident page means the task went deep: shrink.
+//!    Nothing on the park path itself asks the kernel: what a task is
+//!    known to use comes from its recorded stack pointers.
 //! 3. [`shrink_stacks`] (called by the collector at the end of a cycle, as
 //!    Go shrinks stacks during GC) makes every worker, at its next tick,
 //!    shrink every suspended task that ran since its last shrink.
@@ -175,19 +177,16 @@ impl TaskStack {
         low + SHRINK_THRESHOLD <= self.floor()
     }
 
-    /// Whether the first page below the kept part is resident. The pages a
-    /// stack commits are contiguous below its top (frames and stack probes
-    /// touch every page on the way down, and releases cut whole ranges
-    /// below a point), so if that page is not resident, nothing below is.
-    fn probe_deep(&self) -> bool {
+    /// The first page below the kept part, whose residency tells whether
+    /// the task went deeper than what is kept: the pages a stack commits
+    /// are contiguous below its top (frames and stack probes touch every
+    /// page on the way down, and releases cut whole ranges below a point),
+    /// so if that page is not resident, nothing below is. `None` when
+    /// nothing lies below the kept part.
+    fn probe_page(&self) -> Option<usize> {
         let page = os::page_size();
         let floor = self.floor();
-        if floor < self.bounds.limit.get() + page {
-            return false;
-        }
-        // SAFETY: the page lies in the usable part of the current stack or
-        // segment, which the task owns and keeps mapped.
-        unsafe { os::page_resident(floor - page) }
+        (floor >= self.bounds.limit.get() + page).then(|| floor - page)
     }
 
     /// Releases the pages below the kept part of every stack of the chain,
@@ -313,15 +312,30 @@ impl<T: StackOwner> ShrinkQueue<T> {
     }
 
     /// Probes every queued task that is still suspended and shrinks those
-    /// that went deep. Called from the worker loop (no task runs).
+    /// that went deep. Called from the worker loop (no task runs). The
+    /// probes are sorted by address, so the tasks whose stacks share a
+    /// chunk are asked about with one `mincore` call.
     pub(crate) fn drain(&mut self) {
-        for task in self.pending.drain(..) {
+        let mut probes: Vec<(usize, usize)> = Vec::with_capacity(self.pending.len());
+        for (i, task) in self.pending.iter().enumerate() {
             let ts = task.task_stack();
             ts.queued.set(false);
-            if ts.live() && ts.probe_deep() {
-                ts.shrink(true);
+            if !ts.live() {
+                continue;
+            }
+            if let Some(page) = ts.probe_page() {
+                probes.push((page, i));
             }
         }
+        probes.sort_unstable();
+        let pages: Vec<usize> = probes.iter().map(|&(page, _)| page).collect();
+        let resident = super::pages_resident(&pages, false);
+        for (&(_, i), deep) in probes.iter().zip(resident) {
+            if deep {
+                self.pending[i].task_stack().shrink(true);
+            }
+        }
+        self.pending.clear();
     }
 
     /// Whether [`shrink_stacks`] was called since this worker last acted.

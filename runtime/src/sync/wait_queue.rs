@@ -163,10 +163,11 @@ impl WaitQueue {
 }
 
 /// Wakes the wakers collected under a lock, after it was released.
+/// Each worker that gets green threads to run is unparked once, and a
+/// panicking waker does not keep the others asleep (see
+/// `sched::wake_all`).
 pub(crate) fn wake_all(wakers: impl IntoIterator<Item = Option<Waker>>) {
-    for w in wakers.into_iter().flatten() {
-        w.wake();
-    }
+    crate::sched::wake_all(wakers.into_iter().flatten());
 }
 
 /// A primitive whose waiters queue in a [`WaitQueue`] (the blocking and
