@@ -208,6 +208,8 @@ impl Builder {
         if config.dump_on_sigquit {
             crate::debug::install_sigquit_dump();
         }
+        // The collector's heap set-up, before the workers exist.
+        crate::gc_seam::runtime_starting();
         let deques: Vec<Deque<_>> = (0..config.workers).map(|_| Deque::new_fifo()).collect();
         let stealers = deques.iter().map(|d| d.stealer()).collect();
         let io = Arc::new(crate::sched::netpoll::Driver::new()?);
