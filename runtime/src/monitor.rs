@@ -311,3 +311,51 @@ fn run(shared: Arc<Shared>, stop: Arc<(Mutex<bool>, Condvar)>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warnings_are_limited_to_one_a_second_and_count_the_rest() {
+        let mut limit = WarnLimit {
+            last: None,
+            held_back: 0,
+        };
+        let t0 = Instant::now();
+        assert_eq!(limit.admit(t0), Some(0));
+        assert_eq!(limit.admit(t0 + Duration::from_millis(10)), None);
+        assert_eq!(limit.admit(t0 + Duration::from_millis(990)), None);
+        assert_eq!(limit.admit(t0 + WARN_EVERY), Some(2));
+        assert_eq!(limit.admit(t0 + WARN_EVERY * 3), Some(0));
+    }
+
+    #[test]
+    fn a_thread_asleep_in_the_kernel_is_blamed_and_a_short_stall_is_not() {
+        let tid = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(0));
+        let t = tid.clone();
+        let sleeper = std::thread::spawn(move || {
+            // SAFETY: gettid has no preconditions.
+            t.store(
+                unsafe { libc::gettid() },
+                std::sync::atomic::Ordering::SeqCst,
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        });
+        while tid.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+            std::thread::yield_now();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        let tid = Some(tid.load(std::sync::atomic::Ordering::SeqCst));
+        let cpu = tid.and_then(crate::safepoint::probe::cpu_time);
+        let threshold = Duration::from_millis(10);
+        // Under the threshold on the wall clock: never blamed.
+        assert!(blame(tid, cpu, Duration::from_millis(5), threshold).is_none());
+        // Asleep for longer than the threshold, using no CPU: blocking.
+        assert!(matches!(
+            blame(tid, cpu, Duration::from_millis(50), threshold),
+            Some(Blame::Blocking(_))
+        ));
+        sleeper.join().unwrap();
+    }
+}
