@@ -53,9 +53,12 @@ fn main() {
     let print = args.iter().any(|a| a == "--print");
     let spinner = !args.iter().any(|a| a == "--no-spinner");
 
-    // Pause events are `info` events on target `fibra_gc`.
-    let pause_events =
-        tracing_subscriber::filter::Targets::new().with_target("fibra_gc", tracing::Level::INFO);
+    // Pause events are `info` events on target `fibra_gc`; a stop that a
+    // worker held over 100 us is explained by a `debug` event on target
+    // `fibra_runtime::safepoint` (which worker, task, state, how long).
+    let pause_events = tracing_subscriber::filter::Targets::new()
+        .with_target("fibra_gc", tracing::Level::INFO)
+        .with_target("fibra_runtime::safepoint", tracing::Level::DEBUG);
     tracing_subscriber::registry()
         .with(
             tracing_subscriber::fmt::layer()
@@ -171,5 +174,15 @@ fn main() {
         s.stopping_max_ns as f64 / 1e3,
         s.heap_bytes >> 20,
         s.live_bytes >> 20
+    );
+    let us = |ns: u64| ns as f64 / 1e3;
+    println!(
+        "time to safepoint: p50 {:.1} us, p99 {:.1} us, max {:.1} us; work with the world stopped: p50 {:.1} us, p99 {:.1} us, max {:.1} us",
+        us(s.stopping_histogram.quantile(0.5)),
+        us(s.stopping_histogram.quantile(0.99)),
+        us(s.time_to_safepoint_max_ns),
+        us(s.pause_work_histogram.quantile(0.5)),
+        us(s.pause_work_histogram.quantile(0.99)),
+        us(s.pause_work_max_ns),
     );
 }

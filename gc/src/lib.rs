@@ -136,8 +136,9 @@
 //! under a soft limit. Allocating threads assist marking when the heap
 //! outgrows its goal during a cycle. Each pause emits a `tracing` event
 //! (target `fibra_gc`, message `gc pause`, fields `phase`, `pause_ns`,
-//! `stopping_ns`, `cycle`) and lands in [`stats()`]'s histograms (pause
-//! length, and the time spent stopping the world). `FIBRA_GCTRACE=1` prints
+//! `stopping_ns` = `time_to_safepoint_ns` (the wait for every worker to
+//! stop), `work_ns` (the rest of the pause), `cycle`) and lands in
+//! [`stats()`]'s histograms (pause length, time to safepoint, work). `FIBRA_GCTRACE=1` prints
 //! one line per cycle to stderr. `FIBRA_GC_TORTURE=1` collects every few
 //! hundred allocations, checks the heap's invariants after each mark (every
 //! root and every child of a marked object is marked) and poisons freed
@@ -194,6 +195,8 @@ pub use weak::Weak;
 #[doc(hidden)]
 pub mod __private {
     use crate::{Handles, Trace, Tracer};
+
+    pub use crate::collector::setups_on_allocation;
 
     /// Stands for the deriving type in its own `NEEDS_TRACE` and
     /// `HEAP_DROP_IS_NOOP` (see `fibra_gc_derive`'s "Recursive types"):

@@ -17,6 +17,9 @@ pub(crate) const DEFAULT_BLOCKING_KEEP_ALIVE: Duration = Duration::from_secs(10)
 pub(crate) const DEFAULT_DEADLOCK_GRACE: Duration = Duration::from_secs(1);
 /// Prefix of worker thread names when none is configured.
 pub(crate) const DEFAULT_THREAD_NAME: &str = "fibra-worker";
+/// CPU time a task may run without yielding before the monitor warns,
+/// when nothing else is configured.
+pub(crate) const DEFAULT_STALL_WARNING: Duration = Duration::from_millis(10);
 
 /// Settings of one runtime.
 #[derive(Debug, Clone)]
@@ -38,6 +41,9 @@ pub(crate) struct Config {
     pub(crate) deadlock_grace: Option<std::time::Duration>,
     /// Whether SIGQUIT prints a task dump.
     pub(crate) dump_on_sigquit: bool,
+    /// CPU time a task may run without yielding before the monitor warns
+    /// (`FIBRA_STALL_WARN_MS`); `None`: no stall warnings.
+    pub(crate) stall_warning: Option<Duration>,
     /// The tokio runtime whose context futures are polled in.
     #[cfg(feature = "tokio")]
     pub(crate) tokio_handle: Option<tokio::runtime::Handle>,
@@ -88,9 +94,33 @@ impl Config {
             blocking_keep_alive: blocking_keep_alive.unwrap_or(DEFAULT_BLOCKING_KEEP_ALIVE),
             deadlock_grace: deadlock_grace.unwrap_or(Some(DEFAULT_DEADLOCK_GRACE)),
             dump_on_sigquit: dump_on_sigquit.unwrap_or(true),
+            // The builder's `stall_warning`, if called, replaces this.
+            stall_warning: env_stall_warning().unwrap_or(Some(DEFAULT_STALL_WARNING)),
             #[cfg(feature = "tokio")]
             tokio_handle: None,
         })
+    }
+}
+
+/// `FIBRA_STALL_WARN_MS`: milliseconds of CPU time, or `off` (also `0`).
+fn env_stall_warning() -> Option<Option<Duration>> {
+    const NAME: &str = "FIBRA_STALL_WARN_MS";
+    let value = std::env::var(NAME).ok()?;
+    let value = value.trim();
+    if value.eq_ignore_ascii_case("off") {
+        return Some(None);
+    }
+    match value.parse::<u64>() {
+        Ok(0) => Some(None),
+        Ok(ms) => Some(Some(Duration::from_millis(ms))),
+        Err(_) => {
+            report_bad_env(
+                NAME,
+                value,
+                "not a number of milliseconds or `off`; ignored",
+            );
+            None
+        }
     }
 }
 

@@ -82,6 +82,7 @@ pub struct Builder {
     thread_keep_alive: Option<std::time::Duration>,
     deadlock_grace: Option<Option<Duration>>,
     dump_on_sigquit: Option<bool>,
+    stall_warning: Option<Option<Duration>>,
     #[cfg(feature = "tokio")]
     tokio_handle: Option<tokio::runtime::Handle>,
 }
@@ -164,6 +165,27 @@ impl Builder {
         self
     }
 
+    /// How much CPU time a task may run without yielding before the
+    /// monitor warns that it holds its worker (default 10 ms, or
+    /// `FIBRA_STALL_WARN_MS`; `None`: never). Measured on the worker
+    /// thread's CPU clock, so a worker the OS has descheduled is not
+    /// mistaken for a busy one; a task asleep in a system call is
+    /// reported after the same time on the wall clock. At most one warning
+    /// a second per runtime.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let rt = fibra::Runtime::builder()
+    ///     .stall_warning(Some(Duration::from_millis(50)))
+    ///     .build()
+    ///     .unwrap();
+    /// let quiet = fibra::Runtime::builder().stall_warning(None).build().unwrap();
+    /// ```
+    pub fn stall_warning(mut self, threshold: Option<Duration>) -> Builder {
+        self.stall_warning = Some(threshold);
+        self
+    }
+
     /// The tokio runtime whose context green threads and async tasks poll
     /// futures in (feature `tokio`). Default: the caller's tokio runtime if
     /// `build` runs inside one, else a one-thread tokio runtime started on
@@ -200,6 +222,9 @@ impl Builder {
             self.deadlock_grace,
             self.dump_on_sigquit,
         )?;
+        if let Some(threshold) = self.stall_warning {
+            config.stall_warning = threshold;
+        }
         config.stack_size = crate::stack::normalize_size(config.stack_size);
         #[cfg(feature = "tokio")]
         {
@@ -210,6 +235,8 @@ impl Builder {
         }
         crate::park::abort::install_handler();
         crate::task::hook::install();
+        // The collector's heap set-up, before the workers exist.
+        crate::gc_seam::runtime_starting();
         let deques: Vec<Deque<_>> = (0..config.workers).map(|_| Deque::new_fifo()).collect();
         let stealers = deques.iter().map(|d| d.stealer()).collect();
         let io = Arc::new(crate::sched::netpoll::Driver::new(config.workers)?);

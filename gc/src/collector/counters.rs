@@ -26,10 +26,16 @@ pub(crate) struct Counters {
     pub(crate) pause_max_ns: u64,
     /// Longest time to stop the world (ns).
     pub(crate) stopping_max_ns: u64,
+    /// Sum of the times to stop the world (ns; part of `pause_total_ns`).
+    pub(crate) stopping_total_ns: u64,
+    /// Longest work of a pause with the world stopped (ns).
+    pub(crate) work_max_ns: u64,
     /// Pause lengths (made on the first pause).
     pub(crate) histogram: Option<PauseHistogram>,
     /// Times to stop the world (made on the first pause).
     pub(crate) stopping_histogram: Option<PauseHistogram>,
+    /// Work with the world stopped (made on the first pause).
+    pub(crate) work_histogram: Option<PauseHistogram>,
     /// The next cycle's heap goal (0 when collection is off).
     pub(crate) goal_bytes: u64,
 }
@@ -44,8 +50,11 @@ impl Counters {
             pause_total_ns: 0,
             pause_max_ns: 0,
             stopping_max_ns: 0,
+            stopping_total_ns: 0,
+            work_max_ns: 0,
             histogram: None,
             stopping_histogram: None,
+            work_histogram: None,
             goal_bytes: 0,
         }
     }
@@ -56,13 +65,21 @@ pub(crate) fn counters() -> MutexGuard<'static, Counters> {
     COLLECTOR.counters.lock()
 }
 
-/// Records one pause.
+/// Records one pause of `ns`, of which `stopping_ns` were spent reaching
+/// the safepoint (at most `ns`) and the rest is `work_ns`.
 pub(super) fn record_pause(ns: u64, stopping_ns: u64) {
+    let stopping_ns = stopping_ns.min(ns);
+    let work_ns = ns - stopping_ns;
     let mut c = COLLECTOR.counters.lock();
     c.pauses += 1;
     c.pause_total_ns += ns;
     c.pause_max_ns = c.pause_max_ns.max(ns);
     c.stopping_max_ns = c.stopping_max_ns.max(stopping_ns);
+    c.stopping_total_ns += stopping_ns;
+    c.work_max_ns = c.work_max_ns.max(work_ns);
+    c.work_histogram
+        .get_or_insert_with(PauseHistogram::default)
+        .record(work_ns);
     c.histogram
         .get_or_insert_with(PauseHistogram::default)
         .record(ns);

@@ -75,8 +75,16 @@ pub(super) fn request(control: &mut Control, n: u64) {
 
 /// Starts the collector thread unless it runs (also after it died).
 pub(super) fn ensure_thread(control: &mut Control) {
+    if let Err(e) = try_ensure_thread(control) {
+        panic!("fibra_gc: cannot start the collector thread: {e}");
+    }
+}
+
+/// [`ensure_thread`], reporting a failure to start the thread instead of
+/// panicking.
+pub(super) fn try_ensure_thread(control: &mut Control) -> std::io::Result<()> {
     if control.thread {
-        return;
+        return Ok(());
     }
     // The thread may be started with `Collector::control` held: it takes the lock
     // only once it runs.
@@ -87,10 +95,9 @@ pub(super) fn ensure_thread(control: &mut Control) {
             .spawn(collector_main)
     };
     // Where address space or commit is tight, a default stack will do.
-    match spawn(COLLECTOR_STACK).or_else(|_| spawn(2 << 20)) {
-        Ok(_) => control.thread = true,
-        Err(e) => panic!("fibra_gc: cannot start the collector thread: {e}"),
-    }
+    spawn(COLLECTOR_STACK).or_else(|_| spawn(2 << 20))?;
+    control.thread = true;
+    Ok(())
 }
 
 /// The collector thread's stack: traces of values nested deep inside one
@@ -209,6 +216,9 @@ pub(super) fn collector_main() {
     }
     let _exit = Exit;
     super::IS_COLLECTOR.with(|c| c.set(true));
+    // Before the first grace period, and off every allocation path: this
+    // registration takes milliseconds in a process with several threads.
+    mutator::prepare_process_barrier();
     configure();
     loop {
         let (n, forced, failed) = {
@@ -294,11 +304,24 @@ pub(super) fn pause(phase: &'static str, cycle: u64, f: impl FnOnce()) -> Durati
     let total = world.elapsed();
     drop(world);
     let pause_ns = total.as_nanos() as u64;
-    let stopping_ns = stopping.as_nanos() as u64;
+    let stopping_ns = (stopping.as_nanos() as u64).min(pause_ns);
     counters::record_pause(pause_ns, stopping_ns);
-    // A worker that kept the world waiting is named by the runtime's
-    // watchdog (`fibra_runtime::gc_seam::WATCHDOG`).
-    tracing::info!(target: "fibra_gc", phase, pause_ns, stopping_ns, cycle, "gc pause");
+    // The time to safepoint (`stopping_ns`, also as `time_to_safepoint_ns`)
+    // and the work done with the world stopped (`work_ns`) add up to
+    // `pause_ns`. A worker that kept the world waiting is named by the
+    // runtime (`fibra_runtime::gc_seam::WATCHDOG`, and a debug event per
+    // slow stop).
+    let work_ns = pause_ns - stopping_ns;
+    tracing::info!(
+        target: "fibra_gc",
+        phase,
+        pause_ns,
+        stopping_ns,
+        time_to_safepoint_ns = stopping_ns,
+        work_ns,
+        cycle,
+        "gc pause"
+    );
     total
 }
 

@@ -91,6 +91,7 @@ mod cycle;
 mod mark;
 mod pacer;
 mod verify;
+mod warm_up;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Once};
@@ -104,6 +105,7 @@ use crate::mutator;
 pub(crate) use counters::{counters, Counters};
 pub use cycle::collect;
 pub(crate) use pacer::{after_alloc, alloc_slow, before_large_alloc};
+pub use warm_up::setups_on_allocation;
 
 use cycle::Control;
 use mark::RootJobs;
@@ -150,12 +152,13 @@ fn on_collector_thread() -> bool {
 }
 
 /// Applies the configuration once: registers the preemption check and the
-/// stats source with the runtime, and reads the pacer's and torture
-/// mode's settings.
+/// stats source with the runtime, reads the pacer's and torture mode's
+/// settings, and starts the collector thread (which sets up the
+/// process-wide barrier in the background, see `mutator`).
 fn configure() {
     COLLECTOR.configured.call_once(|| {
         // SAFETY: `may_preempt` reads only thread-locals without lazy
-        // initialisation or destructors (see `in_region_here`).
+        // initialisation or destructors (see `region_refuses_preemption`).
         unsafe { fibra_runtime::gc_seam::set_preemption_check(may_preempt) };
         fibra_runtime::gc_seam::set_gc_stats_source(counters::summary);
         let c = config();
@@ -166,7 +169,19 @@ fn configure() {
             COLLECTOR.torture.store(true, Ordering::Relaxed);
             HEAP.poison.store(true, Ordering::Relaxed);
         }
+        // A failure here is reported by the first cycle request, which
+        // tries again (`cycle::ensure_thread`).
+        let _ = cycle::try_ensure_thread(&mut COLLECTOR.control.lock());
     });
+}
+
+/// `configure`, from an allocation: counts the set-up it had to do itself
+/// (see `heap::pages::SETUPS_ON_ALLOCATION`).
+fn configure_for_allocation() {
+    if !COLLECTOR.configured.is_completed() {
+        crate::heap::pages::SETUPS_ON_ALLOCATION.fetch_add(1, Ordering::Relaxed);
+    }
+    configure();
 }
 
 /// Whether a preemption signal may stop the calling thread where it is:
@@ -177,6 +192,13 @@ fn configure() {
 /// thread that waits on a stopped one. Everywhere else - holding a
 /// `GcCell`, inside malloc, waiting for a lock - a thread may stop: a
 /// thread blocked on what it holds is stopped by a signal in turn.
+///
+/// A refused region stops at a safepoint as it ends (`mutator`'s
+/// `preempt_pending`), so the stop waits for the region, not for the
+/// stopper's next signal. A region lasts as long as its work: an
+/// allocation or a barrier is a few instructions; moving a value into the
+/// heap (`Gc::new`, `GcCell::set`) also walks the value's handles, so its
+/// length grows with the number of `Gc`s in that value.
 fn may_preempt() -> bool {
-    !mutator::in_region_here()
+    !mutator::region_refuses_preemption()
 }

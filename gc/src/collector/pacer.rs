@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::assist::{assist, hard_goal, stall_for_mark};
 use super::cycle::request;
-use super::{configure, COLLECTOR};
+use super::{configure_for_allocation, COLLECTOR};
 use crate::config::{config, MIN_HEAP_GOAL};
 use crate::heap::class::SpanClass;
 use crate::heap::{self, HEAP};
@@ -89,7 +89,7 @@ pub(super) fn torture_tick(thread: &ThreadHeap) {
 /// assists, then a cache refill.
 #[cold]
 pub(crate) fn alloc_slow(thread: &ThreadHeap, sc: SpanClass) {
-    configure();
+    configure_for_allocation();
     // Never stop at a safepoint while holding a cell: another worker could
     // be blocked on that cell's lock, and the world would never stop.
     if !mutator::holding_cell() {
@@ -107,7 +107,7 @@ pub(crate) fn alloc_slow(thread: &ThreadHeap, sc: SpanClass) {
 /// like small ones.
 #[cold]
 pub(crate) fn before_large_alloc(size: usize) {
-    configure();
+    configure_for_allocation();
     if !mutator::holding_cell() {
         fibra_runtime::gc_seam::poll();
     }

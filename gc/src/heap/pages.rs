@@ -5,7 +5,7 @@
 //! are `Heap::pages`; the page-to-span tables live in the arenas themselves.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
 use super::class::{PAGE_SHIFT, PAGE_SIZE};
 use super::span::Span;
@@ -40,6 +40,8 @@ pub(crate) struct PageHeap {
     free: BTreeMap<usize, FreeRun>,
     /// Mappings made for single huge objects: start -> bytes.
     huge: BTreeMap<usize, usize>,
+    /// Arenas reserved so far.
+    arenas: usize,
 }
 
 impl PageHeap {
@@ -47,6 +49,38 @@ impl PageHeap {
         PageHeap {
             free: BTreeMap::new(),
             huge: BTreeMap::new(),
+            arenas: 0,
+        }
+    }
+
+    /// Lists a new arena's pages as one free run.
+    fn add_arena(&mut self, base: usize) {
+        self.arenas += 1;
+        self.free.insert(
+            base + META_PAGES * PAGE_SIZE,
+            FreeRun {
+                pages: PAGES_PER_ARENA - META_PAGES,
+                dirty: false,
+            },
+        );
+    }
+}
+
+/// Set-up steps an allocation had to take itself because nothing had
+/// taken them before: the first arena here, the collector's configuration
+/// (`collector::warm_up`). Stays 0 in a process whose first allocation
+/// comes after a runtime started (the runtime's start warms the heap up).
+pub(crate) static SETUPS_ON_ALLOCATION: AtomicU64 = AtomicU64::new(0);
+
+/// Reserves the first arena, unless there is one, so that the first
+/// allocation finds pages ready (a runtime's start calls it). Never
+/// panics: should the reservation fail, the first allocation tries again
+/// and reports the error.
+pub(crate) fn reserve_first_arena() {
+    let mut heap = HEAP.pages.lock();
+    if heap.arenas == 0 {
+        if let Ok(base) = try_reserve_aligned(ARENA_SIZE) {
+            heap.add_arena(base);
         }
     }
 }
@@ -82,14 +116,11 @@ pub(crate) fn alloc_pages(npages: usize) -> usize {
             }
             return addr;
         }
+        if heap.arenas == 0 {
+            SETUPS_ON_ALLOCATION.fetch_add(1, Ordering::Relaxed);
+        }
         let base = reserve_aligned(ARENA_SIZE);
-        heap.free.insert(
-            base + META_PAGES * PAGE_SIZE,
-            FreeRun {
-                pages: PAGES_PER_ARENA - META_PAGES,
-                dirty: false,
-            },
-        );
+        heap.add_arena(base);
     }
 }
 
@@ -248,8 +279,14 @@ fn out_of_memory(bytes: usize, err: std::io::Error) -> ! {
     panic!("fibra_gc: allocation failed: cannot reserve {bytes} more bytes for a heap of {heap} bytes ({limit}): {err}");
 }
 
-/// Reserves `bytes` (a multiple of `ARENA_SIZE`) aligned to `ARENA_SIZE`.
+/// Reserves `bytes` (a multiple of `ARENA_SIZE`) aligned to `ARENA_SIZE`;
+/// panics (an allocation error) if the OS refuses.
 fn reserve_aligned(bytes: usize) -> usize {
+    try_reserve_aligned(bytes).unwrap_or_else(|e| out_of_memory(bytes, e))
+}
+
+/// Reserves `bytes` (a multiple of `ARENA_SIZE`) aligned to `ARENA_SIZE`.
+fn try_reserve_aligned(bytes: usize) -> std::io::Result<usize> {
     let len = bytes + ARENA_SIZE;
     // SAFETY: an anonymous private mapping; no existing memory is touched.
     let raw = unsafe {
@@ -263,7 +300,7 @@ fn reserve_aligned(bytes: usize) -> usize {
         )
     };
     if raw == libc::MAP_FAILED {
-        out_of_memory(bytes, std::io::Error::last_os_error());
+        return Err(std::io::Error::last_os_error());
     }
     let start = raw as usize;
     let aligned = (start + ARENA_SIZE - 1) & !(ARENA_SIZE - 1);
@@ -282,5 +319,5 @@ fn reserve_aligned(bytes: usize) -> usize {
     }
     // Expose so `span_of` may rebuild pointers from plain addresses.
     let _ = (raw as *mut u8).expose_provenance();
-    aligned
+    Ok(aligned)
 }

@@ -11,7 +11,7 @@
 //! has a `Record` whose `seq` is odd while the thread is inside a *region*
 //! (a barrier, an allocation, an unroot) and even outside. On entering the
 //! outermost region a thread makes `seq` odd, then (after a compiler fence,
-//! or a full fence when `membarrier` is unavailable) reads the phase word once; all
+//! or a full fence while `membarrier` is not registered) reads the phase word once; all
 //! work in the region acts on that value. A region is a `Region` guard:
 //! dropping it, also while unwinding from a panic in the region's work,
 //! leaves the region, so no thread stays "inside" after a failure.
@@ -21,6 +21,19 @@
 //! `set_epoch(new)`: store the phase word, then `grace_period()`: a process-wide memory
 //! barrier (`membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)`), then for every
 //! record whose `seq` is odd, wait until it changes.
+//!
+//! # The process-wide barrier, and who sets it up
+//!
+//! Registering for `membarrier` costs milliseconds once the process has
+//! several threads (the kernel waits for an RCU grace period), so no
+//! allocation ever registers: regions start out fencing on entry
+//! (`fence_in_regions`), and the collector thread registers as it starts
+//! (`prepare_process_barrier`), which a runtime's start or the first
+//! allocation outside a runtime arranges. Only then does it clear
+//! `fence_in_regions`. The collector thread is the only thread that runs
+//! grace periods, so no grace period is in progress while the flag
+//! changes, and every grace period after the change issues the
+//! `membarrier` that covers regions which entered without a fence.
 //!
 //! # Invariant
 //!
@@ -85,6 +98,9 @@ struct Record {
 pub(crate) struct ThreadHeap {
     /// Nesting depth of regions.
     depth: Cell<u32>,
+    /// Set by the preemption check when it refused to stop this thread
+    /// inside a region: the region stops at a safepoint as it ends.
+    preempt_pending: AtomicBool,
     /// The epoch read on entering the outermost region.
     epoch: Cell<Epoch>,
     /// Allocations since the last torture collection.
@@ -97,13 +113,13 @@ pub(crate) struct ThreadHeap {
 
 impl ThreadHeap {
     fn new() -> ThreadHeap {
-        init_membarrier();
         let record = Arc::new(Record {
             seq: AtomicU64::new(0),
         });
         REGIONS.records.lock().push(record.clone());
         ThreadHeap {
             depth: Cell::new(0),
+            preempt_pending: AtomicBool::new(false),
             epoch: Cell::new(Epoch::from_raw(0)),
             torture_count: Cell::new(0),
             record,
@@ -153,6 +169,25 @@ impl ThreadHeap {
         if depth == 0 {
             let seq = self.record.seq.load(Ordering::Relaxed);
             self.record.seq.store(seq + 1, Ordering::Release);
+            // A signal that found the thread inside the region set the flag
+            // before the depth store above; one that comes later finds the
+            // region over and stops the thread itself.
+            compiler_fence(Ordering::SeqCst);
+            if self.preempt_pending.load(Ordering::Relaxed) {
+                self.stop_after_region();
+            }
+        }
+    }
+
+    /// The outermost region ended after refusing a preemption signal: stop
+    /// here, at the safepoint the signal asked for (unless the thread holds
+    /// a cell, see `collector::alloc_slow`; the stopper then signals again).
+    #[cold]
+    #[inline(never)]
+    fn stop_after_region(&self) {
+        self.preempt_pending.store(false, Ordering::Relaxed);
+        if !holding_cell() {
+            fibra_runtime::gc_seam::poll();
         }
     }
 
@@ -223,12 +258,22 @@ unsafe impl Sync for ThreadHeap {}
 /// handler on this thread (`fibra::gc_seam::set_preemption_check`):
 /// it reads only the const-initialised `THREAD_HEAP` and the `ThreadHeap`'s depth,
 /// which `enter` raises before the region's work and `exit` lowers after
-/// it (both behind compiler fences).
-pub(crate) fn in_region_here() -> bool {
+/// it (both behind compiler fences). Inside a region it also marks the
+/// region to stop at a safepoint as it ends (`preempt_pending`, an atomic:
+/// the handler and the interrupted code share it).
+pub(crate) fn region_refuses_preemption() -> bool {
     let ptr = THREAD_HEAP.with(|l| l.get());
+    if ptr as usize <= EXITED {
+        return false;
+    }
     // SAFETY: as in `with_thread_heap`: a pointer above `EXITED` is this thread's
     // live `ThreadHeap`.
-    ptr as usize > EXITED && unsafe { (*ptr).depth.get() } > 0
+    let thread = unsafe { &*ptr };
+    if thread.depth.get() == 0 {
+        return false;
+    }
+    thread.preempt_pending.store(true, Ordering::Relaxed);
+    true
 }
 
 /// Runs `f` with the calling thread's `ThreadHeap`.
@@ -289,26 +334,30 @@ pub(crate) fn cell_released() {
     HELD.with(|h| h.set(h.get() - 1));
 }
 
-/// Registers for expedited membarrier once; on failure regions fence.
-fn init_membarrier() {
+const CMD_PRIVATE_EXPEDITED: libc::c_long = 1 << 3;
+const CMD_REGISTER_PRIVATE_EXPEDITED: libc::c_long = 1 << 4;
+
+/// Registers for expedited membarrier once (the collector thread, as it
+/// starts); on success regions stop fencing. On failure they keep fencing.
+/// Slow (milliseconds) in a process with several threads: never call it
+/// on an allocation path.
+pub(crate) fn prepare_process_barrier() {
     REGIONS.membarrier.get_or_init(|| {
-        const CMD_PRIVATE_EXPEDITED: libc::c_long = 1 << 3;
-        const CMD_REGISTER_PRIVATE_EXPEDITED: libc::c_long = 1 << 4;
-        let _ = CMD_PRIVATE_EXPEDITED;
         // SAFETY: membarrier takes no pointers.
         let ok =
             unsafe { libc::syscall(libc::SYS_membarrier, CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) }
                 == 0;
-        REGIONS.fence_in_regions.store(!ok, Ordering::SeqCst);
+        if ok {
+            REGIONS.fence_in_regions.store(false, Ordering::SeqCst);
+        }
         ok
     });
 }
 
-/// A full memory barrier on every thread of the process.
+/// A full memory barrier on every thread of the process (the collector
+/// thread only, see "The process-wide barrier").
 fn process_barrier() {
-    init_membarrier();
     if !REGIONS.fence_in_regions.load(Ordering::SeqCst) {
-        const CMD_PRIVATE_EXPEDITED: libc::c_long = 1 << 3;
         // SAFETY: membarrier takes no pointers.
         let r = unsafe { libc::syscall(libc::SYS_membarrier, CMD_PRIVATE_EXPEDITED, 0, 0) };
         if r == 0 {
@@ -320,6 +369,16 @@ fn process_barrier() {
         REGIONS.fence_in_regions.store(true, Ordering::SeqCst);
     }
     fence(Ordering::SeqCst);
+}
+
+/// Whether `membarrier` registration was attempted and succeeded (None:
+/// not yet), and whether regions still fence on entry.
+#[cfg(test)]
+pub(crate) fn process_barrier_state() -> (Option<bool>, bool) {
+    (
+        REGIONS.membarrier.get().copied(),
+        REGIONS.fence_in_regions.load(Ordering::SeqCst),
+    )
 }
 
 /// Stores a new epoch (the caller is the collector, usually with the world

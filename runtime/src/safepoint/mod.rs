@@ -30,15 +30,26 @@
 //! signal (see `preempt`), which stops a task that runs
 //! without reaching a safepoint where it is; the signal is repeated every
 //! [`RESIGNAL_EVERY`] while the worker stays `RUNNING` (the signal may
-//! land in a section that must not be stopped). A watchdog notes any
-//! worker that keeps the world waiting more than [`WATCHDOG`], and names
-//! its task in a warning once the world has restarted (logging while the
-//! world stops could wait on a lock a stopped task holds).
+//! land in a section that must not be stopped; such a section stops at
+//! its end, see [`set_preemption_check`]).
+//!
+//! A stop that takes longer than [`SLOW_STOP`] is explained: for the
+//! worker that kept it waiting longest, the stopper samples (without
+//! allocating, see `probe`) its CPU clock and its kernel state while it
+//! waits, and after the restart a `debug` event (target
+//! `fibra_runtime::safepoint`, message `slow stop`) says which worker and
+//! task held it, for how long, and in what state: running user code, in
+//! a section that refused preemption, descheduled by the OS (its CPU clock
+//! advanced less than half the wall time), asleep in a system call (and
+//! which), between tasks in the scheduler, or already out of the way
+//! while the stopper itself was late to notice. Past [`WATCHDOG`] the
+//! event is a warning (logging while the world stops could wait on a lock
+//! a stopped task holds, hence after the restart).
 //!
 //! The handshake's steps (`try_run`, `request_stop`, `out_of_the_way`) are
 //! checked by a loom model at the end of this file.
 
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -50,6 +61,8 @@ use crate::sched::Shared;
 mod doorbell;
 mod preempt;
 
+pub(crate) mod probe;
+
 pub use preempt::{preemptions, set_preemption_check};
 
 /// How long the stopper waits for a running worker before signalling it.
@@ -58,15 +71,22 @@ pub const PREEMPT_AFTER: Duration = Duration::from_micros(5);
 pub const RESIGNAL_EVERY: Duration = Duration::from_micros(200);
 /// A worker that keeps the world waiting longer than this is reported.
 pub const WATCHDOG: Duration = Duration::from_millis(1);
+/// A stop that takes longer than this is explained in a debug event.
+pub const SLOW_STOP: Duration = Duration::from_micros(100);
 
 /// When the stop in progress was requested (ns since [`epoch`]; 0: none),
 /// for the monitor threads, which report a stop that never completes.
-static STOP_SINCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static STOP_SINCE: AtomicU64 = AtomicU64::new(0);
 
-/// The base of `STOP_SINCE`.
+/// The base of `STOP_SINCE` (set by the first stop, before any signal).
 fn epoch() -> Instant {
     static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
     *EPOCH.get_or_init(Instant::now)
+}
+
+/// Now, in ns since [`epoch`] (at least 1).
+fn since_epoch_ns() -> u64 {
+    (epoch().elapsed().as_nanos() as u64).max(1)
 }
 
 const RUNNING: u8 = 0;
@@ -92,6 +112,12 @@ struct StopState {
     tid: libc::pid_t,
     /// The runtime and index of the worker, to name its task.
     owner: Option<(Arc<Shared>, usize)>,
+    /// Preemption signals this worker's handler refused (it was in a
+    /// section that must not be stopped), ever.
+    refused: AtomicU32,
+    /// When it last left `RUNNING` while a stop was requested (ns since
+    /// [`epoch`]), to tell a late stopper from a late worker.
+    stepped_aside_ns: AtomicU64,
 }
 
 /// A worker thread's registration with the stop-the-world handshake.
@@ -108,6 +134,8 @@ impl WorkerStop {
             state: AtomicU8::new(IDLE),
             tid: preempt::thread_id(),
             owner: Some((shared, index)),
+            refused: AtomicU32::new(0),
+            stepped_aside_ns: AtomicU64::new(0),
         });
         WORKERS.lock().push(inner.clone());
         CURRENT.with(|c| *c.borrow_mut() = Some(inner.clone()));
@@ -222,9 +250,14 @@ impl StopState {
     }
 
     /// Leaves `RUNNING` for `state` (`IDLE` or `STOPPED`), waking a stopper
-    /// that sleeps waiting for this worker. Async-signal-safe.
+    /// that sleeps waiting for this worker. Async-signal-safe (the clock
+    /// is read through the vDSO, and `epoch` is set before any stop).
     fn step_aside(&self, state: u8) {
         self.state.store(state, SeqCst);
+        if REQUESTED.load(std::sync::atomic::Ordering::Relaxed) {
+            self.stepped_aside_ns
+                .store(since_epoch_ns(), std::sync::atomic::Ordering::Relaxed);
+        }
         doorbell::ring();
     }
 }
@@ -300,7 +333,7 @@ pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
 pub struct WorldStopped {
     stopping: Duration,
     started: Instant,
-    /// The worker that kept the world waiting longest, past [`WATCHDOG`].
+    /// The worker that kept the world waiting longest, past [`SLOW_STOP`].
     straggler: Option<Straggler>,
     /// The stopper itself, if it is a worker: idle while it waits its turn
     /// and while the world is stopped, running again afterwards.
@@ -309,7 +342,8 @@ pub struct WorldStopped {
 }
 
 impl WorldStopped {
-    /// Time from the request until the last worker reached a safepoint.
+    /// Time from the request until the last worker reached a safepoint
+    /// (the time to safepoint).
     pub fn stopping_time(&self) -> Duration {
         self.stopping
     }
@@ -338,46 +372,170 @@ impl Drop for WorldStopped {
     }
 }
 
-/// A worker that kept a stop-the-world waiting past [`WATCHDOG`], as the
-/// stopper saw it (no lock taken, nothing logged while the world stops).
-struct Straggler {
-    state: Arc<StopState>,
-    /// The task it was running when the watchdog fired (0: none).
-    task: u64,
-    waited: Duration,
+/// Why a worker kept a stop waiting (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Holdup {
+    /// Running a task that reached no safepoint and was not yet stopped by
+    /// a signal (a long loop; signals blocked or preemption off).
+    UserCode,
+    /// Its handler refused the signal: a section that must not be stopped.
+    RefusedPreemption,
+    /// Runnable, but the OS ran other threads on the CPUs.
+    Descheduled,
+    /// Asleep in the kernel, in this system call if known.
+    Syscall(Option<i64>),
+    /// Between tasks: searching, polling, firing timers.
+    Scheduler,
+    /// It had stepped aside well before the stopper noticed: the stopper
+    /// itself waited for a CPU.
+    StopperLate,
 }
 
-impl Straggler {
-    fn new(state: &Arc<StopState>, waited: Duration) -> Straggler {
-        let task = match &state.owner {
+impl Holdup {
+    fn describe(self) -> &'static str {
+        match self {
+            Holdup::UserCode => "running user code",
+            Holdup::RefusedPreemption => "in a section that refuses preemption",
+            Holdup::Descheduled => "descheduled by the OS",
+            Holdup::Syscall(_) => "in a system call",
+            Holdup::Scheduler => "in the scheduler, between tasks",
+            Holdup::StopperLate => "already stopped; the stopper was late to notice",
+        }
+    }
+}
+
+/// What the stopper saw of a worker it had waited [`SLOW_STOP`] for.
+struct Sample {
+    at: Instant,
+    /// The worker's CPU clock then (None: unreadable).
+    cpu: Option<Duration>,
+    kernel: Option<probe::KernelState>,
+    refused: u32,
+    /// The task it was running (0: none).
+    task: u64,
+}
+
+impl Sample {
+    fn take(m: &StopState, at: Instant) -> Sample {
+        let task = match &m.owner {
             Some((shared, index)) => shared.remotes[*index]
                 .running
                 .load(std::sync::atomic::Ordering::Relaxed),
             None => 0,
         };
-        Straggler {
-            state: state.clone(),
+        Sample {
+            at,
+            cpu: probe::cpu_time(m.tid),
+            kernel: probe::kernel_state(m.tid),
+            refused: m.refused.load(std::sync::atomic::Ordering::Relaxed),
             task,
-            waited,
+        }
+    }
+}
+
+/// The worker that kept a stop waiting longest, as the stopper saw it (no
+/// lock taken, nothing logged while the world stops).
+struct Straggler {
+    state: Arc<StopState>,
+    /// The task it was running when sampled (0: none).
+    task: u64,
+    /// How long the stop waited for this worker alone.
+    held: Duration,
+    holdup: Holdup,
+    /// CPU time it used, and wall time, from the sample until it stopped.
+    cpu: Option<Duration>,
+    wall: Duration,
+    /// Preemption signals the stopper sent it.
+    signals: u32,
+}
+
+impl Straggler {
+    /// Judges a worker that just got out of the way, `held` after the
+    /// stopper began waiting for it, from `sample`.
+    fn judge(m: &Arc<StopState>, sample: Sample, held: Duration, signals: u32) -> Straggler {
+        let now = Instant::now();
+        let wall = now.duration_since(sample.at);
+        let cpu = sample
+            .cpu
+            .zip(probe::cpu_time(m.tid))
+            .map(|(a, b)| b.saturating_sub(a));
+        let stepped = m
+            .stepped_aside_ns
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let noticed_after = Duration::from_nanos(since_epoch_ns().saturating_sub(stepped.max(1)));
+        let holdup = if stepped != 0 && noticed_after * 2 > held {
+            Holdup::StopperLate
+        } else if let Some(probe::KernelState::Sleeping { syscall }) = sample.kernel {
+            Holdup::Syscall(syscall)
+        } else if cpu.is_some_and(|c| c * 2 < wall) {
+            Holdup::Descheduled
+        } else if m.refused.load(std::sync::atomic::Ordering::Relaxed) != sample.refused {
+            Holdup::RefusedPreemption
+        } else if sample.task == 0 {
+            Holdup::Scheduler
+        } else {
+            Holdup::UserCode
+        };
+        Straggler {
+            state: m.clone(),
+            task: sample.task,
+            held,
+            holdup,
+            cpu,
+            wall,
+            signals,
         }
     }
 
-    /// Logs the straggler (after the restart).
+    /// Logs the straggler (after the restart): a warning past
+    /// [`WATCHDOG`], else a debug event.
     fn report(self, stopping: Duration) {
         let (worker, name) = match &self.state.owner {
             Some((shared, index)) => (Some(*index), shared.task_name(*index, self.task)),
             None => (None, None),
         };
-        tracing::warn!(
-            task.id = self.task,
-            task.name = name.as_deref(),
-            worker,
-            waited_us = self.waited.as_micros() as u64,
-            stopping_us = stopping.as_micros() as u64,
-            "a task kept a stop-the-world waiting over {} µs before reaching a safepoint \
-             (preemption refused or off: signals blocked, FIBRA_ASYNCPREEMPTOFF=1?)",
-            WATCHDOG.as_micros()
-        );
+        let syscall = match self.holdup {
+            Holdup::Syscall(nr) => nr,
+            _ => None,
+        };
+        let held_us = self.held.as_micros() as u64;
+        let stopping_us = stopping.as_micros() as u64;
+        let cpu_us = self.cpu.map(|c| c.as_micros() as u64);
+        let wall_us = self.wall.as_micros() as u64;
+        let state = self.holdup.describe();
+        if stopping >= WATCHDOG {
+            tracing::warn!(
+                target: "fibra_runtime::safepoint",
+                worker,
+                task.id = self.task,
+                task.name = name.as_deref(),
+                state,
+                held_us,
+                stopping_us,
+                cpu_us,
+                wall_us,
+                syscall,
+                signals = self.signals,
+                "a worker kept a stop-the-world waiting over {} µs ({state}; preemption refused \
+                 or off: signals blocked, FIBRA_ASYNCPREEMPTOFF=1?)",
+                WATCHDOG.as_micros()
+            );
+        } else {
+            tracing::debug!(
+                target: "fibra_runtime::safepoint",
+                worker,
+                task.id = self.task,
+                task.name = name.as_deref(),
+                state,
+                held_us,
+                stopping_us,
+                cpu_us,
+                wall_us,
+                syscall,
+                signals = self.signals,
+                "slow stop"
+            );
+        }
     }
 }
 
@@ -396,6 +554,7 @@ impl Straggler {
 /// ```
 /// // SAFETY: nothing is done while the world is stopped.
 /// let world = unsafe { fibra::gc_seam::stop_the_world() };
+/// assert!(world.stopping_time() <= world.elapsed());
 /// drop(world);
 /// ```
 #[doc(hidden)]
@@ -418,6 +577,10 @@ pub unsafe fn stop_the_world() -> WorldStopped {
         wait_for(m, started, &mut straggler);
     }
     STOP_SINCE.store(0, std::sync::atomic::Ordering::Relaxed);
+    for m in &registered {
+        m.stepped_aside_ns
+            .store(0, std::sync::atomic::Ordering::Relaxed);
+    }
     WorldStopped {
         stopping: started.elapsed(),
         started,
@@ -430,12 +593,15 @@ pub unsafe fn stop_the_world() -> WorldStopped {
 /// Waits until worker `m` is out of the way: spins for [`PREEMPT_AFTER`],
 /// then signals it (again every [`RESIGNAL_EVERY`]) and sleeps until it
 /// rings the doorbell, leaving the CPU to the thread it waits for (on a
-/// busy machine that thread may need it to run its signal handler). Notes
-/// `m` as the straggler once the stop has waited past [`WATCHDOG`].
+/// busy machine that thread may need it to run its signal handler). Once
+/// the stop has waited past [`SLOW_STOP`] it samples `m`, and keeps `m` as
+/// the straggler if the stop waited longer for it than for any other.
 fn wait_for(m: &Arc<StopState>, started: Instant, straggler: &mut Option<Straggler>) {
+    let began = Instant::now();
     let mut spins = 0u32;
     let mut signalled: Option<Instant> = None;
-    let mut noted = false;
+    let mut signals = 0u32;
+    let mut sample: Option<Sample> = None;
     while !out_of_the_way(&m.state) {
         spins += 1;
         if spins < 64 {
@@ -449,17 +615,22 @@ fn wait_for(m: &Arc<StopState>, started: Instant, straggler: &mut Option<Straggl
             continue;
         }
         if signalled.is_none_or(|at| now.duration_since(at) >= RESIGNAL_EVERY) {
-            preempt::signal(m.tid);
+            if preempt::signal(m.tid) {
+                signals += 1;
+            }
             signalled = Some(now);
         }
-        if waited >= WATCHDOG && !noted {
-            noted = true;
-            *straggler = Some(Straggler::new(m, waited));
+        if waited >= SLOW_STOP && sample.is_none() {
+            sample = Some(Sample::take(m, now));
+            continue;
         }
         doorbell::wait(RESIGNAL_EVERY, || out_of_the_way(&m.state));
     }
-    if let Some(s) = straggler.as_mut().filter(|s| Arc::ptr_eq(&s.state, m)) {
-        s.waited = started.elapsed();
+    if let Some(sample) = sample {
+        let held = began.elapsed();
+        if straggler.as_ref().is_none_or(|s| held > s.held) {
+            *straggler = Some(Straggler::judge(m, sample, held, signals));
+        }
     }
 }
 
@@ -484,6 +655,20 @@ pub(crate) fn stop_waiting_for(shared: &Arc<Shared>) -> Option<(Duration, Vec<us
         })
         .collect();
     Some((waited, running))
+}
+
+/// The kernel thread ids of `shared`'s registered workers, by index
+/// (`None`: not registered yet, or gone), for the monitor's CPU clocks.
+pub(crate) fn worker_tids(shared: &Arc<Shared>) -> Vec<Option<libc::pid_t>> {
+    let mut tids = vec![None; shared.remotes.len()];
+    for m in WORKERS.lock().iter() {
+        if let Some((owner, index)) = &m.owner {
+            if Arc::ptr_eq(owner, shared) {
+                tids[*index] = Some(m.tid);
+            }
+        }
+    }
+    tids
 }
 
 /// Number of registered worker threads in the process (the threads a

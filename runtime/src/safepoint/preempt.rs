@@ -160,7 +160,10 @@ pub(super) fn restarted() {
 /// It replaces any earlier check.
 ///
 /// Where the check refuses, the stopper signals again a little later;
-/// such sections must be short and must not wait for anything.
+/// such sections must be short and must not wait for anything. A check
+/// that refuses should arrange for its section to call [`poll`](crate::gc_seam::poll)
+/// as it ends (fibra-gc's does, unless the thread holds a `GcCell`), so
+/// the stop waits only for the section, not for the next signal.
 ///
 /// The collector's seam, not a user API: `fibra-gc` registers the check
 /// that refuses preemption inside its barrier and allocation regions, and
@@ -265,7 +268,14 @@ extern "C" fn handle(sig: libc::c_int, info: *mut libc::siginfo_t, context: *mut
 /// The handler's stop: parks the thread if a stop is requested, the worker
 /// runs and the interrupted code allows it.
 fn stop_here(me: &StopState) {
-    if !REQUESTED.load(SeqCst) || me.state.load(SeqCst) != RUNNING || !may_stop() {
+    if !REQUESTED.load(SeqCst) || me.state.load(SeqCst) != RUNNING {
+        return;
+    }
+    if !may_stop() {
+        // Counted for the stopper's report; the section itself stops at
+        // its end if its check arranges it (see `set_preemption_check`).
+        me.refused
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         return;
     }
     me.step_aside(STOPPED);

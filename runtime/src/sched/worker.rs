@@ -332,6 +332,9 @@ impl Worker {
         }
         let n = self.shared.remotes.len();
         for round in 0..SPIN_ROUNDS {
+            // Between tasks the worker cannot touch the heap: a stop need
+            // not wait for the search to end.
+            safepoint::poll();
             let start = self.next_random() as usize % n;
             for i in 0..n {
                 let victim = (start + i) % n;
@@ -392,6 +395,7 @@ impl Worker {
         let start = std::time::Instant::now();
         let mut rounds = 0u32;
         loop {
+            safepoint::poll();
             for _ in 0..64 {
                 if remote.inbox_ready.load(Ordering::Relaxed) {
                     self.drain_inbox();
