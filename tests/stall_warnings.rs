@@ -192,6 +192,7 @@ fn a_descheduled_worker_is_not_reported() {
         assert!(stdout.contains("cannot demote"), "{stdout}\n{stderr}");
         return;
     };
+    eprintln!("the demoted task used {cpu_ms} ms of CPU in 800 ms");
     // Held 800 ms on the wall clock (a warning by wall time), well under
     // the 200 ms threshold on the CPU clock.
     assert!(

@@ -463,10 +463,10 @@ impl Straggler {
             .stepped_aside_ns
             .load(std::sync::atomic::Ordering::Relaxed);
         let noticed_after = Duration::from_nanos(since_epoch_ns().saturating_sub(stepped.max(1)));
-        let holdup = if stepped != 0 && noticed_after * 2 > held {
-            Holdup::StopperLate
-        } else if let Some(probe::KernelState::Sleeping { syscall }) = sample.kernel {
+        let holdup = if let Some(probe::KernelState::Sleeping { syscall }) = sample.kernel {
             Holdup::Syscall(syscall)
+        } else if stepped != 0 && noticed_after * 2 > held {
+            Holdup::StopperLate
         } else if cpu.is_some_and(|c| c * 2 < wall) {
             Holdup::Descheduled
         } else if m.refused.load(std::sync::atomic::Ordering::Relaxed) != sample.refused {
