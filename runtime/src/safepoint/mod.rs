@@ -671,6 +671,16 @@ pub(crate) fn worker_tids(shared: &Arc<Shared>) -> Vec<Option<libc::pid_t>> {
     tids
 }
 
+/// Whether worker `index` of `shared` is `RUNNING` (not stopped at a
+/// safepoint, not idle), for the monitor: a worker stopped for the
+/// collector sleeps in the kernel through no fault of its task.
+pub(crate) fn worker_running(shared: &Arc<Shared>, index: usize) -> bool {
+    WORKERS.lock().iter().any(|m| {
+        matches!(&m.owner, Some((owner, i)) if Arc::ptr_eq(owner, shared) && *i == index)
+            && !out_of_the_way(&m.state)
+    })
+}
+
 /// Number of registered worker threads in the process (the threads a
 /// stop-the-world waits for; the collector calls them mutators).
 pub fn mutators() -> usize {
