@@ -278,7 +278,10 @@ fn run(shared: Arc<Shared>, stop: Arc<(Mutex<bool>, Condvar)>) {
             if stalled < gate {
                 continue;
             }
-            if !s.reported {
+            // A worker stopped for the collector, or waiting for it in an
+            // allocation (`gc_seam::blocking`), is not its task's fault;
+            // it is judged again once it runs.
+            if !s.reported && crate::safepoint::worker_running(&shared, index) {
                 let verdict = threshold.and_then(|t| blame(tids[index], s.cpu_since, stalled, t));
                 if let Some(verdict) = verdict {
                     s.reported = true;

@@ -463,10 +463,10 @@ impl Straggler {
             .stepped_aside_ns
             .load(std::sync::atomic::Ordering::Relaxed);
         let noticed_after = Duration::from_nanos(since_epoch_ns().saturating_sub(stepped.max(1)));
-        let holdup = if stepped != 0 && noticed_after * 2 > held {
-            Holdup::StopperLate
-        } else if let Some(probe::KernelState::Sleeping { syscall }) = sample.kernel {
+        let holdup = if let Some(probe::KernelState::Sleeping { syscall }) = sample.kernel {
             Holdup::Syscall(syscall)
+        } else if stepped != 0 && noticed_after * 2 > held {
+            Holdup::StopperLate
         } else if cpu.is_some_and(|c| c * 2 < wall) {
             Holdup::Descheduled
         } else if m.refused.load(std::sync::atomic::Ordering::Relaxed) != sample.refused {
@@ -669,6 +669,16 @@ pub(crate) fn worker_tids(shared: &Arc<Shared>) -> Vec<Option<libc::pid_t>> {
         }
     }
     tids
+}
+
+/// Whether worker `index` of `shared` is `RUNNING` (not stopped at a
+/// safepoint, not idle), for the monitor: a worker stopped for the
+/// collector sleeps in the kernel through no fault of its task.
+pub(crate) fn worker_running(shared: &Arc<Shared>, index: usize) -> bool {
+    WORKERS.lock().iter().any(|m| {
+        matches!(&m.owner, Some((owner, i)) if Arc::ptr_eq(owner, shared) && *i == index)
+            && !out_of_the_way(&m.state)
+    })
 }
 
 /// Number of registered worker threads in the process (the threads a
