@@ -143,7 +143,7 @@ pub(crate) fn activity(shared: &Shared) -> u64 {
     shared
         .remotes
         .iter()
-        .map(|r| r.metrics.tasks_run.get())
+        .map(|r| r.switches.load(std::sync::atomic::Ordering::Relaxed))
         .sum::<u64>()
         .wrapping_add(shared.injector.len() as u64)
 }

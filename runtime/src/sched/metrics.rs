@@ -7,8 +7,6 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 /// Counters of one worker, owned by it.
 #[derive(Default)]
 pub(crate) struct WorkerMetrics {
-    /// Tasks resumed or polled.
-    pub(crate) tasks_run: Counter,
     /// Tasks spawned by tasks running on this worker.
     pub(crate) spawned: Counter,
     /// Successful steals from peers or the injector.

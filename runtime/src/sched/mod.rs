@@ -24,7 +24,7 @@
 //! # The worker loop (after Go's `schedule`/`findrunnable`)
 //!
 //! runnext, then the spawn slot (together at most 16 in a row) → inbox →
-//! pinned queue / local deque (alternating) → the injector every 61 ticks
+//! pinned queue / local deque (alternating) → the injector every 64 ticks
 //! so it cannot starve → when all are empty, fire due timers and poll its
 //! own netpoller without blocking (and a peer's that nobody polled for a
 //! millisecond) → *spin*: steal half of a random victim's deque, the
@@ -34,7 +34,7 @@
 //! do, so that a wake-up from another worker rarely needs a futex) →
 //! *sleep* by the [`idle`] protocol, blocking in its own netpoller (see
 //! `netpoll`), which inbox pushes, timers and IO all wake. A busy worker
-//! also polls its netpoller without blocking every 61 ticks.
+//! also polls its netpoller without blocking every 64 ticks.
 //!
 //! # Pinning
 //!
@@ -94,7 +94,8 @@ pub(crate) struct Remote {
     pub(crate) started: parking_lot::Mutex<Registry>,
     /// Id of the task the worker is running (0: none).
     pub(crate) running: std::sync::atomic::AtomicU64,
-    /// Task runs the worker has started, for the monitor's stall detector.
+    /// Task runs the worker has started: the monitor's stall detector and
+    /// the `tasks_run` figure read it.
     pub(crate) switches: std::sync::atomic::AtomicU64,
 }
 
@@ -373,7 +374,7 @@ impl Shared {
         for (index, r) in self.remotes.iter().enumerate() {
             let m = &r.metrics;
             out.workers.push(metrics::WorkerStats {
-                tasks_run: m.tasks_run.get(),
+                tasks_run: r.switches.load(Ordering::Relaxed),
                 steals: m.steals.get(),
                 sleeps: m.sleeps.get(),
                 idle_ns: m.idle_ns.get(),

@@ -5,7 +5,7 @@
 //!
 //! The worker owns one poller of the runtime's netpoller (`netpoll`): the
 //! epoll set of the sockets its green threads wait on. Following Go's
-//! `findrunnable`: every 61 ticks a busy worker polls it without blocking;
+//! `findrunnable`: every 64 ticks a busy worker polls it without blocking;
 //! a worker out of local work polls it (and any peer's poller nobody has
 //! polled for a millisecond) without blocking before it steals; a
 //! lingering worker polls it every few microseconds; and a worker going to
@@ -39,8 +39,13 @@ use crate::task::state::ParkAction;
 use crate::task::{current, GreenCoroutine, JoinError, Kind, Suspend, Task};
 use crate::timer::heap::{fire_all, TimerHeap};
 
-/// Check the injector first every this many ticks (Go's 61).
-const INJECTOR_INTERVAL: u32 = 61;
+/// Every this many ticks (a power of two, so the check is one AND) a busy
+/// worker does its periodic work (`maintain`): due timers, a requested
+/// stack shrink, and every fourth time the netpoller and the injector.
+const MAINTENANCE_INTERVAL: u32 = 16;
+/// Ticks between looks at the injector and the netpoller while busy (Go
+/// looks at its global queue every 61).
+const INJECTOR_INTERVAL: u32 = 4 * MAINTENANCE_INTERVAL;
 /// Most consecutive runs from `runnext` before the queues get a turn.
 const RUNNEXT_STREAK: u32 = 16;
 /// Rounds of stealing before a searching worker gives up.
@@ -56,10 +61,6 @@ const LINGER_POLL_ROUNDS: u32 = 4;
 const STALE_POLL_MS: u64 = 1;
 /// Most pinned wake-ups moved from the inbox per tick.
 const INBOX_BATCH: usize = 32;
-/// Check the timer heap every this many ticks while busy.
-const TIMER_INTERVAL: u32 = 16;
-/// Poll the netpoller (without blocking) every this many ticks while busy.
-const NETPOLL_INTERVAL: u32 = 61;
 
 /// A worker thread's own state. Lives on the worker thread's stack; tasks
 /// reach it through `context::with_worker`.
@@ -91,6 +92,10 @@ pub(crate) struct Worker {
     /// The next green thread spawned here starts on the next worker in
     /// turn (set after an `accept`, cleared after each task run).
     spread_next: Cell<bool>,
+    /// Set when this worker put a task in its spawn slot, cleared when it
+    /// looks there: saves the shared slot's cache line on ticks when the
+    /// slot cannot hold anything of ours (a thief may have emptied it).
+    spawn_pending: Cell<bool>,
 }
 
 impl Worker {
@@ -116,6 +121,7 @@ impl Worker {
             ),
             switches: Cell::new(0),
             spread_next: Cell::new(false),
+            spawn_pending: Cell::new(false),
         }
     }
 
@@ -132,11 +138,6 @@ impl Worker {
                 break;
             }
             stop.poll();
-            if self.stacks.borrow().shrink_requested() {
-                self.stacks
-                    .borrow_mut()
-                    .shrink_all(self.remote().started.lock().iter());
-            }
             if let Some(task) = self.next_local() {
                 // A worker woken as a searcher may find its work locally
                 // (its inbox): it must stop counting as spinning before it
@@ -145,6 +146,7 @@ impl Worker {
                 self.run_task(task);
                 continue;
             }
+            self.shrink_if_requested();
             if self.fire_timers() > 0 {
                 continue;
             }
@@ -216,7 +218,17 @@ impl Worker {
         if let Some(old) = self.remote().spawned.put(task) {
             self.deque.push(old);
         }
+        self.spawn_pending.set(true);
         self.shared.notify_work();
+    }
+
+    /// Takes this worker's spawn slot occupant (see `spawn_pending`).
+    #[inline]
+    fn take_spawned(&self) -> Option<Arc<Task>> {
+        if !self.spawn_pending.replace(false) {
+            return None;
+        }
+        self.remote().spawned.take()
     }
 
     /// See `sched::spread_next_spawn`.
@@ -224,23 +236,19 @@ impl Worker {
         self.spread_next.set(true);
     }
 
+    /// The next task from this worker's own queues (the hot path of every
+    /// switch: inlined into the loop).
+    #[inline(always)]
     fn next_local(&self) -> Option<Arc<Task>> {
         let tick = self.tick.get().wrapping_add(1);
         self.tick.set(tick);
-        if tick.is_multiple_of(TIMER_INTERVAL) && !self.timers.borrow().is_empty() {
-            self.fire_timers();
-        }
-        if tick.is_multiple_of(NETPOLL_INTERVAL) {
-            self.shared.io.poll_now(self.index);
-        }
-        if tick.is_multiple_of(INJECTOR_INTERVAL) {
-            crate::park::record::refresh_clock();
-            if let Some(t) = self.steal_injector() {
+        if tick.is_multiple_of(MAINTENANCE_INTERVAL) {
+            if let Some(t) = self.maintain(tick) {
                 return Some(t);
             }
         }
         if self.runnext_streak.get() < RUNNEXT_STREAK {
-            if let Some(t) = self.runnext.take().or_else(|| self.remote().spawned.take()) {
+            if let Some(t) = self.runnext.take().or_else(|| self.take_spawned()) {
                 self.runnext_streak.set(self.runnext_streak.get() + 1);
                 return Some(t);
             }
@@ -261,8 +269,35 @@ impl Worker {
                 .or_else(|| self.pinned.borrow_mut().pop_front())
         };
         t.or_else(|| self.runnext.take())
-            .or_else(|| self.remote().spawned.take())
+            .or_else(|| self.take_spawned())
             .or_else(|| self.steal_injector())
+    }
+
+    /// The periodic work of a busy worker (see `MAINTENANCE_INTERVAL`);
+    /// may return a task from the injector.
+    #[cold]
+    #[inline(never)]
+    fn maintain(&self, tick: u32) -> Option<Arc<Task>> {
+        if !self.timers.borrow().is_empty() {
+            self.fire_timers();
+        }
+        self.shrink_if_requested();
+        if tick.is_multiple_of(INJECTOR_INTERVAL) {
+            self.shared.io.poll_now(self.index);
+            crate::park::record::refresh_clock();
+            return self.steal_injector();
+        }
+        None
+    }
+
+    /// Shrinks the stacks of the worker's suspended green threads if the
+    /// collector asked for it.
+    fn shrink_if_requested(&self) {
+        if self.stacks.borrow().shrink_requested() {
+            self.stacks
+                .borrow_mut()
+                .shrink_all(self.remote().started.lock().iter());
+        }
     }
 
     /// Fires due timers; returns how many fired.
@@ -520,7 +555,6 @@ impl Worker {
 
     fn run_task(&self, task: Arc<Task>) {
         let remote = self.remote();
-        remote.metrics.tasks_run.add(1);
         let switch = self.switches.get().wrapping_add(1);
         self.switches.set(switch);
         remote.switches.store(switch, Ordering::Relaxed);

@@ -42,7 +42,7 @@
 //!   timer as timeout (`Parker::park_polling`; short timeouts use a
 //!   `timerfd`, see [`timerfd`]); `unpark` reaches it through the poller's
 //!   `mio::Waker`. Inbox pushes, timers and IO thus share one wake path.
-//! - A busy worker polls its own poller without blocking every 61 ticks,
+//! - A busy worker polls its own poller without blocking every 64 ticks,
 //!   and before it searches for work; a worker out of work also polls the
 //!   poller of a peer that has not polled for a millisecond (a peer stuck
 //!   in a long task), whose wake-ups then cross workers.
