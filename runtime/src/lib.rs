@@ -41,7 +41,8 @@
 //!                             parker, the wait records
 //! ---------------------------------------------------------------------------------
 //! stack, timer, config,     leaves: stacks and their guards, timer heaps and the
-//!   loom                      `Sleep` future, every default, loom's stand-ins
+//!   loom, signal              `Sleep` future, every default, loom's stand-ins,
+//!                             installing a signal handler beside the previous one
 //! ```
 //!
 //! Protocols are documented where they live: `sched` (the scheduler and the
@@ -67,6 +68,7 @@ mod monitor;
 mod park;
 pub mod runtime;
 mod sched;
+mod signal;
 mod timer;
 
 pub mod chan;

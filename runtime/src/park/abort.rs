@@ -45,45 +45,22 @@
 use std::sync::atomic::Ordering;
 use std::sync::{Once, OnceLock};
 
+use crate::signal::{self, Previous};
 use crate::task::{cancel, current, Kind, Suspend};
 
 /// The `SIGABRT` action installed before ours.
-struct Previous(libc::sigaction);
-
-// SAFETY: plain data (a handler address, a mask, flags), written once
-// before our handler is installed and only read afterwards.
-unsafe impl Sync for Previous {}
-// SAFETY: as above.
-unsafe impl Send for Previous {}
-
 static PREVIOUS: OnceLock<Previous> = OnceLock::new();
 
 /// Installs the handler once per process.
 pub(crate) fn install_handler() {
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {
-        // SAFETY: sigaction with a null new action only reads the current
-        // one into a zeroed struct.
-        let previous = unsafe {
-            let mut prev: libc::sigaction = std::mem::zeroed();
-            libc::sigaction(libc::SIGABRT, std::ptr::null(), &mut prev);
-            Previous(prev)
-        };
-        if PREVIOUS.set(previous).is_err() {
+        if PREVIOUS.set(Previous::read(libc::SIGABRT)).is_err() {
             return;
         }
         // SAFETY: `handle` only acts on a synchronous abort of the running
-        // green thread (see the module docs) and otherwise chains; the
-        // action struct is fully initialised.
-        unsafe {
-            let mut action: libc::sigaction = std::mem::zeroed();
-            let handler: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
-                handle;
-            action.sa_sigaction = handler as usize;
-            action.sa_flags = libc::SA_SIGINFO | libc::SA_NODEFER;
-            libc::sigemptyset(&mut action.sa_mask);
-            libc::sigaction(libc::SIGABRT, &action, std::ptr::null_mut());
-        }
+        // green thread (see the module docs) and otherwise chains.
+        unsafe { signal::install(libc::SIGABRT, handle, libc::SA_NODEFER) };
     });
 }
 
@@ -163,29 +140,16 @@ fn report() {
     unsafe { libc::write(libc::STDERR_FILENO, buf.as_ptr().cast(), len) };
 }
 
-/// Runs the handler that was installed before ours, or returns so that
-/// `abort` goes on to the default action.
+/// Runs the handler that was installed before ours; without one, returns
+/// so that `abort` goes on to the default action (it resets the action to
+/// the default and raises again).
 ///
 /// # Safety
 ///
 /// Only from the signal handler, with its arguments.
 unsafe fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
-    let Some(act) = PREVIOUS.get().map(|p| p.0) else {
-        return;
-    };
-    if act.sa_sigaction == libc::SIG_DFL || act.sa_sigaction == libc::SIG_IGN {
-        // `abort` resets the action to the default and raises again.
-        return;
-    }
-    if act.sa_flags & libc::SA_SIGINFO != 0 {
-        // SAFETY: with SA_SIGINFO the address is a three-argument handler,
-        // installed by whoever set it.
-        let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
-            unsafe { std::mem::transmute(act.sa_sigaction) };
-        f(sig, info, ctx);
-    } else {
-        // SAFETY: without SA_SIGINFO it is a one-argument handler.
-        let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(act.sa_sigaction) };
-        f(sig);
+    if let Some(previous) = PREVIOUS.get() {
+        // SAFETY: from the handler, with its arguments (caller).
+        unsafe { previous.call(sig, info, ctx) };
     }
 }

@@ -44,6 +44,7 @@ use std::sync::{Once, OnceLock};
 use std::time::Duration;
 
 use super::{doorbell, try_run, StopState, REQUESTED, RUNNING, STOPPED};
+use crate::signal::{self, Previous};
 
 /// The preemption signal.
 const SIGNAL: libc::c_int = libc::SIGURG;
@@ -70,14 +71,6 @@ static WAITERS: AtomicU32 = AtomicU32::new(0);
 static SENT: AtomicU64 = AtomicU64::new(0);
 static STOPPED_BY_SIGNAL: AtomicU64 = AtomicU64::new(0);
 
-struct Previous(libc::sigaction);
-
-// SAFETY: plain data (a handler address, a mask, flags), written once
-// before our handler is installed and only read afterwards.
-unsafe impl Sync for Previous {}
-// SAFETY: as above.
-unsafe impl Send for Previous {}
-
 /// Installs the handler once per process, unless turned off.
 pub(super) fn install() {
     static INSTALL: Once = Once::new();
@@ -86,27 +79,12 @@ pub(super) fn install() {
             tracing::debug!("asynchronous preemption is off (FIBRA_ASYNCPREEMPTOFF=1)");
             return;
         }
-        // SAFETY: sigaction with a null new action only reads the current
-        // one into a zeroed struct.
-        let previous = unsafe {
-            let mut prev: libc::sigaction = std::mem::zeroed();
-            libc::sigaction(SIGNAL, std::ptr::null(), &mut prev);
-            prev
-        };
-        if PREVIOUS.set(Previous(previous)).is_err() {
+        if PREVIOUS.set(Previous::read(SIGNAL)).is_err() {
             return;
         }
-        // SAFETY: `handle` is async-signal-safe (see the module docs); the
-        // action struct is fully initialised.
-        let installed = unsafe {
-            let mut action: libc::sigaction = std::mem::zeroed();
-            let handler: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
-                handle;
-            action.sa_sigaction = handler as usize;
-            action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_RESTART;
-            libc::sigemptyset(&mut action.sa_mask);
-            libc::sigaction(SIGNAL, &action, std::ptr::null_mut()) == 0
-        };
+        // SAFETY: `handle` is async-signal-safe (see the module docs).
+        let installed =
+            unsafe { signal::install(SIGNAL, handle, libc::SA_ONSTACK | libc::SA_RESTART) };
         ENABLED.store(installed, SeqCst);
     });
 }
@@ -289,21 +267,10 @@ fn stop_here(me: &StopState) {
 
 /// Passes a signal we did not send to the handler installed before ours.
 fn forward(sig: libc::c_int, info: *mut libc::siginfo_t, context: *mut libc::c_void) {
-    let Some(Previous(prev)) = PREVIOUS.get() else {
-        return;
-    };
-    if prev.sa_sigaction == libc::SIG_DFL || prev.sa_sigaction == libc::SIG_IGN {
-        // SIGURG's default action is to ignore it.
-        return;
-    }
-    if prev.sa_flags & libc::SA_SIGINFO != 0 {
-        // SAFETY: the previous handler was installed for SA_SIGINFO calls.
-        let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
-            unsafe { std::mem::transmute(prev.sa_sigaction) };
-        f(sig, info, context);
-    } else {
-        // SAFETY: the previous handler was installed for plain calls.
-        let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(prev.sa_sigaction) };
-        f(sig);
+    // Without a handler before ours there is nothing to do: SIGURG's
+    // default action is to ignore it.
+    if let Some(previous) = PREVIOUS.get() {
+        // SAFETY: called from our handler, with its arguments.
+        unsafe { previous.call(sig, info, context) };
     }
 }

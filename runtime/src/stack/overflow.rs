@@ -25,20 +25,13 @@ use std::sync::{Once, OnceLock};
 
 use super::os;
 use super::segment::{StackBounds, THREAD_BOUNDS};
+use crate::signal::{self, Previous};
 
 /// Size of the alternate signal stacks fibra maps.
 const ALT_STACK_SIZE: usize = 64 * 1024;
 
 /// The actions that were installed before ours: `[SIGSEGV, SIGBUS]`.
-struct Previous([libc::sigaction; 2]);
-
-// SAFETY: plain data (handler addresses, masks, flags), written once
-// before our handler is installed and only read afterwards.
-unsafe impl Sync for Previous {}
-// SAFETY: as above.
-unsafe impl Send for Previous {}
-
-static PREVIOUS: OnceLock<Previous> = OnceLock::new();
+static PREVIOUS: OnceLock<[Previous; 2]> = OnceLock::new();
 
 /// Installs the overflow handler once per process.
 pub(crate) fn install_handler() {
@@ -47,28 +40,13 @@ pub(crate) fn install_handler() {
         // Make sure the page size is cached: the handler must not call
         // sysconf.
         os::page_size();
-        // SAFETY: sigaction with a null new action only reads the current
-        // one into a zeroed struct.
-        let previous = unsafe {
-            let mut prev: [libc::sigaction; 2] = std::mem::zeroed();
-            libc::sigaction(libc::SIGSEGV, std::ptr::null(), &mut prev[0]);
-            libc::sigaction(libc::SIGBUS, std::ptr::null(), &mut prev[1]);
-            Previous(prev)
-        };
+        let previous = [Previous::read(libc::SIGSEGV), Previous::read(libc::SIGBUS)];
         if PREVIOUS.set(previous).is_err() {
             return;
         }
-        // SAFETY: `handle` is async-signal-safe (see its comment); the
-        // action struct is fully initialised.
-        unsafe {
-            let mut action: libc::sigaction = std::mem::zeroed();
-            let handler: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
-                handle;
-            action.sa_sigaction = handler as usize;
-            action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
-            libc::sigemptyset(&mut action.sa_mask);
-            libc::sigaction(libc::SIGSEGV, &action, std::ptr::null_mut());
-            libc::sigaction(libc::SIGBUS, &action, std::ptr::null_mut());
+        for sig in [libc::SIGSEGV, libc::SIGBUS] {
+            // SAFETY: `handle` is async-signal-safe (see its comment).
+            unsafe { signal::install(sig, handle, libc::SA_ONSTACK) };
         }
     });
 }
@@ -225,33 +203,19 @@ extern "C" fn handle(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut lib
 /// Only from the signal handler, with its arguments.
 unsafe fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     let index = usize::from(sig != libc::SIGSEGV);
-    let prev = PREVIOUS.get().map(|p| p.0[index]);
-    match prev {
-        Some(act) if act.sa_sigaction != libc::SIG_DFL && act.sa_sigaction != libc::SIG_IGN => {
-            if act.sa_flags & libc::SA_SIGINFO != 0 {
-                // SAFETY: with SA_SIGINFO the address is a three-argument
-                // handler, installed by whoever set it.
-                let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
-                    unsafe { std::mem::transmute(act.sa_sigaction) };
-                f(sig, info, ctx);
-            } else {
-                // SAFETY: without SA_SIGINFO it is a one-argument handler.
-                let f: extern "C" fn(libc::c_int) =
-                    unsafe { std::mem::transmute(act.sa_sigaction) };
-                f(sig);
-            }
-        }
-        _ => {
-            // SAFETY: installing the default action; the faulting
-            // instruction then faults again and the process dies as it
-            // would have without fibra (an ignored fault would loop).
-            unsafe {
-                let mut dfl: libc::sigaction = std::mem::zeroed();
-                dfl.sa_sigaction = libc::SIG_DFL;
-                libc::sigemptyset(&mut dfl.sa_mask);
-                libc::sigaction(sig, &dfl, std::ptr::null_mut());
-            }
-        }
+    let previous = PREVIOUS.get().map(|p| p[index]);
+    // SAFETY: from the handler, with its arguments (caller).
+    if previous.is_some_and(|p| unsafe { p.call(sig, info, ctx) }) {
+        return;
+    }
+    // SAFETY: installing the default action; the faulting instruction then
+    // faults again and the process dies as it would have without fibra (an
+    // ignored fault would loop).
+    unsafe {
+        let mut dfl: libc::sigaction = std::mem::zeroed();
+        dfl.sa_sigaction = libc::SIG_DFL;
+        libc::sigemptyset(&mut dfl.sa_mask);
+        libc::sigaction(sig, &dfl, std::ptr::null_mut());
     }
 }
 
