@@ -2,9 +2,10 @@
 //! everything the collector needs from the runtime, and nothing a program
 //! should call. Hidden from the docs; programs use `fibra::gc` instead.
 //!
-//! - stopping the world: [`stop_the_world`] (unsafe: the caller must not
-//!   wait for anything a stopped task could provide), [`WorldStopped`],
-//!   [`mutators`], [`WATCHDOG`];
+//! - stopping the world: [`run_stopped`] (the stop made by a running
+//!   worker, see [`CLAIM_WAIT`]) and [`stop_the_world`] (unsafe: the caller
+//!   must not wait for anything a stopped task could provide),
+//!   [`StopReport`], [`WorldStopped`], [`mutators`], [`WATCHDOG`];
 //! - safepoints on the collector's slow paths: [`poll`], and [`blocking`]
 //!   for waits a worker makes with the world allowed to stop;
 //! - preemption: [`set_preemption_check`] (the collector's regions refuse
@@ -20,7 +21,8 @@
 pub use crate::config::report_bad_env;
 pub use crate::park::{forbid_suspend, NoSuspend};
 pub use crate::safepoint::{
-    blocking, mutators, poll, set_preemption_check, stop_the_world, WorldStopped, WATCHDOG,
+    blocking, mutators, poll, run_stopped, set_preemption_check, stop_the_world, StopReport,
+    WorldStopped, CLAIM_WAIT, WATCHDOG,
 };
 pub use crate::sched::metrics::set_gc_stats_source;
 pub use crate::stack::shrink::shrink_stacks;

@@ -295,14 +295,18 @@ pub(super) fn fail_marking(n: u64, what: &str) {
 }
 
 /// Stops the world, runs `f`, restarts it; records and reports the pause.
-pub(super) fn pause(phase: &'static str, cycle: u64, f: impl FnOnce()) -> Duration {
+/// The stop is made by a running worker when one reaches a safepoint
+/// soon (`fibra::gc_seam::run_stopped`), so that it does not begin with
+/// a worker's CPU taken by this thread.
+pub(super) fn pause(phase: &'static str, cycle: u64, f: impl Fn() + Sync) -> Duration {
     // SAFETY: every `f` passed here flips the phase word and reads
-    // counters: no allocation, cell, park or lock a task may hold.
-    let world = unsafe { fibra_runtime::gc_seam::stop_the_world() };
-    f();
-    let stopping = world.stopping_time();
-    let total = world.elapsed();
-    drop(world);
+    // counters: no allocation, cell, park or lock a task may hold. The
+    // collector's thread is not a worker.
+    let report = unsafe { fibra_runtime::gc_seam::run_stopped(&f) };
+    let stopping = report.stopping_time();
+    let total = report.elapsed();
+    let on_worker = report.on_worker();
+    drop(report);
     let pause_ns = total.as_nanos() as u64;
     let stopping_ns = (stopping.as_nanos() as u64).min(pause_ns);
     counters::record_pause(pause_ns, stopping_ns);
@@ -310,7 +314,7 @@ pub(super) fn pause(phase: &'static str, cycle: u64, f: impl FnOnce()) -> Durati
     // and the work done with the world stopped (`work_ns`) add up to
     // `pause_ns`. A worker that kept the world waiting is named by the
     // runtime (`fibra_runtime::gc_seam::WATCHDOG`, and a debug event per
-    // slow stop).
+    // slow stop). `on_worker`: a running worker made the stop.
     let work_ns = pause_ns - stopping_ns;
     tracing::info!(
         target: "fibra_gc",
@@ -320,6 +324,7 @@ pub(super) fn pause(phase: &'static str, cycle: u64, f: impl FnOnce()) -> Durati
         time_to_safepoint_ns = stopping_ns,
         work_ns,
         cycle,
+        on_worker,
         "gc pause"
     );
     total

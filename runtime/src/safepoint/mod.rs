@@ -46,6 +46,12 @@
 //! event is a warning (logging while the world stops could wait on a lock
 //! a stopped task holds, hence after the restart).
 //!
+//! # Who stops the world
+//!
+//! The collector asks through [`run_stopped`], which hands the stop to the
+//! first worker that polls a safepoint (see `handoff`), so that the stop
+//! does not begin with a worker's CPU taken by the collector's thread.
+//!
 //! The handshake's steps (`try_run`, `request_stop`, `out_of_the_way`) are
 //! checked by a loom model at the end of this file.
 
@@ -59,10 +65,12 @@ use crate::loom::fence;
 use crate::sched::Shared;
 
 mod doorbell;
+mod handoff;
 mod preempt;
 
 pub(crate) mod probe;
 
+pub use handoff::CLAIM_WAIT;
 pub use preempt::{preemptions, set_preemption_check};
 
 /// How long the stopper waits for a running worker before signalling it.
@@ -150,6 +158,8 @@ impl WorkerStop {
     pub(crate) fn poll(&self) {
         if REQUESTED.load(std::sync::atomic::Ordering::Relaxed) {
             self.stop_here();
+        } else if handoff::wanted() {
+            handoff::claim_on_worker();
         }
     }
 
@@ -288,7 +298,7 @@ fn wait_for_restart() {
 /// ```
 #[inline]
 pub fn poll() {
-    if REQUESTED.load(std::sync::atomic::Ordering::Relaxed) {
+    if REQUESTED.load(std::sync::atomic::Ordering::Relaxed) || handoff::wanted() {
         poll_slow();
     }
 }
@@ -297,7 +307,11 @@ pub fn poll() {
 fn poll_slow() {
     let me = CURRENT.with(|c| c.borrow().clone());
     if let Some(me) = me {
-        me.stop_here();
+        if REQUESTED.load(SeqCst) {
+            me.stop_here();
+        } else {
+            handoff::claim_on_worker();
+        }
     }
 }
 
@@ -352,6 +366,97 @@ impl WorldStopped {
     pub fn elapsed(&self) -> Duration {
         self.started.elapsed()
     }
+}
+
+impl WorldStopped {
+    /// Restarts the world and says how long the stop took; the worker
+    /// that kept it waiting, if one did past [`SLOW_STOP`], is reported
+    /// when the returned value drops (so that a worker that made the stop
+    /// for the collector leaves the logging to the collector's thread).
+    fn finish(mut self, on_worker: bool) -> StopReport {
+        let straggler = self.straggler.take();
+        let stopping = self.stopping;
+        let total = self.started.elapsed();
+        drop(self);
+        StopReport {
+            stopping,
+            total,
+            on_worker,
+            straggler,
+        }
+    }
+}
+
+/// How a stop made by [`run_stopped`] went. Dropping it logs the worker
+/// that kept the stop waiting, if one did past [`SLOW_STOP`].
+#[must_use = "dropping the report logs a slow stop"]
+pub struct StopReport {
+    stopping: Duration,
+    total: Duration,
+    on_worker: bool,
+    straggler: Option<Straggler>,
+}
+
+impl StopReport {
+    /// Time from the request until the last worker reached a safepoint.
+    pub fn stopping_time(&self) -> Duration {
+        self.stopping
+    }
+
+    /// The whole stop, from the request to the restart.
+    pub fn elapsed(&self) -> Duration {
+        self.total
+    }
+
+    /// Whether a running worker made the stop (else the caller did).
+    pub fn on_worker(&self) -> bool {
+        self.on_worker
+    }
+}
+
+impl Drop for StopReport {
+    fn drop(&mut self) {
+        if let Some(straggler) = self.straggler.take() {
+            straggler.report(self.stopping);
+        }
+    }
+}
+
+/// Runs `step` with the world stopped and returns how long the stop took.
+/// The stop is handed to a running worker (see `handoff`): the first to
+/// reach a safepoint within [`CLAIM_WAIT`] makes it, so that the stop
+/// never begins with a worker's CPU taken by the caller; otherwise, or
+/// when no worker runs, the caller makes it. The collector's seam, not a
+/// user API.
+///
+/// # Safety
+///
+/// As for [`stop_the_world`]: `step` must not allocate on the GC heap,
+/// touch a `GcCell`, park, join, or wait for anything a task could provide
+/// or a lock a stopped task may hold. The caller must not be a worker.
+///
+/// ```
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// let flipped = AtomicBool::new(false);
+/// // SAFETY: the step only stores to an atomic.
+/// let report = unsafe { fibra::gc_seam::run_stopped(&|| flipped.store(true, Ordering::SeqCst)) };
+/// assert!(flipped.load(Ordering::SeqCst));
+/// assert!(report.stopping_time() <= report.elapsed());
+/// ```
+#[doc(hidden)]
+pub unsafe fn run_stopped(step: &(dyn Fn() + Sync)) -> StopReport {
+    assert!(
+        CURRENT.with(|c| c.borrow().is_none()),
+        "run_stopped called on a worker"
+    );
+    // SAFETY: forwarded from the caller.
+    unsafe { handoff::stop_and_run(step) }
+}
+
+/// Whether some registered worker is `RUNNING` (one may poll a safepoint
+/// soon and make a stop handed to it).
+fn any_worker_running() -> bool {
+    WORKERS.lock().iter().any(|m| !out_of_the_way(&m.state))
 }
 
 impl Drop for WorldStopped {

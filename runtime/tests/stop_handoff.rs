@@ -1,0 +1,184 @@
+//! A stop requested with `run_stopped` is made by a worker that reaches a
+//! safepoint (so the requester's thread does not hold a worker's CPU
+//! while the world stops), and by the requester when no worker claims it
+//! in time; either way every task is stopped while the step runs.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+
+use fibra_runtime::gc_seam as safepoint;
+use fibra_runtime::{task, Runtime};
+
+/// Stops are process-wide: the tests take turns.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Sets the flag on drop, so that a failed assertion does not leave a
+/// spinning task behind for the runtime's shutdown to wait on.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Relaxed);
+    }
+}
+
+/// Spawns a task that counts until `stop` is set, calling `yield_now`
+/// between counts or (`yields == false`) never calling the runtime; waits
+/// until it runs.
+fn counter(
+    rt: &Runtime,
+    yields: bool,
+    stop: &Arc<AtomicBool>,
+) -> (Arc<AtomicU64>, task::JoinHandle<()>) {
+    let count = Arc::new(AtomicU64::new(0));
+    let (c, s) = (count.clone(), stop.clone());
+    // Spawned from inside the runtime; the handle is returned, not awaited.
+    #[allow(clippy::async_yields_async)]
+    let handle = rt.block_on(async {
+        fibra_runtime::spawn(move || {
+            while !s.load(Relaxed) {
+                c.fetch_add(1, Relaxed);
+                if yields {
+                    fibra_runtime::yield_now();
+                } else {
+                    std::hint::spin_loop();
+                }
+            }
+        })
+    });
+    while count.load(Relaxed) == 0 {
+        std::thread::yield_now();
+    }
+    (count, handle)
+}
+
+/// From a plain thread, runs a step with the world stopped that reads
+/// every counter twice, 5 ms apart; returns the readings and who made the
+/// stop. Exits the process if the stop never completes.
+fn stopped_readings(counts: &[Arc<AtomicU64>]) -> (Vec<(u64, u64)>, bool) {
+    let counts = counts.to_vec();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let seen = Mutex::new(Vec::new());
+        let step = || {
+            let before: Vec<u64> = counts.iter().map(|c| c.load(Relaxed)).collect();
+            std::thread::sleep(Duration::from_millis(5));
+            let after = counts.iter().map(|c| c.load(Relaxed));
+            *seen.lock().unwrap() = before.into_iter().zip(after).collect();
+        };
+        // SAFETY: the step only reads atomics and sleeps.
+        let report = unsafe { safepoint::run_stopped(&step) };
+        assert!(report.stopping_time() <= report.elapsed());
+        let _ = tx.send((seen.into_inner().unwrap(), report.on_worker()));
+    });
+    match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(seen) => seen,
+        Err(_) => {
+            eprintln!("the world never stopped");
+            std::process::exit(101);
+        }
+    }
+}
+
+#[test]
+fn a_worker_that_polls_makes_the_stop_and_every_task_stops() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let rt = Runtime::builder().workers(2).build().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let _stop = StopOnDrop(stop.clone());
+    let (spins, spinner) = counter(&rt, false, &stop);
+    let (yields, yielder) = counter(&rt, true, &stop);
+    let mut on_worker = 0;
+    for _ in 0..20 {
+        let (seen, by_worker) = stopped_readings(&[spins.clone(), yields.clone()]);
+        for (before, after) in seen {
+            assert_eq!(before, after, "a task ran while the world was stopped");
+        }
+        on_worker += by_worker as u32;
+    }
+    // The yielding task's worker polls a safepoint at every switch, well
+    // within the claim wait; a descheduled machine may make a few stops
+    // fall back to the requester.
+    assert!(
+        on_worker >= 10,
+        "a worker made only {on_worker} of 20 stops"
+    );
+    stop.store(true, Relaxed);
+    spinner.join().unwrap();
+    yielder.join().unwrap();
+}
+
+#[test]
+fn the_requester_makes_the_stop_when_no_worker_polls() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // One worker, running a task that never calls the runtime.
+    let rt = Runtime::builder().workers(1).build().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let _stop = StopOnDrop(stop.clone());
+    let (spins, spinner) = counter(&rt, false, &stop);
+    for _ in 0..5 {
+        let (seen, by_worker) = stopped_readings(std::slice::from_ref(&spins));
+        assert!(!by_worker, "a worker that never polls made the stop");
+        assert_eq!(seen[0].0, seen[0].1, "the spinning task ran while stopped");
+    }
+    stop.store(true, Relaxed);
+    spinner.join().unwrap();
+}
+
+#[test]
+fn without_a_runtime_the_requester_makes_the_stop() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let ran = AtomicBool::new(false);
+    // SAFETY: the step only stores to an atomic.
+    let report = unsafe { safepoint::run_stopped(&|| ran.store(true, Relaxed)) };
+    assert!(ran.load(Relaxed));
+    assert!(!report.on_worker());
+}
+
+#[test]
+fn a_worker_may_not_request_a_handed_off_stop() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let rt = Runtime::builder().workers(1).build().unwrap();
+    let refused = rt.run(|| {
+        std::panic::catch_unwind(|| {
+            // SAFETY: the step does nothing.
+            drop(unsafe { safepoint::run_stopped(&|| ()) });
+        })
+        .is_err()
+    });
+    assert!(refused, "run_stopped on a worker did not panic");
+}
+
+#[test]
+fn each_step_runs_once_however_the_claims_race() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // Two workers polling at every switch race each other (and, on a busy
+    // machine, the requester's own claim after the wait) for each stop.
+    let rt = Runtime::builder().workers(2).build().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let _stop = StopOnDrop(stop.clone());
+    let (_, a) = counter(&rt, true, &stop);
+    let (_, b) = counter(&rt, true, &stop);
+    let runs = AtomicU64::new(0);
+    let requests = 300;
+    let mut on_worker = 0;
+    for _ in 0..requests {
+        // SAFETY: the step only counts.
+        let report = unsafe {
+            safepoint::run_stopped(&|| {
+                runs.fetch_add(1, Relaxed);
+            })
+        };
+        on_worker += report.on_worker() as u64;
+    }
+    assert_eq!(
+        runs.load(Relaxed),
+        requests,
+        "a step ran more or fewer times than requested"
+    );
+    assert!(on_worker > 0, "no worker claimed a stop");
+    stop.store(true, Relaxed);
+    a.join().unwrap();
+    b.join().unwrap();
+}
