@@ -2,7 +2,8 @@
 //! 10k parked green threads, a mutator churning short-lived trees and
 //! (`spin=1`, the default) one task spinning in a loop that never calls the
 //! runtime, which each pause must preempt.
-//! Pauses are read from the `fibra_gc` "gc pause" tracing events.
+//! Pauses are read from the `fibra_gc` "gc pause" tracing events;
+//! `-explain=1` prints each one, and why a slow stop was slow, on stderr.
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -41,8 +42,21 @@ fn sum(node: &Node) -> u64 {
         + node.right.as_ref().map_or(0, |n| sum(n))
 }
 
-/// Collects the `pause_ns` field of every "gc pause" event.
-struct Pauses(Arc<Mutex<Vec<u64>>>);
+/// Collects the `pause_ns` field of every "gc pause" event; with
+/// `explain`, prints every event it sees (pauses and slow stops) on stderr.
+struct Pauses {
+    pauses: Arc<Mutex<Vec<u64>>>,
+    explain: bool,
+}
+
+/// An event's fields as text.
+struct Fields(String);
+
+impl Visit for Fields {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.0 += &format!(" {}={:?}", field.name(), value);
+    }
+}
 
 struct PauseField(Option<u64>);
 
@@ -62,10 +76,15 @@ impl Visit for PauseField {
 
 impl<S: tracing::Subscriber> Layer<S> for Pauses {
     fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+        if self.explain {
+            let mut fields = Fields(String::new());
+            event.record(&mut fields);
+            eprintln!("{}{}", event.metadata().target(), fields.0);
+        }
         let mut field = PauseField(None);
         event.record(&mut field);
         if let Some(ns) = field.0 {
-            self.0.lock().unwrap().push(ns);
+            self.pauses.lock().unwrap().push(ns);
         }
     }
 }
@@ -76,10 +95,18 @@ fn main() {
     let tasks = args.usize("tasks", 10_000);
     let secs = args.usize("secs", 3);
     let spin = args.usize("spin", 1) != 0;
+    // `explain=1`: print each pause and each slow stop's explanation
+    // (which worker held it, and why) on stderr.
+    let explain = args.usize("explain", 0) != 0;
     let pauses = Arc::new(Mutex::new(Vec::new()));
-    let only_gc = tracing_subscriber::filter::filter_fn(|m| m.target() == "fibra_gc");
-    let subscriber =
-        tracing_subscriber::registry().with(Pauses(pauses.clone()).with_filter(only_gc));
+    let only_gc = tracing_subscriber::filter::filter_fn(move |m| {
+        m.target() == "fibra_gc" || (explain && m.target() == "fibra_runtime::safepoint")
+    });
+    let layer = Pauses {
+        pauses: pauses.clone(),
+        explain,
+    };
+    let subscriber = tracing_subscriber::registry().with(layer.with_filter(only_gc));
     tracing::subscriber::set_global_default(subscriber).unwrap();
 
     let rt = fibra::Runtime::builder()
