@@ -16,6 +16,10 @@
 #   --no-sysctl   do not raise vm.max_map_count (100k parked tasks and may's 1M
 #                 spawns need about 2 mappings per task; Linux allows 65530)
 #
+# After building, the script waits (up to COMPARE_SETTLE_SECS, default 180)
+# for the 1-minute load average to fall below COMPARE_MAX_LOAD (default 0.5)
+# and prints the load it starts at (RESULTS.md records it too).
+#
 # The programs live in benches/compare/ (a Cargo project outside the
 # workspace, so `cargo test` never builds tokio or may) and benches/compare/go/.
 # A row whose fibra program needs an API fibra does not have yet sits behind
@@ -43,7 +47,7 @@ while [ $# -gt 0 ]; do
     --reps=*) REPS="${1#--reps=}" ;;
     --no-install) INSTALL=0 ;;
     --no-sysctl) SYSCTL=0 ;;
-    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
     *) echo "compare.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -162,6 +166,22 @@ else
   say "no Go >= 1.22: its columns show \"missing\""
   rm -f "$COMPARE/target/compare-go"
 fi
+
+# --- Let the build's load settle first: the first rows ran right after the
+# build and measured it (spawn + join 4-5x slower than the same program
+# run alone). COMPARE_MAX_LOAD (default 0.5) and COMPARE_SETTLE_SECS
+# (default 180, 0 to skip) bound the wait.
+MAX_LOAD="${COMPARE_MAX_LOAD:-0.5}"
+SETTLE="${COMPARE_SETTLE_SECS:-180}"
+waited=0
+while [ "$waited" -lt "$SETTLE" ] && awk -v max="$MAX_LOAD" '{ exit !($1 >= max) }' /proc/loadavg; do
+  if [ $((waited % 30)) = 0 ]; then
+    say "waiting for the load average ($(cut -d' ' -f1 /proc/loadavg)) to fall below $MAX_LOAD"
+  fi
+  sleep 5
+  waited=$((waited + 5))
+done
+say "load average at the start: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 say "running ${QUICK:-full} comparison"
 GO="${GO_CMD:-go}" python3 "$COMPARE/runner.py" $QUICK \
