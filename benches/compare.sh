@@ -47,7 +47,7 @@ while [ $# -gt 0 ]; do
     --reps=*) REPS="${1#--reps=}" ;;
     --no-install) INSTALL=0 ;;
     --no-sysctl) SYSCTL=0 ;;
-    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^set /{/^#/p}' "$0"; exit 0 ;;
     *) echo "compare.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
