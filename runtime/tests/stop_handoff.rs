@@ -182,3 +182,48 @@ fn each_step_runs_once_however_the_claims_race() {
     a.join().unwrap();
     b.join().unwrap();
 }
+
+#[test]
+fn a_green_thread_short_of_stack_leaves_the_stop_to_others() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // One worker, whose only task polls (via `gc_seam::poll`) with almost
+    // no stack left: it must not make the stop there, so the requester
+    // makes it after the claim wait; the task's stack is not overrun.
+    let rt = Runtime::builder().workers(1).build().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let _stop = StopOnDrop(stop.clone());
+    let polls = Arc::new(AtomicU64::new(0));
+    let (s, p) = (stop.clone(), polls.clone());
+    #[allow(clippy::async_yields_async)]
+    let handle = rt.block_on(async {
+        task::Builder::new()
+            .stack_size(16 * 1024)
+            .spawn(move || {
+                fn deep(depth: u32, s: &AtomicBool, p: &AtomicU64) {
+                    let pad = std::hint::black_box([0u8; 512]);
+                    let left = fibra_runtime::stack::remaining().unwrap();
+                    if left > 8 * 1024 {
+                        deep(depth + 1, s, p);
+                    } else {
+                        while !s.load(Relaxed) {
+                            safepoint::poll();
+                            p.fetch_add(1, Relaxed);
+                        }
+                    }
+                    std::hint::black_box(pad);
+                }
+                deep(0, &s, &p);
+            })
+            .unwrap()
+    });
+    while polls.load(Relaxed) == 0 {
+        std::thread::yield_now();
+    }
+    for _ in 0..3 {
+        let (seen, by_worker) = stopped_readings(std::slice::from_ref(&polls));
+        assert!(!by_worker, "a green thread short of stack made the stop");
+        assert_eq!(seen[0].0, seen[0].1, "the task ran while stopped");
+    }
+    stop.store(true, Relaxed);
+    handle.join().unwrap();
+}

@@ -36,6 +36,9 @@ use super::{stop_the_world, StopReport};
 /// stops the world itself.
 pub const CLAIM_WAIT: Duration = Duration::from_micros(500);
 
+/// Stack a worker needs left to make a stop handed to it.
+const CLAIM_STACK: usize = 16 * 1024;
+
 const NONE: u8 = 0;
 const WANTED: u8 = 1;
 const CLAIMED: u8 = 2;
@@ -81,6 +84,11 @@ pub(super) fn wanted() -> bool {
 /// wanted, and performs it.
 #[cold]
 pub(super) fn claim_on_worker() {
+    // A green thread near the end of its stack leaves the stop to another
+    // worker, or to the requester (the stop needs a few KiB of stack).
+    if crate::stack::remaining().is_some_and(|left| left < CLAIM_STACK) {
+        return;
+    }
     if STATE
         .compare_exchange(WANTED, CLAIMED, Acquire, Relaxed)
         .is_err()
