@@ -199,11 +199,11 @@ fn a_green_thread_short_of_stack_leaves_the_stop_to_others() {
         task::Builder::new()
             .stack_size(16 * 1024)
             .spawn(move || {
-                fn deep(depth: u32, s: &AtomicBool, p: &AtomicU64) {
+                fn deep(s: &AtomicBool, p: &AtomicU64) {
                     let pad = std::hint::black_box([0u8; 512]);
                     let left = fibra_runtime::stack::remaining().unwrap();
                     if left > 8 * 1024 {
-                        deep(depth + 1, s, p);
+                        deep(s, p);
                     } else {
                         while !s.load(Relaxed) {
                             safepoint::poll();
@@ -212,7 +212,7 @@ fn a_green_thread_short_of_stack_leaves_the_stop_to_others() {
                     }
                     std::hint::black_box(pad);
                 }
-                deep(0, &s, &p);
+                deep(&s, &p);
             })
             .unwrap()
     });
