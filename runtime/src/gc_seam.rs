@@ -22,7 +22,7 @@ pub use crate::config::report_bad_env;
 pub use crate::park::{forbid_suspend, NoSuspend};
 pub use crate::safepoint::{
     blocking, mutators, poll, run_stopped, set_preemption_check, stop_the_world, StopReport,
-    WorldStopped, CLAIM_WAIT, WATCHDOG,
+    WorldStopped, CLAIM_WAIT, PENDING_PROOF, WATCHDOG,
 };
 pub use crate::sched::metrics::set_gc_stats_source;
 pub use crate::stack::shrink::shrink_stacks;

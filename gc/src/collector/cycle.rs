@@ -306,6 +306,7 @@ pub(super) fn pause(phase: &'static str, cycle: u64, f: impl Fn() + Sync) -> Dur
     let stopping = report.stopping_time();
     let total = report.elapsed();
     let on_worker = report.on_worker();
+    let left_pending = report.left_pending();
     drop(report);
     let pause_ns = total.as_nanos() as u64;
     let stopping_ns = (stopping.as_nanos() as u64).min(pause_ns);
@@ -315,6 +316,7 @@ pub(super) fn pause(phase: &'static str, cycle: u64, f: impl Fn() + Sync) -> Dur
     // `pause_ns`. A worker that kept the world waiting is named by the
     // runtime (`fibra_runtime::gc_seam::WATCHDOG`, and a debug event per
     // slow stop). `on_worker`: a running worker made the stop.
+    // `left_pending`: workers the OS kept off the CPUs, not waited for.
     let work_ns = pause_ns - stopping_ns;
     tracing::info!(
         target: "fibra_gc",
@@ -325,6 +327,7 @@ pub(super) fn pause(phase: &'static str, cycle: u64, f: impl Fn() + Sync) -> Dur
         work_ns,
         cycle,
         on_worker,
+        left_pending,
         "gc pause"
     );
     total

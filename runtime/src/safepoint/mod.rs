@@ -18,7 +18,10 @@
 //! stop is in progress it steps back to `IDLE` and waits. By the SeqCst
 //! total order, either the stopper sees it `RUNNING` (and waits for its next
 //! poll) or it sees the request (and stays out) - so when
-//! [`stop_the_world`] returns, no worker runs a task.
+//! [`stop_the_world`] returns, no worker runs a task. A worker still
+//! `RUNNING` whose preemption signal has been pending for
+//! [`PENDING_PROOF`] is not waited for: it is off the CPUs, and the
+//! handler stops it before it runs its task again.
 //!
 //! Stopping touches each worker once: O(workers), never O(tasks) or O(heap).
 //! Plain OS threads are not stopped; the collector must cover them with its
@@ -77,6 +80,16 @@ pub use preempt::{preemptions, set_preemption_check};
 pub const PREEMPT_AFTER: Duration = Duration::from_micros(5);
 /// How often the signal is repeated while the worker keeps running.
 pub const RESIGNAL_EVERY: Duration = Duration::from_micros(200);
+/// A worker whose preemption signal is still pending (and not blocked)
+/// this long after it was sent is not running: a running thread takes a
+/// signal within microseconds (the kernel interrupts its CPU). The OS has
+/// descheduled it, or it is in the kernel; either way it runs no
+/// instruction of its task before the handler, which stops it if the
+/// world is still stopped then (or refuses inside a collector region,
+/// which read its phase before the stop and which the collector's grace
+/// period waits for). So the stop does not wait for it: a worker the OS
+/// keeps off the CPUs no longer holds every other worker stopped.
+pub const PENDING_PROOF: Duration = Duration::from_micros(50);
 /// A worker that keeps the world waiting longer than this is reported.
 pub const WATCHDOG: Duration = Duration::from_millis(1);
 /// A stop that takes longer than this is explained in a debug event.
@@ -349,6 +362,8 @@ pub struct WorldStopped {
     started: Instant,
     /// The worker that kept the world waiting longest, past [`SLOW_STOP`].
     straggler: Option<Straggler>,
+    /// Workers left with the preemption signal pending (see [`PENDING_PROOF`]).
+    left_pending: u32,
     /// The stopper itself, if it is a worker: idle while it waits its turn
     /// and while the world is stopped, running again afterwards.
     me: Option<Arc<StopState>>,
@@ -366,6 +381,13 @@ impl WorldStopped {
     pub fn elapsed(&self) -> Duration {
         self.started.elapsed()
     }
+
+    /// How many workers the stop did not wait for because the OS kept
+    /// them off the CPUs with the preemption signal pending (see
+    /// [`PENDING_PROOF`]).
+    pub fn left_pending(&self) -> u32 {
+        self.left_pending
+    }
 }
 
 impl WorldStopped {
@@ -376,12 +398,14 @@ impl WorldStopped {
     fn finish(mut self, on_worker: bool) -> StopReport {
         let straggler = self.straggler.take();
         let stopping = self.stopping;
+        let left_pending = self.left_pending;
         let total = self.started.elapsed();
         drop(self);
         StopReport {
             stopping,
             total,
             on_worker,
+            left_pending,
             straggler,
         }
     }
@@ -394,6 +418,7 @@ pub struct StopReport {
     stopping: Duration,
     total: Duration,
     on_worker: bool,
+    left_pending: u32,
     straggler: Option<Straggler>,
 }
 
@@ -411,6 +436,12 @@ impl StopReport {
     /// Whether a running worker made the stop (else the caller did).
     pub fn on_worker(&self) -> bool {
         self.on_worker
+    }
+
+    /// Workers the stop did not wait for: the OS kept them off the CPUs
+    /// with the preemption signal pending (see [`PENDING_PROOF`]).
+    pub fn left_pending(&self) -> u32 {
+        self.left_pending
     }
 }
 
@@ -645,7 +676,8 @@ impl Straggler {
 }
 
 /// Stops every worker of every runtime at its next safepoint and returns
-/// once all have stopped (or are idle). The calling thread, if it is a
+/// once all have stopped (or are idle, or are kept off the CPUs by the OS
+/// with the preemption signal pending, see [`PENDING_PROOF`]). The calling thread, if it is a
 /// worker, counts as stopped. The collector's seam, not a user API.
 ///
 /// # Safety
@@ -678,8 +710,9 @@ pub unsafe fn stop_the_world() -> WorldStopped {
     request_stop(&REQUESTED);
     let registered: Vec<Arc<StopState>> = WORKERS.lock().clone();
     let mut straggler = None;
+    let mut left_pending = 0;
     for m in &registered {
-        wait_for(m, started, &mut straggler);
+        left_pending += (wait_for(m, started, &mut straggler) == Waited::LeftPending) as u32;
     }
     STOP_SINCE.store(0, std::sync::atomic::Ordering::Relaxed);
     for m in &registered {
@@ -690,6 +723,7 @@ pub unsafe fn stop_the_world() -> WorldStopped {
         stopping: started.elapsed(),
         started,
         straggler,
+        left_pending,
         me,
         _serial: serial,
     }
@@ -701,12 +735,13 @@ pub unsafe fn stop_the_world() -> WorldStopped {
 /// busy machine that thread may need it to run its signal handler). Once
 /// the stop has waited past [`SLOW_STOP`] it samples `m`, and keeps `m` as
 /// the straggler if the stop waited longer for it than for any other.
-fn wait_for(m: &Arc<StopState>, started: Instant, straggler: &mut Option<Straggler>) {
+fn wait_for(m: &Arc<StopState>, started: Instant, straggler: &mut Option<Straggler>) -> Waited {
     let began = Instant::now();
     let mut spins = 0u32;
     let mut signalled: Option<Instant> = None;
     let mut signals = 0u32;
     let mut sample: Option<Sample> = None;
+    let mut outcome = Waited::Stepped;
     while !out_of_the_way(&m.state) {
         spins += 1;
         if spins < 64 {
@@ -725,11 +760,26 @@ fn wait_for(m: &Arc<StopState>, started: Instant, straggler: &mut Option<Straggl
             }
             signalled = Some(now);
         }
+        if signals > 0
+            && signalled.is_some_and(|at| now.duration_since(at) >= PENDING_PROOF)
+            && preempt::pending(m.tid)
+        {
+            // The OS keeps it off every CPU (or in the kernel): it runs no
+            // instruction of its task before the handler, which stops it
+            // if the world is still stopped then.
+            outcome = Waited::LeftPending;
+            break;
+        }
         if waited >= SLOW_STOP && sample.is_none() {
             sample = Some(Sample::take(m, now));
             continue;
         }
-        doorbell::wait(RESIGNAL_EVERY, || out_of_the_way(&m.state));
+        let timeout = if signalled.is_some_and(|at| now.duration_since(at) < PENDING_PROOF) {
+            PENDING_PROOF
+        } else {
+            RESIGNAL_EVERY
+        };
+        doorbell::wait(timeout, || out_of_the_way(&m.state));
     }
     if let Some(sample) = sample {
         let held = began.elapsed();
@@ -737,6 +787,16 @@ fn wait_for(m: &Arc<StopState>, started: Instant, straggler: &mut Option<Straggl
             *straggler = Some(Straggler::judge(m, sample, held, signals));
         }
     }
+    outcome
+}
+
+/// How the stopper's wait for one worker ended.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Waited {
+    /// It stepped aside (stopped or idle), or never ran.
+    Stepped,
+    /// It was left with the preemption signal pending, off the CPUs.
+    LeftPending,
 }
 
 /// For the monitor: how long the stop in progress has waited, and the

@@ -101,6 +101,12 @@ pub(super) fn thread_id() -> libc::pid_t {
     unsafe { libc::gettid() }
 }
 
+/// Whether worker `tid` has a preemption signal pending and unblocked
+/// (read from `/proc`; `false` if it cannot be read).
+pub(super) fn pending(tid: libc::pid_t) -> bool {
+    super::probe::signal_pending(tid, SIGNAL).unwrap_or(false)
+}
+
 /// Asks thread `tid` (a worker) to stop where it is. Returns whether a
 /// signal was sent.
 pub(super) fn signal(tid: libc::pid_t) -> bool {

@@ -74,6 +74,36 @@ pub(crate) fn kernel_state(tid: libc::pid_t) -> Option<KernelState> {
     })
 }
 
+/// Whether signal `sig` is pending for thread `tid` and not blocked by it
+/// (`SigPnd` and `SigBlk` in `/proc/self/task/TID/status`); `None` if
+/// the file cannot be read. A thread with such a signal pending runs no
+/// instruction of its own code before the signal's handler: the kernel
+/// delivers it on the thread's next return to user mode.
+pub(crate) fn signal_pending(tid: libc::pid_t, sig: libc::c_int) -> Option<bool> {
+    let mut buf = [0u8; 4096];
+    let status = read_proc(tid, b"status", &mut buf)?;
+    let bit = 1u64 << (sig - 1);
+    let pending = hex_field(status, b"SigPnd:")?;
+    let blocked = hex_field(status, b"SigBlk:")?;
+    Some(pending & bit != 0 && blocked & bit == 0)
+}
+
+/// The hexadecimal value of the line of `text` that starts with `name`.
+fn hex_field(text: &[u8], name: &[u8]) -> Option<u64> {
+    let start = text
+        .split(|&b| b == b'\n')
+        .find(|line| line.starts_with(name))?;
+    let digits = start[name.len()..].trim_ascii();
+    if digits.is_empty() || digits.len() > 16 {
+        return None;
+    }
+    let mut v = 0u64;
+    for &d in digits {
+        v = (v << 4) | (d as char).to_digit(16)? as u64;
+    }
+    Some(v)
+}
+
 /// The leading decimal integer of `text` (the system call number that
 /// starts `/proc/.../syscall`; "running" gives `None`).
 fn parse_leading_int(text: &[u8]) -> Option<i64> {
@@ -191,6 +221,45 @@ mod tests {
         }
         assert!(cpu_time(me).unwrap() >= start + Duration::from_millis(20));
         assert_eq!(kernel_state(me), Some(KernelState::Runnable));
+    }
+
+    #[test]
+    fn a_blocked_pending_signal_is_seen_and_so_is_its_unblocking() {
+        // SAFETY: gettid has no preconditions.
+        let me = unsafe { libc::gettid() };
+        assert_eq!(signal_pending(me, libc::SIGURG), Some(false));
+        // SAFETY: a sigset we own, then a mask change of this thread only.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGWINCH);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            // SIGWINCH is ignored by default: unblocking it below is harmless.
+            libc::syscall(libc::SYS_tgkill, libc::getpid(), me, libc::SIGWINCH);
+        }
+        // Pending, but blocked: the thread could go on running.
+        assert_eq!(signal_pending(me, libc::SIGWINCH), Some(false));
+        let mut buf = [0u8; 4096];
+        let status = read_proc(me, b"status", &mut buf).unwrap();
+        let bit = 1u64 << (libc::SIGWINCH - 1);
+        assert_ne!(hex_field(status, b"SigPnd:").unwrap() & bit, 0);
+        assert_ne!(hex_field(status, b"SigBlk:").unwrap() & bit, 0);
+        // SAFETY: as above.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGWINCH);
+            libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        }
+        assert_eq!(signal_pending(me, libc::SIGWINCH), Some(false));
+    }
+
+    #[test]
+    fn hex_fields() {
+        let text = b"Name:\tx\nSigPnd:\t0000000000400000\nSigBlk:\tfffffffe7ffbfeff\n";
+        assert_eq!(hex_field(text, b"SigPnd:"), Some(0x40_0000));
+        assert_eq!(hex_field(text, b"SigBlk:"), Some(0xffff_fffe_7ffb_feff));
+        assert_eq!(hex_field(text, b"ShdPnd:"), None);
     }
 
     #[test]
