@@ -78,6 +78,8 @@ pub use preempt::{preemptions, set_preemption_check};
 
 /// How long the stopper waits for a running worker before signalling it.
 pub const PREEMPT_AFTER: Duration = Duration::from_micros(5);
+/// How long the stopper spins after a signal before it sleeps.
+pub const SIGNAL_SPIN: Duration = Duration::from_micros(20);
 /// How often the signal is repeated while the worker keeps running.
 pub const RESIGNAL_EVERY: Duration = Duration::from_micros(200);
 /// A worker whose preemption signal is still pending (and not blocked)
@@ -730,8 +732,8 @@ pub unsafe fn stop_the_world() -> WorldStopped {
 }
 
 /// Waits until worker `m` is out of the way: spins for [`PREEMPT_AFTER`],
-/// then signals it (again every [`RESIGNAL_EVERY`]) and sleeps until it
-/// rings the doorbell, leaving the CPU to the thread it waits for (on a
+/// then signals it (again every [`RESIGNAL_EVERY`]), spins for
+/// [`SIGNAL_SPIN`] more and then sleeps until it rings the doorbell, leaving the CPU to the thread it waits for (on a
 /// busy machine that thread may need it to run its signal handler). Once
 /// the stop has waited past [`SLOW_STOP`] it samples `m`, and keeps `m` as
 /// the straggler if the stop waited longer for it than for any other.
@@ -759,6 +761,12 @@ fn wait_for(m: &Arc<StopState>, started: Instant, straggler: &mut Option<Straggl
                 signals += 1;
             }
             signalled = Some(now);
+        }
+        if signalled.is_some_and(|at| now.duration_since(at) < SIGNAL_SPIN) {
+            // A running worker takes the signal within microseconds: a
+            // futex sleep and wake-up would cost more than that.
+            std::hint::spin_loop();
+            continue;
         }
         if signals > 0
             && signalled.is_some_and(|at| now.duration_since(at) >= PENDING_PROOF)
