@@ -104,6 +104,47 @@ fn a_spinning_task_is_stopped_where_it_is() {
     handle.join().unwrap();
 }
 
+/// Like `spinner`, but the task blocks `SIGURG` while `REFUSE` is set.
+fn spinner_blocking_signals(
+    rt: &Runtime,
+    name: &str,
+    stop: &Arc<AtomicBool>,
+) -> (Arc<AtomicU64>, task::JoinHandle<()>) {
+    /// Blocks or unblocks `SIGURG` on the calling thread.
+    fn mask_sigurg(how: libc::c_int) {
+        // SAFETY: a sigset we own, then a mask change of this thread only.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGURG);
+            libc::pthread_sigmask(how, &set, std::ptr::null_mut());
+        }
+    }
+    let count = Arc::new(AtomicU64::new(0));
+    let (c, s) = (count.clone(), stop.clone());
+    #[allow(clippy::async_yields_async)]
+    let handle = rt.block_on(async {
+        task::Builder::new()
+            .name(name)
+            .spawn(move || {
+                mask_sigurg(libc::SIG_BLOCK);
+                while !s.load(Relaxed) {
+                    c.fetch_add(1, Relaxed);
+                    if !REFUSE.load(Relaxed) {
+                        mask_sigurg(libc::SIG_UNBLOCK);
+                    }
+                    std::hint::spin_loop();
+                }
+                mask_sigurg(libc::SIG_UNBLOCK);
+            })
+            .unwrap()
+    });
+    while count.load(Relaxed) == 0 {
+        std::thread::yield_now();
+    }
+    (count, handle)
+}
+
 /// Whether the test's preemption check refuses.
 static REFUSE: AtomicBool = AtomicBool::new(false);
 
@@ -152,7 +193,10 @@ fn the_watchdog_names_a_task_that_keeps_the_world_waiting() {
     REFUSE.store(true, Relaxed);
     // SAFETY: `refuse_while_asked` reads one atomic.
     unsafe { safepoint::set_preemption_check(refuse_while_asked) };
-    let (_count, handle) = spinner(&rt, "stubborn", &stop);
+    // The task also blocks the signal while it refuses: a worker the OS
+    // keeps off the CPUs with the signal pending and unblocked is not
+    // waited for, and on a busy machine the stubborn task could be that.
+    let (_count, handle) = spinner_blocking_signals(&rt, "stubborn", &stop);
     // Refuse for long enough that the monitor reports the stop while it
     // still waits; the stopper reports it again after the restart.
     let release = std::thread::spawn(|| {

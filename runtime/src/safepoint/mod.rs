@@ -87,10 +87,13 @@ pub const RESIGNAL_EVERY: Duration = Duration::from_micros(200);
 /// signal within microseconds (the kernel interrupts its CPU). The OS has
 /// descheduled it, or it is in the kernel; either way it runs no
 /// instruction of its task before the handler, which stops it if the
-/// world is still stopped then (or refuses inside a collector region,
-/// which read its phase before the stop and which the collector's grace
-/// period waits for). So the stop does not wait for it: a worker the OS
-/// keeps off the CPUs no longer holds every other worker stopped.
+/// world is still stopped then. So the stop does not wait for it: a
+/// worker the OS keeps off the CPUs no longer holds every other worker
+/// stopped. A worker that refused a signal during this stop is waited
+/// for. One descheduled inside a section that will refuse (the
+/// collector's regions, see [`set_preemption_check`]) finishes that
+/// section during the stop: a region read its phase before the stop,
+/// and the collector's grace period after each phase change waits for it.
 pub const PENDING_PROOF: Duration = Duration::from_micros(50);
 /// A worker that keeps the world waiting longer than this is reported.
 pub const WATCHDOG: Duration = Duration::from_millis(1);
@@ -744,6 +747,7 @@ fn wait_for(m: &Arc<StopState>, started: Instant, straggler: &mut Option<Straggl
     let mut signals = 0u32;
     let mut sample: Option<Sample> = None;
     let mut outcome = Waited::Stepped;
+    let refused_before = m.refused.load(std::sync::atomic::Ordering::Relaxed);
     while !out_of_the_way(&m.state) {
         spins += 1;
         if spins < 64 {
@@ -770,6 +774,7 @@ fn wait_for(m: &Arc<StopState>, started: Instant, straggler: &mut Option<Straggl
         }
         if signals > 0
             && signalled.is_some_and(|at| now.duration_since(at) >= PENDING_PROOF)
+            && m.refused.load(std::sync::atomic::Ordering::Relaxed) == refused_before
             && preempt::pending(m.tid)
         {
             // The OS keeps it off every CPU (or in the kernel): it runs no

@@ -147,7 +147,12 @@ pub(super) fn restarted() {
 /// such sections must be short and must not wait for anything. A check
 /// that refuses should arrange for its section to call [`poll`](crate::gc_seam::poll)
 /// as it ends (fibra-gc's does, unless the thread holds a `GcCell`), so
-/// the stop waits only for the section, not for the next signal.
+/// the stop waits only for the section, not for the next signal. A
+/// worker the OS keeps off the CPUs with the signal pending is not waited
+/// for (see [`PENDING_PROOF`](crate::gc_seam::PENDING_PROOF)): if it was
+/// inside a section that refuses, the section runs to its end during the
+/// stop, so a check may refuse only where that is sound (the collector's
+/// regions are: its grace periods wait for them).
 ///
 /// The collector's seam, not a user API: `fibra-gc` registers the check
 /// that refuses preemption inside its barrier and allocation regions, and
