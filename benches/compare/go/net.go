@@ -48,7 +48,12 @@ func httpServer() {
 	}
 	fmt.Printf("listening on %s\n", ln.Addr())
 	hello := []byte("Hello, World!")
+	c := newChurn(*churnFactor)
+	printPausesOnSignal()
 	handler := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if c != nil {
+			churnSink.Add(c.request())
+		}
 		w.Header().Set("Content-Type", "text/plain")
 		w.Write(hello)
 	})
