@@ -333,21 +333,9 @@ mod tests {
 
     #[test]
     fn a_thread_asleep_in_the_kernel_is_blamed_and_a_short_stall_is_not() {
-        let tid = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(0));
-        let t = tid.clone();
-        let sleeper = std::thread::spawn(move || {
-            // SAFETY: gettid has no preconditions.
-            t.store(
-                unsafe { libc::gettid() },
-                std::sync::atomic::Ordering::SeqCst,
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        });
-        while tid.load(std::sync::atomic::Ordering::SeqCst) == 0 {
-            std::thread::yield_now();
-        }
+        let (sleeper, tid) = crate::safepoint::probe::sleeper(Duration::from_millis(200));
         std::thread::sleep(Duration::from_millis(20));
-        let tid = Some(tid.load(std::sync::atomic::Ordering::SeqCst));
+        let tid = Some(tid);
         let cpu = tid.and_then(crate::safepoint::probe::cpu_time);
         let threshold = Duration::from_millis(10);
         // Under the threshold on the wall clock: never blamed.

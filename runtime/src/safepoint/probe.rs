@@ -172,26 +172,26 @@ fn read_proc<'a>(tid: libc::pid_t, file: &[u8], buf: &'a mut [u8]) -> Option<&'a
     Some(&buf[..n as usize])
 }
 
+/// A thread that sleeps for `sleep` (for the tests of what is seen of a
+/// thread from another), and its kernel thread id once it runs.
+#[cfg(test)]
+pub(crate) fn sleeper(sleep: Duration) -> (std::thread::JoinHandle<()>, libc::pid_t) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let handle = std::thread::spawn(move || {
+        // SAFETY: gettid has no preconditions.
+        tx.send(unsafe { libc::gettid() }).unwrap();
+        std::thread::sleep(sleep);
+    });
+    (handle, rx.recv().unwrap())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn a_spinning_thread_uses_cpu_time_and_a_sleeping_one_does_not() {
-        let tid = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(0));
-        let t = tid.clone();
-        let sleeper = std::thread::spawn(move || {
-            // SAFETY: gettid has no preconditions.
-            t.store(
-                unsafe { libc::gettid() },
-                std::sync::atomic::Ordering::SeqCst,
-            );
-            std::thread::sleep(Duration::from_millis(300));
-        });
-        while tid.load(std::sync::atomic::Ordering::SeqCst) == 0 {
-            std::thread::yield_now();
-        }
-        let tid = tid.load(std::sync::atomic::Ordering::SeqCst);
+        let (sleeper, tid) = sleeper(Duration::from_millis(300));
         std::thread::sleep(Duration::from_millis(50));
         let before = cpu_time(tid).expect("a live thread has a CPU clock");
         std::thread::sleep(Duration::from_millis(50));
