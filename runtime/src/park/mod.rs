@@ -86,6 +86,7 @@ impl Drop for NoSuspend {
 
 /// Why a green thread on this thread may not suspend now, if it may not
 /// (see [`forbid_suspend`]).
+#[inline]
 pub(crate) fn suspend_forbidden() -> Option<&'static str> {
     NO_SUSPEND.with(|c| c.get())
 }
@@ -96,8 +97,15 @@ pub(crate) fn suspend_forbidden() -> Option<&'static str> {
 #[track_caller]
 fn check_may_suspend() {
     if let Some(why) = suspend_forbidden() {
-        panic!("fibra: a green thread cannot park or yield {why}");
+        suspend_forbidden_panic(why);
     }
+}
+
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn suspend_forbidden_panic(why: &str) -> ! {
+    panic!("fibra: a green thread cannot park or yield {why}");
 }
 
 /// Blocks until `poll` returns `Ready`: parks the green thread, or blocks

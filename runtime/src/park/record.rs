@@ -278,13 +278,30 @@ impl WaitRecord {
 
 /// Whether `FIBRA_TRACEBACK=1` asks for a backtrace at every park.
 pub(crate) fn traceback_enabled() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| std::env::var("FIBRA_TRACEBACK").is_ok_and(|v| v != "0" && !v.is_empty()))
+    /// The answer once read: 0 not yet, 1 no, 2 yes (a park reads one
+    /// byte instead of going through a `OnceLock`).
+    static ON: AtomicU8 = AtomicU8::new(0);
+    match ON.load(Relaxed) {
+        1 => false,
+        2 => true,
+        _ => {
+            let on = std::env::var("FIBRA_TRACEBACK").is_ok_and(|v| v != "0" && !v.is_empty());
+            ON.store(if on { 2 } else { 1 }, Relaxed);
+            on
+        }
+    }
 }
 
 /// Captures a backtrace for the dump when `FIBRA_TRACEBACK` is set.
+#[inline]
 pub(crate) fn record_backtrace(task: &Task) {
     if traceback_enabled() {
-        *task.park_backtrace.lock() = Some(std::backtrace::Backtrace::force_capture());
+        capture_backtrace(task);
     }
+}
+
+#[cold]
+#[inline(never)]
+fn capture_backtrace(task: &Task) {
+    *task.park_backtrace.lock() = Some(std::backtrace::Backtrace::force_capture());
 }

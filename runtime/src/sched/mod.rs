@@ -251,6 +251,9 @@ impl Shared {
                 w.schedule_local(task, reason)
             }
             _ => {
+                // `self` may be borrowed from `task` (see `Schedule`), and
+                // no worker of ours holds it here.
+                let _keep = task.scheduler.clone();
                 if reason == Reason::Spawn {
                     self.spawned_remote.fetch_add(1, Ordering::Relaxed);
                 }

@@ -48,6 +48,12 @@ use state::State;
 pub(crate) trait Schedule: Any + Send + Sync {
     /// Puts `task`, whose `SCHEDULED` bit the caller set, into a run queue
     /// (or cancels it if the scheduler has terminated).
+    ///
+    /// `self` may be borrowed from `task.scheduler` (a wake does not touch
+    /// the scheduler's reference count): the implementation must keep
+    /// itself alive for the whole call by other means once it may have
+    /// given `task` away (a worker of its own holds it; elsewhere it takes
+    /// a reference first).
     fn schedule(&self, task: Arc<Task>, reason: Reason);
 }
 
@@ -551,10 +557,14 @@ impl StackOwner for Task {
 }
 
 impl Wake for Task {
+    #[inline]
     fn wake(self: Arc<Self>) {
         if self.state.wake() == state::WakeAction::Schedule {
-            let scheduler = self.scheduler.clone();
-            scheduler.schedule(self, Reason::Wake);
+            let scheduler: *const dyn Schedule = Arc::as_ptr(&self.scheduler);
+            // SAFETY: `self` keeps the scheduler alive until it is handed
+            // over, and `Schedule::schedule` keeps itself alive from then
+            // to the end of the call (see the trait).
+            unsafe { (*scheduler).schedule(self, Reason::Wake) };
         }
     }
 

@@ -135,10 +135,15 @@ impl State {
 
     /// The running task consumes a pending wake-up without suspending:
     /// `RUNNING|NOTIFIED -> RUNNING`. Returns whether there was one.
+    /// A plain load first: a park without a pending wake-up (the common
+    /// case) costs no read-modify-write.
+    #[inline]
     pub(crate) fn take_notification(&self) -> bool {
-        self.0
-            .compare_exchange(RUNNING | NOTIFIED, RUNNING, AcqRel, Relaxed)
-            .is_ok()
+        self.0.load(Relaxed) & NOTIFIED != 0
+            && self
+                .0
+                .compare_exchange(RUNNING | NOTIFIED, RUNNING, AcqRel, Relaxed)
+                .is_ok()
     }
 
     /// Whether the owner holds the task (a yielded green thread in its
