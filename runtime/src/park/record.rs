@@ -277,19 +277,25 @@ impl WaitRecord {
 }
 
 /// Whether `FIBRA_TRACEBACK=1` asks for a backtrace at every park.
+#[inline]
 pub(crate) fn traceback_enabled() -> bool {
-    /// The answer once read: 0 not yet, 1 no, 2 yes (a park reads one
-    /// byte instead of going through a `OnceLock`).
-    static ON: AtomicU8 = AtomicU8::new(0);
-    match ON.load(Relaxed) {
+    match TRACEBACK.load(Relaxed) {
         1 => false,
         2 => true,
-        _ => {
-            let on = std::env::var("FIBRA_TRACEBACK").is_ok_and(|v| v != "0" && !v.is_empty());
-            ON.store(if on { 2 } else { 1 }, Relaxed);
-            on
-        }
+        _ => read_traceback_switch(),
     }
+}
+
+/// `FIBRA_TRACEBACK` once read: 0 not yet, 1 off, 2 on (a park reads one
+/// byte instead of going through a `OnceLock`).
+static TRACEBACK: AtomicU8 = AtomicU8::new(0);
+
+#[cold]
+#[inline(never)]
+fn read_traceback_switch() -> bool {
+    let on = std::env::var("FIBRA_TRACEBACK").is_ok_and(|v| v != "0" && !v.is_empty());
+    TRACEBACK.store(if on { 2 } else { 1 }, Relaxed);
+    on
 }
 
 /// Captures a backtrace for the dump when `FIBRA_TRACEBACK` is set.

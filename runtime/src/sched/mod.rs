@@ -242,6 +242,7 @@ impl Shared {
     }
 
     /// Puts a task whose `SCHEDULED` bit the caller set into a run queue.
+    #[inline]
     pub(crate) fn schedule(&self, task: Arc<Task>, reason: Reason) {
         context::with_worker(|w| match w {
             Some(w) if std::ptr::eq(Arc::as_ptr(&w.shared), self) => {

@@ -182,6 +182,7 @@ impl Worker {
     // ----- queues -----
 
     /// Puts a task in this worker's queues (called on this worker's thread).
+    #[inline]
     pub(crate) fn schedule_local(&self, task: Arc<Task>, reason: Reason) {
         match task.owner() {
             Some(owner) if owner != self.index => self.shared.schedule_remote(task),
