@@ -426,6 +426,7 @@ impl<T> Chan<T> {
 
     /// Completion check of a registered operation; if it is still waiting,
     /// makes sure `waker` is the one that will be called.
+    #[inline]
     fn registered_outcome(&self, token: &Token, waker: &Waker) -> Option<Outcome> {
         if let Some(o) = token.outcome() {
             return Some(o);

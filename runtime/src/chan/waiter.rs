@@ -101,6 +101,7 @@ impl Token {
     /// The caller is the owner, and either no entry of this token is in a
     /// queue, or it holds the lock of the only channel whose queues may hold
     /// its entries and the token is not `CLAIMED`.
+    #[inline]
     pub(crate) unsafe fn set_waker(&self, waker: &Waker) {
         self.waker.with_mut(|w| {
             // SAFETY: exclusive access per the caller's contract.

@@ -86,6 +86,7 @@ impl Drop for NoSuspend {
 
 /// Why a green thread on this thread may not suspend now, if it may not
 /// (see [`forbid_suspend`]).
+#[inline]
 pub(crate) fn suspend_forbidden() -> Option<&'static str> {
     NO_SUSPEND.with(|c| c.get())
 }
@@ -96,8 +97,15 @@ pub(crate) fn suspend_forbidden() -> Option<&'static str> {
 #[track_caller]
 fn check_may_suspend() {
     if let Some(why) = suspend_forbidden() {
-        panic!("fibra: a green thread cannot park or yield {why}");
+        suspend_forbidden_panic(why);
     }
+}
+
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn suspend_forbidden_panic(why: &str) -> ! {
+    panic!("fibra: a green thread cannot park or yield {why}");
 }
 
 /// Blocks until `poll` returns `Ready`: parks the green thread, or blocks
@@ -302,21 +310,20 @@ fn park_current(task: &Task) {
 /// ```
 #[track_caller]
 pub fn yield_now() {
-    let yielder = current::with_task(|t| match t {
-        Some(t) if t.kind == Kind::Green => {
-            t.stack.record_suspend();
-            Some(t.yielder.get())
-        }
-        _ => None,
-    });
-    match yielder {
-        Some(y) => {
+    let current = current::with_task(|t| t.map(|t| t as *const Task));
+    // SAFETY: as in `wait_as`: the running task outlives this call.
+    match current.map(|t| unsafe { &*t }) {
+        Some(task) if task.kind == Kind::Green => {
             check_may_suspend();
+            task.stack.record_suspend();
+            let yielder = task.yielder.get();
             // SAFETY: as in `park_current`.
-            unsafe { (*y).suspend(Suspend::Yield) };
-            current::with_task(|t| t.map(Task::check_cancel));
+            unsafe { (*yielder).suspend(Suspend::Yield) };
+            // Still the same task: a started green thread resumes only on
+            // its own worker, as itself.
+            task.check_cancel();
         }
-        None => std::thread::yield_now(),
+        _ => std::thread::yield_now(),
     }
 }
 

@@ -277,14 +277,37 @@ impl WaitRecord {
 }
 
 /// Whether `FIBRA_TRACEBACK=1` asks for a backtrace at every park.
+#[inline]
 pub(crate) fn traceback_enabled() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| std::env::var("FIBRA_TRACEBACK").is_ok_and(|v| v != "0" && !v.is_empty()))
+    match TRACEBACK.load(Relaxed) {
+        1 => false,
+        2 => true,
+        _ => read_traceback_switch(),
+    }
+}
+
+/// `FIBRA_TRACEBACK` once read: 0 not yet, 1 off, 2 on (a park reads one
+/// byte instead of going through a `OnceLock`).
+static TRACEBACK: AtomicU8 = AtomicU8::new(0);
+
+#[cold]
+#[inline(never)]
+fn read_traceback_switch() -> bool {
+    let on = std::env::var("FIBRA_TRACEBACK").is_ok_and(|v| v != "0" && !v.is_empty());
+    TRACEBACK.store(if on { 2 } else { 1 }, Relaxed);
+    on
 }
 
 /// Captures a backtrace for the dump when `FIBRA_TRACEBACK` is set.
+#[inline]
 pub(crate) fn record_backtrace(task: &Task) {
     if traceback_enabled() {
-        *task.park_backtrace.lock() = Some(std::backtrace::Backtrace::force_capture());
+        capture_backtrace(task);
     }
+}
+
+#[cold]
+#[inline(never)]
+fn capture_backtrace(task: &Task) {
+    *task.park_backtrace.lock() = Some(std::backtrace::Backtrace::force_capture());
 }

@@ -242,6 +242,7 @@ impl Shared {
     }
 
     /// Puts a task whose `SCHEDULED` bit the caller set into a run queue.
+    #[inline]
     pub(crate) fn schedule(&self, task: Arc<Task>, reason: Reason) {
         context::with_worker(|w| match w {
             Some(w) if std::ptr::eq(Arc::as_ptr(&w.shared), self) => {
@@ -251,6 +252,9 @@ impl Shared {
                 w.schedule_local(task, reason)
             }
             _ => {
+                // `self` may be borrowed from `task` (see `Schedule`), and
+                // no worker of ours holds it here.
+                let _keep = task.scheduler.clone();
                 if reason == Reason::Spawn {
                     self.spawned_remote.fetch_add(1, Ordering::Relaxed);
                 }

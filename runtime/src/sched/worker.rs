@@ -182,6 +182,7 @@ impl Worker {
     // ----- queues -----
 
     /// Puts a task in this worker's queues (called on this worker's thread).
+    #[inline]
     pub(crate) fn schedule_local(&self, task: Arc<Task>, reason: Reason) {
         match task.owner() {
             Some(owner) if owner != self.index => self.shared.schedule_remote(task),
@@ -567,37 +568,27 @@ impl Worker {
         self.spread_next.set(false);
     }
 
+    /// Resumes a green thread until it suspends or returns: the path of
+    /// every switch, kept small (starting, abandoning and finishing a
+    /// green thread are out of line).
+    #[inline]
     fn run_green(&self, task: Arc<Task>) {
-        // A yielded green thread still holds RUNNING (see `task::state`);
-        // anything else was scheduled and must be claimed.
+        // A yielded green thread, or one woken by a green thread of this
+        // worker, holds RUNNING already (see `task::state`); anything else
+        // was scheduled and must be claimed.
         if !task.state.is_held() && !task.state.start_running() {
             return;
         }
         // SAFETY: we hold RUNNING, and a started coroutine is only ever
         // touched by its owner, which is this worker.
         let slot = unsafe { &mut *task.coroutine.get() };
-        if slot.is_none() {
-            let stack = match self.stacks.borrow_mut().take(task.stack_size) {
-                Ok(stack) => stack,
-                Err(err) => {
-                    report_no_stack(&task, &err);
-                    // SAFETY: we hold RUNNING.
-                    let job = unsafe { &mut *task.job.get() };
-                    job.fail(JoinError::no_stack(task.id, err.to_string()));
-                    task.finish();
-                    return;
-                }
-            };
-            let ptr = Arc::as_ptr(&task);
-            task.stack.start(&stack);
-            *slot = Some(Coroutine::with_stack(stack, move |yielder, ()| {
-                Task::green_entry(ptr, yielder)
-            }));
-            task.owner.store(self.index, Ordering::Relaxed);
-            self.remote().started.lock().insert(&task);
-            self.remote().pinned_count.fetch_add(1, Ordering::Relaxed);
-        }
-        let coroutine = slot.as_mut().expect("coroutine was just created");
+        let coroutine = match slot {
+            Some(coroutine) => coroutine,
+            None => match self.start_green(&task, slot) {
+                Some(coroutine) => coroutine,
+                None => return,
+            },
+        };
         match resume(&task, coroutine) {
             CoroutineResult::Yield(Suspend::Yield) => {
                 // Keeps RUNNING: no atomic operation on a yield.
@@ -609,27 +600,69 @@ impl Worker {
                     self.pinned.borrow_mut().push_back(task);
                 }
             }
-            CoroutineResult::Yield(Suspend::Abandon) => {
-                let coroutine = slot.take().expect("abandoned coroutine");
-                self.remote().started.lock().remove(&task);
-                report_abort(&task);
-                abandon(&task, coroutine);
-                // SAFETY: we hold RUNNING.
-                let job = unsafe { &mut *task.job.get() };
-                job.fail(JoinError::cancelled(task.id));
-                task.finish();
-            }
-            CoroutineResult::Return(()) => {
-                let coroutine = slot.take().expect("finished coroutine");
-                self.stacks
-                    .borrow_mut()
-                    .give(&task.stack, coroutine.into_stack());
-                self.forget_started(&task);
-                task.finish();
-            }
+            CoroutineResult::Yield(Suspend::Abandon) => self.abandon_green(&task, slot),
+            CoroutineResult::Return(()) => self.finish_green(&task, slot),
         }
     }
 
+    /// A green thread's first run: gives it a stack and its coroutine and
+    /// pins it to this worker. `None` if no stack could be had (the task
+    /// then failed).
+    #[cold]
+    #[inline(never)]
+    fn start_green<'a>(
+        &self,
+        task: &Arc<Task>,
+        slot: &'a mut Option<GreenCoroutine>,
+    ) -> Option<&'a mut GreenCoroutine> {
+        let stack = match self.stacks.borrow_mut().take(task.stack_size) {
+            Ok(stack) => stack,
+            Err(err) => {
+                report_no_stack(task, &err);
+                // SAFETY: we hold RUNNING.
+                let job = unsafe { &mut *task.job.get() };
+                job.fail(JoinError::no_stack(task.id, err.to_string()));
+                task.finish();
+                return None;
+            }
+        };
+        let ptr = Arc::as_ptr(task);
+        task.stack.start(&stack);
+        *slot = Some(Coroutine::with_stack(stack, move |yielder, ()| {
+            Task::green_entry(ptr, yielder)
+        }));
+        task.owner.store(self.index, Ordering::Relaxed);
+        self.remote().started.lock().insert(task);
+        self.remote().pinned_count.fetch_add(1, Ordering::Relaxed);
+        slot.as_mut()
+    }
+
+    /// A green thread's cancellation unwind aborted (see `park::abort`).
+    #[cold]
+    #[inline(never)]
+    fn abandon_green(&self, task: &Arc<Task>, slot: &mut Option<GreenCoroutine>) {
+        let coroutine = slot.take().expect("abandoned coroutine");
+        self.remote().started.lock().remove(task);
+        report_abort(task);
+        abandon(task, coroutine);
+        // SAFETY: we hold RUNNING.
+        let job = unsafe { &mut *task.job.get() };
+        job.fail(JoinError::cancelled(task.id));
+        task.finish();
+    }
+
+    /// A green thread returned: its stack goes back to the pool.
+    #[inline(never)]
+    fn finish_green(&self, task: &Arc<Task>, slot: &mut Option<GreenCoroutine>) {
+        let coroutine = slot.take().expect("finished coroutine");
+        self.stacks
+            .borrow_mut()
+            .give(&task.stack, coroutine.into_stack());
+        self.forget_started(task);
+        task.finish();
+    }
+
+    #[inline(never)]
     fn run_async(&self, task: Arc<Task>) {
         if !task.state.start_running() {
             return;

@@ -142,6 +142,7 @@ impl TaskStack {
     }
 
     /// Whether the task holds a stack (started and not finished).
+    #[inline]
     fn live(&self) -> bool {
         self.bounds.limit.get() != 0
     }
@@ -165,12 +166,14 @@ impl TaskStack {
     }
 
     /// Lowest address kept on the current stack or segment.
+    #[inline]
     fn floor(&self) -> usize {
         let below = SAFETY_MARGIN + self.keep.get() as usize;
         round_down_to_page(self.saved_sp.get().saturating_sub(below))
     }
 
     /// Whether the task is known to have used stack deep below the kept part.
+    #[inline]
     fn known_deep(&self) -> bool {
         let limit = self.bounds.limit.get();
         let low = self.low_water.get().max(limit);
@@ -290,10 +293,15 @@ impl<T: StackOwner> ShrinkQueue<T> {
         }
     }
 
-    /// A task of this worker just parked (it is suspended).
+    /// A task of this worker just parked (it is suspended). On every park
+    /// of every green thread: the common case (not deep, not due for a
+    /// probe) is a few loads and compares, inlined into the worker's switch
+    /// path; shrinking and queueing are out of line.
+    #[inline]
     pub(crate) fn parked(&mut self, task: &Arc<T>) {
         let ts = task.task_stack();
-        ts.parks.set(ts.parks.get().saturating_add(1));
+        let parks = ts.parks.get().saturating_add(1);
+        ts.parks.set(parks);
         if !ts.live() {
             return;
         }
@@ -303,11 +311,19 @@ impl<T: StackOwner> ShrinkQueue<T> {
         }
         // Probe at the 1st, 2nd, 4th, 8th... park since the last shrink: a
         // task that parks often costs a probe only now and then.
-        if ts.parks.get().is_power_of_two() && !ts.queued.replace(true) {
-            self.pending.push(task.clone());
-            if self.pending.len() >= PENDING_MAX {
-                self.drain();
-            }
+        if parks.is_power_of_two() && !ts.queued.get() {
+            self.enqueue(task);
+        }
+    }
+
+    /// Queues a parked task for a probe (see [`parked`](Self::parked)).
+    #[cold]
+    #[inline(never)]
+    fn enqueue(&mut self, task: &Arc<T>) {
+        task.task_stack().queued.set(true);
+        self.pending.push(task.clone());
+        if self.pending.len() >= PENDING_MAX {
+            self.drain();
         }
     }
 

@@ -104,12 +104,22 @@ impl Task {
 
     /// Called by the running green thread where it suspends (see the
     /// module docs): starts the unwind once, if a cancellation was asked.
+    #[inline]
     pub(crate) fn check_cancel(&self) {
-        if self.cancel.load(SeqCst) == REQUESTED
-            && self
-                .cancel
-                .compare_exchange(REQUESTED, UNWINDING, SeqCst, SeqCst)
-                .is_ok()
+        if self.cancel.load(SeqCst) == REQUESTED {
+            self.start_unwind();
+        }
+    }
+
+    /// [`check_cancel`](Self::check_cancel) found a request: starts the
+    /// unwind once.
+    #[cold]
+    #[inline(never)]
+    fn start_unwind(&self) {
+        if self
+            .cancel
+            .compare_exchange(REQUESTED, UNWINDING, SeqCst, SeqCst)
+            .is_ok()
         {
             tracing::debug!(task.id = self.id.as_u64(), "cancelled where it waited");
             std::panic::resume_unwind(Box::new(Cancelled));

@@ -47,7 +47,16 @@ use state::State;
 /// task keeps it as `Arc<dyn Schedule>`, so a wake is one indirect call.
 pub(crate) trait Schedule: Any + Send + Sync {
     /// Puts `task`, whose `SCHEDULED` bit the caller set, into a run queue
-    /// (or cancels it if the scheduler has terminated).
+    /// (or cancels it if the scheduler has terminated). A wake made on a
+    /// started green thread's own worker took its `RUNNING` bit instead
+    /// (`State::wake_held`); it goes to that worker's queue like any local
+    /// wake.
+    ///
+    /// `self` may be borrowed from `task.scheduler` (a wake does not touch
+    /// the scheduler's reference count): the implementation must keep
+    /// itself alive for the whole call by other means once it may have
+    /// given `task` away (a worker of its own holds it; elsewhere it takes
+    /// a reference first).
     fn schedule(&self, task: Arc<Task>, reason: Reason);
 }
 
@@ -543,6 +552,33 @@ impl Drop for Task {
     }
 }
 
+impl Task {
+    /// The state transition of a wake: `State::wake_held` when the caller
+    /// is a green thread running on this task's owner worker (it is that
+    /// worker's thread, and the task is pinned there), else `State::wake`.
+    /// Only started green threads have an owner, so equal owners of the
+    /// same scheduler mean both are pinned to the worker running now.
+    #[inline]
+    fn wake_state(&self) -> state::WakeAction {
+        let owner = self.owner.load(Ordering::Relaxed);
+        let here = owner != NO_OWNER
+            && current::with_task(|t| {
+                t.is_some_and(|t| {
+                    t.owner.load(Ordering::Relaxed) == owner
+                        && std::ptr::addr_eq(
+                            Arc::as_ptr(&t.scheduler),
+                            Arc::as_ptr(&self.scheduler),
+                        )
+                })
+            });
+        if here {
+            self.state.wake_held()
+        } else {
+            self.state.wake()
+        }
+    }
+}
+
 impl StackOwner for Task {
     #[inline]
     fn task_stack(&self) -> &TaskStack {
@@ -551,15 +587,19 @@ impl StackOwner for Task {
 }
 
 impl Wake for Task {
+    #[inline]
     fn wake(self: Arc<Self>) {
-        if self.state.wake() == state::WakeAction::Schedule {
-            let scheduler = self.scheduler.clone();
-            scheduler.schedule(self, Reason::Wake);
+        if self.wake_state() == state::WakeAction::Schedule {
+            let scheduler: *const dyn Schedule = Arc::as_ptr(&self.scheduler);
+            // SAFETY: `self` keeps the scheduler alive until it is handed
+            // over, and `Schedule::schedule` keeps itself alive from then
+            // to the end of the call (see the trait).
+            unsafe { (*scheduler).schedule(self, Reason::Wake) };
         }
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        if self.state.wake() == state::WakeAction::Schedule {
+        if self.wake_state() == state::WakeAction::Schedule {
             self.scheduler.schedule(self.clone(), Reason::Wake);
         }
     }

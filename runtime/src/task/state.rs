@@ -28,6 +28,15 @@
 //!                                      └──return──► COMPLETE
 //! ```
 //!
+//! A wake made on a started green thread's own worker, by another green
+//! thread running there (a channel hand-off between partners), takes
+//! `idle -> RUNNING` instead ([`State::wake_held`]): the worker then holds
+//! the task in its queue as it holds a yielded one, and runs it without a
+//! second compare-and-swap. Nobody else can run it meanwhile: `RUNNING` is
+//! taken by exactly one CAS from idle, and a wake from elsewhere that finds
+//! it `RUNNING` sets `NOTIFIED` (one spurious run after its next park, as
+//! for any wake that arrives while a task runs).
+//!
 //! # Invariant
 //!
 //! Every `wake` that happens after a task started parking causes exactly one
@@ -135,10 +144,15 @@ impl State {
 
     /// The running task consumes a pending wake-up without suspending:
     /// `RUNNING|NOTIFIED -> RUNNING`. Returns whether there was one.
+    /// A plain load first: a park without a pending wake-up (the common
+    /// case) costs no read-modify-write.
+    #[inline]
     pub(crate) fn take_notification(&self) -> bool {
-        self.0
-            .compare_exchange(RUNNING | NOTIFIED, RUNNING, AcqRel, Relaxed)
-            .is_ok()
+        self.0.load(Relaxed) & NOTIFIED != 0
+            && self
+                .0
+                .compare_exchange(RUNNING | NOTIFIED, RUNNING, AcqRel, Relaxed)
+                .is_ok()
     }
 
     /// Whether the owner holds the task (a yielded green thread in its
@@ -181,6 +195,18 @@ impl State {
                 Ok(_) => return action,
                 Err(actual) => cur = actual,
             }
+        }
+    }
+
+    /// Wakes a started green thread from its owner worker's thread (see
+    /// the module docs): an idle task goes straight to `RUNNING`, held by
+    /// that worker, and the caller must push it to that worker's queue;
+    /// any other state is handled as by [`wake`](Self::wake).
+    #[inline]
+    pub(crate) fn wake_held(&self) -> WakeAction {
+        match self.0.compare_exchange(0, RUNNING, AcqRel, Acquire) {
+            Ok(_) => WakeAction::Schedule,
+            Err(_) => self.wake(),
         }
     }
 
@@ -245,6 +271,21 @@ mod tests {
     }
 
     #[test]
+    fn wake_held_takes_running_from_idle_only() {
+        let s = State::new_scheduled();
+        assert!(s.start_running());
+        // Running: a wake is a notification, whoever makes it.
+        assert_eq!(s.wake_held(), WakeAction::None);
+        assert_eq!(s.park(), ParkAction::Reschedule);
+        assert!(s.start_running());
+        assert_eq!(s.park(), ParkAction::Idle);
+        assert_eq!(s.wake_held(), WakeAction::Schedule);
+        assert!(s.is_held(), "the waker's worker holds it");
+        assert_eq!(s.wake(), WakeAction::None, "a second wake only notifies");
+        assert_eq!(s.park(), ParkAction::Reschedule);
+    }
+
+    #[test]
     fn complete_ignores_wakes_and_runs() {
         let s = State::new_scheduled();
         assert!(s.start_running());
@@ -283,6 +324,31 @@ mod loom_tests {
             // Either the wake found the task idle or park saw NOTIFIED -
             // never both, never neither.
             assert_eq!(runs.load(SeqCst), 1);
+        });
+    }
+
+    /// A wake from the owner worker (taking RUNNING) racing with a wake
+    /// from another thread: the task is pushed once, and the other wake
+    /// leaves a notification only if it found the task held.
+    #[test]
+    fn held_and_remote_wakes_push_once() {
+        loom::model(|| {
+            let state = Arc::new(State::new_scheduled());
+            assert!(state.start_running());
+            assert_eq!(state.park(), ParkAction::Idle);
+            let s2 = state.clone();
+            let remote = loom::thread::spawn(move || s2.wake() == WakeAction::Schedule);
+            let here = state.wake_held() == WakeAction::Schedule;
+            let there = remote.join().unwrap();
+            assert!(here ^ there, "exactly one wake pushes the task");
+            if here {
+                // The owner runs it; the other wake became a notification.
+                assert_eq!(state.park(), ParkAction::Reschedule);
+            } else {
+                assert!(!state.is_held());
+                assert!(state.start_running());
+                assert_eq!(state.park(), ParkAction::Idle);
+            }
         });
     }
 
