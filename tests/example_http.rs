@@ -413,3 +413,42 @@ fn ctrl_c_under_load_with_keep_alive_connections_open_exits() {
         client.join().unwrap();
     }
 }
+
+#[test]
+fn ctrl_c_ends_the_accept_loop_while_accept_fails_for_want_of_fds() {
+    // With every fd taken by connections mid-request (they keep the server
+    // until their long read timeout), accept fails with EMFILE and the
+    // connection that wakes the accept loop cannot be accepted: the loop
+    // must see the shutdown flag on its error path, end, and leave the rest
+    // to the grace and the runtime's cancellation.
+    let mut server = Server::start_with_fd_limit(
+        "http",
+        &[
+            ("HTTP_READ_TIMEOUT_MS", "120000"),
+            ("HTTP_SHUTDOWN_GRACE_MS", "300"),
+            ("HTTP_EXIT_DEADLINE_MS", "8000"),
+            ("RUST_LOG", "error"),
+        ],
+        Some(64),
+    );
+    let half: Vec<_> = (0..80)
+        .map(|_| {
+            let mut conn = std::net::TcpStream::connect(server.addr).unwrap();
+            conn.write_all(b"GET /plaintext HTTP/1.1\r\nHost: t\r\n")
+                .unwrap();
+            conn
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let signalled = Instant::now();
+    server.signal(libc::SIGINT);
+    let status = server
+        .wait_exit(Duration::from_secs(20))
+        .expect("the server still runs 20 s after SIGINT");
+    assert!(
+        status.success(),
+        "{status} after {:?}: the accept loop did not end",
+        signalled.elapsed()
+    );
+    drop(half);
+}

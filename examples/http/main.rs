@@ -366,14 +366,50 @@ fn push_date(out: &mut Vec<u8>) {
     });
 }
 
-/// Ctrl-C / SIGTERM: stop accepting, close idle connections, and wake the
-/// accept loop with connections of our own until it has ended. Then wait
+/// Accepts connections, each served by a green thread of its own, until it
+/// sees the shutdown flag.
+fn accept_connections(server: &Arc<Server>, listener: TcpListener) {
+    loop {
+        let stream = match listener.accept() {
+            Ok((stream, _)) => stream,
+            Err(err) => {
+                if server.shutting_down.load(SeqCst) {
+                    break;
+                }
+                // Back off instead of spinning (fibra's accept already
+                // waits out EMFILE and the like itself).
+                tracing::warn!("accept failed: {err}");
+                fibra::time::sleep(Duration::from_millis(10));
+                continue;
+            }
+        };
+        if server.shutting_down.load(SeqCst) {
+            break;
+        }
+        let _ = stream.set_nodelay(true);
+        let id = server.next_id.fetch_add(1, SeqCst);
+        let conn = Arc::new(Conn {
+            stream,
+            idle: AtomicBool::new(true),
+        });
+        server.active.fetch_add(1, SeqCst);
+        server.conns.lock().unwrap().insert(id, conn.clone());
+        let server = server.clone();
+        drop(fibra::spawn(move || serve(server, conn, id)));
+    }
+    server.accepting.store(false, SeqCst);
+}
+
+/// Ctrl-C / SIGTERM: set the shutdown flag, close idle connections, tell
+/// the main green thread (`stop`), and wake the accept loop with
+/// connections of our own until it has ended. Then wait
 /// for the process to exit: a second signal, or `exit_deadline` after the
 /// first, ends it at once. Runs on an OS thread.
 fn watch_signals(
     server: Arc<Server>,
     local: SocketAddr,
     exit_deadline: Duration,
+    stop: fibra::chan::Sender<()>,
 ) -> io::Result<()> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
@@ -393,6 +429,7 @@ fn watch_signals(
                     let _ = conn.stream.shutdown(Shutdown::Read);
                 }
             }
+            let _ = stop.send(());
             let waker = server.clone();
             let _ = std::thread::Builder::new()
                 .name("accept-waker".into())
@@ -513,37 +550,26 @@ fn main() {
             store: Store::new(),
             churn,
         });
-        if let Err(err) = watch_signals(server.clone(), local, exit_deadline) {
+        let (stop_tx, stop_rx) = fibra::chan::channel(1);
+        if let Err(err) = watch_signals(server.clone(), local, exit_deadline, stop_tx) {
             eprintln!("cannot install signal handlers: {err}");
             std::process::exit(1);
         }
         println!("listening on {local}");
-        loop {
-            let stream = match listener.accept() {
-                Ok((stream, _)) => stream,
-                Err(err) => {
-                    // Out of fds and the like: back off instead of spinning.
-                    tracing::warn!("accept failed: {err}");
-                    fibra::time::sleep(Duration::from_millis(10));
-                    continue;
-                }
-            };
-            if server.shutting_down.load(SeqCst) {
-                break;
-            }
-            let _ = stream.set_nodelay(true);
-            let id = server.next_id.fetch_add(1, SeqCst);
-            let conn = Arc::new(Conn {
-                stream,
-                idle: AtomicBool::new(true),
-            });
-            server.active.fetch_add(1, SeqCst);
-            server.conns.lock().unwrap().insert(id, conn.clone());
+        // The accept loop has a green thread of its own, which shutdown does
+        // not wait for: fibra's accept retries EMFILE with backoff inside
+        // the call, so while every fd is taken it does not return, and the
+        // connection the signal thread makes to wake it cannot be accepted.
+        // It ends at the next connection it accepts after the signal, or is
+        // cancelled with the connections when the runtime shuts down.
+        let acceptor = {
             let server = server.clone();
-            drop(fibra::spawn(move || serve(server, conn, id)));
-        }
-        server.accepting.store(false, SeqCst);
-        drop(listener);
+            fibra::spawn(move || accept_connections(&server, listener))
+        };
+        // The first signal (an error, should the signal thread be gone
+        // without one, shuts down as well).
+        let _ = stop_rx.recv();
+        drop(acceptor);
         let grace = Instant::now() + server.shutdown_grace;
         while server.active.load(SeqCst) > 0 && Instant::now() < grace {
             fibra::time::sleep(Duration::from_millis(10));
