@@ -68,10 +68,18 @@ start_server() {
   return 1
 }
 
-# alive PID: whether PID runs (a zombie, exited but not yet reaped by
-# stop_server's wait, does not count; `kill -0` would say yes).
+# alive PID: whether PID runs (a zombie, exited but not yet reaped, does
+# not count; `kill -0` would say yes). One read of the status file decides.
+# bash reaps a background child as soon as it exits, so testing that the
+# file exists and then reading it can see it vanish in between; a failed
+# read then looked like a running process, and stop_server reported a
+# server that had exited (pause line printed) as still running 35 s after
+# SIGINT. The window is widest while a large process exits: its main
+# thread is already a zombie while the last thread unmaps the heap.
 alive() {
-  [ -r "/proc/$1/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null
+  local state
+  state=$(awk '/^State:/ { print $2 }' "/proc/$1/status" 2>/dev/null) || return 1
+  [ -n "$state" ] && [ "$state" != Z ]
 }
 
 # sample_rss PID FILE: appends "seconds kib" every $interval s while PID lives.
@@ -120,6 +128,18 @@ judge() {
   fi
 }
 
+# capture_hang PID: what each thread of a server that does not exit is
+# doing (state and kernel wait channel, then gdb's backtraces if gdb is
+# installed).
+capture_hang() {
+  local t
+  for t in /proc/"$1"/task/*; do
+    echo "$(cat "$t/comm" 2>/dev/null) $(awk '{ print $1, $3 }' "$t/stat" 2>/dev/null) wchan=$(cat "$t/wchan" 2>/dev/null)"
+  done
+  command -v gdb >/dev/null && gdb -p "$1" -batch -ex 'thread apply all bt' 2>&1
+  return 0
+}
+
 # stop_server NAME HANDLES_SIGINT: SIGINT, then up to 35 s for the server to
 # exit by itself (the http example lets requests in flight finish); sets
 # $stopped to ok or to what went wrong. A server that handles SIGINT must
@@ -129,9 +149,11 @@ judge() {
 stop_server() {
   stopped=ok
   if [ "$2" = 1 ]; then kill -INT "$pid" 2>/dev/null || true; else kill -TERM "$pid" 2>/dev/null || true; fi
+  local start=$SECONDS
   for _ in $(seq 350); do alive "$pid" || break; sleep 0.1; done
   if alive "$pid"; then
-    echo "soak: $1 still runs 35 s after SIGINT; killing it" >&2
+    echo "soak: $1 still runs $((SECONDS - start)) s after the signal; its threads and stacks are in $out/$1.hang; killing it" >&2
+    capture_hang "$pid" >"$out/$1.hang" 2>&1
     kill -KILL "$pid" 2>/dev/null || true
     stopped=killed
   fi

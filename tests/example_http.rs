@@ -302,3 +302,153 @@ fn gc_churn_runs_cycles_and_ctrl_c_prints_the_pause_report() {
 
     server.check_gc_pause_report(libc::SIGINT);
 }
+
+/// Fills `conn` with pipelined echo requests, never reading the replies,
+/// until the server stops reading: its green thread is then blocked
+/// writing a reply nobody reads.
+fn stall_server_in_a_write(conn: &std::net::TcpStream) {
+    let body = vec![b'x'; 256 * 1024];
+    let mut request = format!(
+        "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(&body);
+    conn.set_nonblocking(true).unwrap();
+    let mut conn = conn;
+    let (mut sent, mut stalls) = (0usize, 0);
+    while stalls < 50 {
+        let at = sent % request.len();
+        match conn.write(&request[at..]) {
+            Ok(n) => {
+                sent += n;
+                stalls = 0;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                stalls += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("write failed: {e}"),
+        }
+        assert!(sent < 1 << 30, "the server kept reading 1 GiB of requests");
+    }
+}
+
+#[test]
+fn exit_deadline_ends_a_shutdown_that_cannot_finish() {
+    // A client that never reads keeps its green thread in a write through
+    // a grace longer than the exit deadline: the deadline ends the process
+    // with status 1 (and the pause line), instead of a wait for the grace.
+    let mut server = Server::start(
+        "http",
+        &[
+            ("HTTP_SHUTDOWN_GRACE_MS", "120000"),
+            ("HTTP_EXIT_DEADLINE_MS", "1000"),
+        ],
+    );
+    let deaf = server.connect();
+    stall_server_in_a_write(&deaf);
+    let signalled = Instant::now();
+    server.signal(libc::SIGINT);
+    let status = server
+        .wait_exit(Duration::from_secs(20))
+        .expect("the server still runs 20 s after SIGINT with a 1 s exit deadline");
+    let took = signalled.elapsed();
+    assert_eq!(status.code(), Some(1), "{status}");
+    assert!(took >= Duration::from_millis(900), "exited after {took:?}");
+    let out = server.stdout_after_exit();
+    assert!(out.contains("gc pauses: "), "{out}");
+    drop(deaf);
+}
+
+#[test]
+fn ctrl_c_cancels_a_stuck_connection_after_the_grace() {
+    // The same client with a short grace: the runtime cancels the blocked
+    // green thread and the server exits cleanly well before the deadline.
+    let mut server = Server::start("http", &[("HTTP_SHUTDOWN_GRACE_MS", "300")]);
+    let deaf = server.connect();
+    stall_server_in_a_write(&deaf);
+    server.signal(libc::SIGINT);
+    let status = server
+        .wait_exit(Duration::from_secs(20))
+        .expect("the server did not exit after the grace");
+    assert!(status.success(), "{status}");
+    drop(deaf);
+}
+
+#[test]
+fn ctrl_c_under_load_with_keep_alive_connections_open_exits() {
+    // As in benches/soak.sh, with clients still sending when the signal
+    // comes: GC churn, idle keep-alive connections, and busy ones.
+    let mut server = Server::start("http", &[("FIBRA_GC_CHURN", "8")]);
+    let _idle = idle_connections(server.addr, 16);
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+    use std::sync::Arc;
+    let stop = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(AtomicU64::new(0));
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let mut conn = server.connect();
+            let (stop, answered) = (stop.clone(), answered.clone());
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while !stop.load(Relaxed) {
+                    let sent = conn.write_all(b"GET /plaintext HTTP/1.1\r\nHost: t\r\n\r\n");
+                    if sent.is_err() || matches!(conn.read(&mut buf), Ok(0) | Err(_)) {
+                        break; // closed by the shutdown
+                    }
+                    answered.fetch_add(1, Relaxed);
+                }
+            })
+        })
+        .collect();
+    // Past the first GC cycle (about 700 requests at this churn).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while answered.load(Relaxed) < 2000 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.check_gc_pause_report(libc::SIGINT);
+    stop.store(true, Relaxed);
+    for client in clients {
+        client.join().unwrap();
+    }
+}
+
+#[test]
+fn ctrl_c_ends_the_accept_loop_while_accept_fails_for_want_of_fds() {
+    // With every fd taken by connections mid-request (they keep the server
+    // until their long read timeout), accept fails with EMFILE and the
+    // connection that wakes the accept loop cannot be accepted: the loop
+    // must see the shutdown flag on its error path, end, and leave the rest
+    // to the grace and the runtime's cancellation.
+    let mut server = Server::start_with_fd_limit(
+        "http",
+        &[
+            ("HTTP_READ_TIMEOUT_MS", "120000"),
+            ("HTTP_SHUTDOWN_GRACE_MS", "300"),
+            ("HTTP_EXIT_DEADLINE_MS", "8000"),
+            ("RUST_LOG", "error"),
+        ],
+        Some(64),
+    );
+    let half: Vec<_> = (0..80)
+        .map(|_| {
+            let mut conn = std::net::TcpStream::connect(server.addr).unwrap();
+            conn.write_all(b"GET /plaintext HTTP/1.1\r\nHost: t\r\n")
+                .unwrap();
+            conn
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let signalled = Instant::now();
+    server.signal(libc::SIGINT);
+    let status = server
+        .wait_exit(Duration::from_secs(20))
+        .expect("the server still runs 20 s after SIGINT");
+    assert!(
+        status.success(),
+        "{status} after {:?}: the accept loop did not end",
+        signalled.elapsed()
+    );
+    drop(half);
+}

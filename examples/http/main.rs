@@ -20,7 +20,11 @@
 //! request is not complete within the read timeout (10 s, or
 //! `HTTP_READ_TIMEOUT_MS`), which also closes idle keep-alive connections.
 //! Ctrl-C (or SIGTERM) stops accepting, closes idle connections, lets requests
-//! in flight finish, and exits; a second Ctrl-C exits at once.
+//! in flight finish for up to 30 s (`HTTP_SHUTDOWN_GRACE_MS`), cancels what is
+//! left, and exits; a second Ctrl-C exits at once. Should the process still
+//! run 4 s after the grace (`HTTP_EXIT_DEADLINE_MS`, counted from the
+//! signal), it writes a dump of its green threads to stderr and exits with
+//! status 1: the exit after Ctrl-C always comes, and a stuck one says why.
 //!
 //! The visit counter and the cache values live in fibra's GC heap (see
 //! `state.rs`). Logging goes through tracing-subscriber (`RUST_LOG`, default
@@ -55,6 +59,9 @@ use state::Store;
 struct Server {
     /// Set once on Ctrl-C; connections finish their request and close.
     shutting_down: AtomicBool,
+    /// True until the accept loop has ended (the signal thread keeps
+    /// connecting to wake it until then).
+    accepting: AtomicBool,
     /// Open connections, so that shutdown can close the idle ones.
     conns: Mutex<HashMap<u64, Arc<Conn>>>,
     /// Number of connection green threads still running.
@@ -63,6 +70,9 @@ struct Server {
     next_id: AtomicU64,
     /// How long a request may take to arrive (and an idle connection may live).
     read_timeout: Duration,
+    /// After Ctrl-C, how long requests in flight may take before the runtime
+    /// cancels them.
+    shutdown_grace: Duration,
     /// Parser limits.
     limits: Limits,
     /// Application state (visit counter, cache).
@@ -356,18 +366,60 @@ fn push_date(out: &mut Vec<u8>) {
     });
 }
 
-/// Ctrl-C / SIGTERM: stop accepting, close idle connections, and wake the
-/// accept loop with a connection of our own. Runs on an OS thread.
-fn watch_signals(server: Arc<Server>, local: SocketAddr) -> io::Result<()> {
+/// Accepts connections, each served by a green thread of its own, until it
+/// sees the shutdown flag.
+fn accept_connections(server: &Arc<Server>, listener: TcpListener) {
+    loop {
+        let stream = match listener.accept() {
+            Ok((stream, _)) => stream,
+            Err(err) => {
+                if server.shutting_down.load(SeqCst) {
+                    break;
+                }
+                // Back off instead of spinning (fibra's accept already
+                // waits out EMFILE and the like itself).
+                tracing::warn!("accept failed: {err}");
+                fibra::time::sleep(Duration::from_millis(10));
+                continue;
+            }
+        };
+        if server.shutting_down.load(SeqCst) {
+            break;
+        }
+        let _ = stream.set_nodelay(true);
+        let id = server.next_id.fetch_add(1, SeqCst);
+        let conn = Arc::new(Conn {
+            stream,
+            idle: AtomicBool::new(true),
+        });
+        server.active.fetch_add(1, SeqCst);
+        server.conns.lock().unwrap().insert(id, conn.clone());
+        let server = server.clone();
+        drop(fibra::spawn(move || serve(server, conn, id)));
+    }
+    server.accepting.store(false, SeqCst);
+}
+
+/// Ctrl-C / SIGTERM: set the shutdown flag, close idle connections, tell
+/// the main green thread (`stop`), and wake the accept loop with
+/// connections of our own until it has ended. Then wait
+/// for the process to exit: a second signal, or `exit_deadline` after the
+/// first, ends it at once. Runs on an OS thread.
+fn watch_signals(
+    server: Arc<Server>,
+    local: SocketAddr,
+    exit_deadline: Duration,
+    stop: fibra::chan::Sender<()>,
+) -> io::Result<()> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
-            let mut signals = signals.forever();
-            if signals.next().is_none() {
+            if signals.forever().next().is_none() {
                 return;
             }
+            let deadline = Instant::now() + exit_deadline;
             tracing::info!(
                 "shutting down: finishing requests in flight (Ctrl-C again to exit now)"
             );
@@ -377,21 +429,88 @@ fn watch_signals(server: Arc<Server>, local: SocketAddr) -> io::Result<()> {
                     let _ = conn.stream.shutdown(Shutdown::Read);
                 }
             }
-            let mut wake = local;
-            if wake.ip().is_unspecified() {
-                wake.set_ip(match wake {
-                    SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-                    SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-                });
-            }
-            let _ = std::net::TcpStream::connect_timeout(&wake, Duration::from_secs(1));
-            if signals.next().is_some() {
-                eprintln!("second signal: exiting now");
-                println!("{}", gc_churn::pause_summary());
-                std::process::exit(130);
+            let _ = stop.send(());
+            let waker = server.clone();
+            let _ = std::thread::Builder::new()
+                .name("accept-waker".into())
+                .spawn(move || wake_accept_loop(&waker, local));
+            loop {
+                if signals.pending().next().is_some() {
+                    exit_now(130, || "second signal: exiting now".into());
+                }
+                if Instant::now() >= deadline {
+                    exit_now(1, move || {
+                        format!(
+                            "shutdown did not finish within {:?} of the signal ({} connections \
+                             still open, accept loop {}); exiting with status 1. Still \
+                             running:\n{}",
+                            exit_deadline,
+                            server.active.load(SeqCst),
+                            if server.accepting.load(SeqCst) {
+                                "still waiting"
+                            } else {
+                                "ended"
+                            },
+                            fibra::debug::dump(),
+                        )
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(20));
             }
         })?;
     Ok(())
+}
+
+/// Connects to the listener until the accept loop has seen the shutdown
+/// flag. One connection is not enough: with the listen backlog full it can
+/// time out, and the accept loop would then wait for a client that may
+/// never come.
+fn wake_accept_loop(server: &Server, local: SocketAddr) {
+    let mut wake = local;
+    if wake.ip().is_unspecified() {
+        wake.set_ip(match wake {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    while server.accepting.load(SeqCst) {
+        let _ = std::net::TcpStream::connect_timeout(&wake, Duration::from_secs(1));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Ends the process with `code` after writing `why()` to stderr and the
+/// pause line to stdout. The report is made and written on a thread of its
+/// own and gets two seconds: this path is for an exit that is stuck, and
+/// whatever is stuck might hold a lock the report needs. The process ends
+/// with `_exit`, which runs no exit handlers or thread-local destructors
+/// (one of them could be what is stuck).
+fn exit_now(code: i32, why: impl FnOnce() -> String + Send + 'static) -> ! {
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let _ = std::thread::Builder::new()
+        .name("exit-report".into())
+        .spawn(move || {
+            eprintln!("{}", why());
+            println!("{}", gc_churn::pause_summary());
+            let _ = io::stdout().flush();
+            let _ = done_tx.send(());
+        });
+    let _ = done_rx.recv_timeout(Duration::from_secs(2));
+    // SAFETY: `_exit` takes no pointers and does not return; nothing of
+    // this process runs after it.
+    unsafe { libc::_exit(code) }
+}
+
+/// A duration in milliseconds from the environment variable `name`.
+fn env_millis(name: &str) -> Option<Duration> {
+    let value = std::env::var(name).ok()?;
+    match value.trim().parse() {
+        Ok(ms) => Some(Duration::from_millis(ms)),
+        Err(_) => {
+            eprintln!("{name}={value:?} is not a number of milliseconds; using the default");
+            None
+        }
+    }
 }
 
 fn main() {
@@ -405,10 +524,10 @@ fn main() {
     let addr = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:8080".to_string());
-    let read_timeout = std::env::var("HTTP_READ_TIMEOUT_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .map_or(Duration::from_secs(10), Duration::from_millis);
+    let read_timeout = env_millis("HTTP_READ_TIMEOUT_MS").unwrap_or(Duration::from_secs(10));
+    let shutdown_grace = env_millis("HTTP_SHUTDOWN_GRACE_MS").unwrap_or(Duration::from_secs(30));
+    let exit_deadline =
+        env_millis("HTTP_EXIT_DEADLINE_MS").unwrap_or(shutdown_grace + Duration::from_secs(4));
     let churn = gc_churn::Churn::from_env();
     fibra::run(move || {
         let listener = match TcpListener::bind(addr.as_str()) {
@@ -421,45 +540,37 @@ fn main() {
         let local = listener.local_addr().unwrap();
         let server = Arc::new(Server {
             shutting_down: AtomicBool::new(false),
+            accepting: AtomicBool::new(true),
             conns: Mutex::new(HashMap::new()),
             active: AtomicUsize::new(0),
             next_id: AtomicU64::new(0),
             read_timeout,
+            shutdown_grace,
             limits: Limits::default(),
             store: Store::new(),
             churn,
         });
-        if let Err(err) = watch_signals(server.clone(), local) {
+        let (stop_tx, stop_rx) = fibra::chan::channel(1);
+        if let Err(err) = watch_signals(server.clone(), local, exit_deadline, stop_tx) {
             eprintln!("cannot install signal handlers: {err}");
             std::process::exit(1);
         }
         println!("listening on {local}");
-        loop {
-            let stream = match listener.accept() {
-                Ok((stream, _)) => stream,
-                Err(err) => {
-                    // Out of fds and the like: back off instead of spinning.
-                    tracing::warn!("accept failed: {err}");
-                    fibra::time::sleep(Duration::from_millis(10));
-                    continue;
-                }
-            };
-            if server.shutting_down.load(SeqCst) {
-                break;
-            }
-            let _ = stream.set_nodelay(true);
-            let id = server.next_id.fetch_add(1, SeqCst);
-            let conn = Arc::new(Conn {
-                stream,
-                idle: AtomicBool::new(true),
-            });
-            server.active.fetch_add(1, SeqCst);
-            server.conns.lock().unwrap().insert(id, conn.clone());
+        // The accept loop has a green thread of its own, which shutdown does
+        // not wait for: fibra's accept retries EMFILE with backoff inside
+        // the call, so while every fd is taken it does not return, and the
+        // connection the signal thread makes to wake it cannot be accepted.
+        // It ends at the next connection it accepts after the signal, or is
+        // cancelled with the connections when the runtime shuts down.
+        let acceptor = {
             let server = server.clone();
-            drop(fibra::spawn(move || serve(server, conn, id)));
-        }
-        drop(listener);
-        let grace = Instant::now() + Duration::from_secs(30);
+            fibra::spawn(move || accept_connections(&server, listener))
+        };
+        // The first signal (an error, should the signal thread be gone
+        // without one, shuts down as well).
+        let _ = stop_rx.recv();
+        drop(acceptor);
+        let grace = Instant::now() + server.shutdown_grace;
         while server.active.load(SeqCst) > 0 && Instant::now() < grace {
             fibra::time::sleep(Duration::from_millis(10));
         }

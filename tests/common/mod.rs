@@ -26,8 +26,33 @@ impl Server {
     /// Builds (if needed) and starts example `name` on 127.0.0.1:0 with the
     /// given environment, and waits for its "listening on ADDR" line.
     pub fn start(name: &str, envs: &[(&str, &str)]) -> Server {
+        Server::start_with_fd_limit(name, envs, None)
+    }
+
+    /// [`start`](Server::start), with the server's open-file limit set to
+    /// `nofile` (if given).
+    pub fn start_with_fd_limit(name: &str, envs: &[(&str, &str)], nofile: Option<u64>) -> Server {
         let bin = build_example(name);
         let mut cmd = Command::new(&bin);
+        if let Some(nofile) = nofile {
+            use std::os::unix::process::CommandExt;
+            let limit = libc::rlimit {
+                rlim_cur: nofile as libc::rlim_t,
+                rlim_max: nofile as libc::rlim_t,
+            };
+            // SAFETY: the closure runs in the forked child before exec and
+            // only calls setrlimit, which is async-signal-safe, on a value
+            // it owns.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
         cmd.arg("127.0.0.1:0")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
