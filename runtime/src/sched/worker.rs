@@ -184,7 +184,10 @@ impl Worker {
     /// Puts a task in this worker's queues (called on this worker's thread).
     pub(crate) fn schedule_local(&self, task: Arc<Task>, reason: Reason) {
         match task.owner() {
-            Some(owner) if owner != self.index => self.shared.schedule_remote(task),
+            Some(owner) if owner != self.index => {
+                self.metrics().remote_wakes.add(1);
+                self.shared.schedule_remote(task)
+            }
             Some(_) if reason == Reason::Wake => {
                 if let Some(old) = self.runnext.replace(Some(task)) {
                     self.pinned.borrow_mut().push_back(old);
@@ -504,9 +507,6 @@ impl Worker {
             }
             None => timeout,
         };
-        metrics
-            .green_threads
-            .set(self.remote().started.lock().len() as u64);
         let mut poller = None;
         if timeout != Some(std::time::Duration::ZERO) {
             metrics.sleeps.add(1);
