@@ -50,7 +50,7 @@
 //! it has waited:
 //!
 //! - its deque only once it has held tasks without a break for
-//!   [`STEAL_AGE`] (500 µs; `Remote::backlog_since` records when it last
+//!   [`STEAL_AGE`] (1 ms; `Remote::backlog_since` records when it last
 //!   went from empty to holding tasks), its spawn slot once the occupant
 //!   has sat there for `spawn_slot::GRACE` (50 µs);
 //! - and only if the owner's thread has also run on a CPU for 50 µs since
@@ -142,7 +142,7 @@ pub(crate) struct Remote {
 
 /// How long a worker's deque must have held tasks before a peer steals
 /// from it (see "Placement" in the module docs).
-pub(crate) const STEAL_AGE: std::time::Duration = std::time::Duration::from_micros(500);
+pub(crate) const STEAL_AGE: std::time::Duration = std::time::Duration::from_millis(1);
 
 impl Remote {
     /// When a peer may first steal from this worker's deque by the wall
