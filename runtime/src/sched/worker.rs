@@ -682,13 +682,14 @@ impl Worker {
         let release_stacks_at = self.stacks.borrow_mut().idle();
         // A peer's backlog too young to steal: wake up when it is old
         // enough (its owner may well have run it by then).
-        let timeout = match (self.sleep_timeout(), young) {
+        let timer = self.sleep_timeout();
+        let metrics = self.metrics();
+        metrics.timers.set(self.timers.borrow().len() as u64);
+        metrics.timer_armed.set(timer.is_some() as u64);
+        let timeout = match (timer, young) {
             (Some(t), Some(y)) => Some(t.min(y)),
             (t, y) => t.or(y),
         };
-        let metrics = self.metrics();
-        metrics.timers.set(self.timers.borrow().len() as u64);
-        metrics.timer_armed.set(timeout.is_some() as u64);
         // Wake up to give unused stacks back (see `stack::pool`).
         let timeout = match release_stacks_at {
             Some(at) => {
