@@ -76,7 +76,7 @@ struct Sighting {
     asleep: bool,
     /// Its CPU clock at that read.
     state_cpu: std::time::Duration,
-    /// Whether it was asleep at two reads in a row without running in
+    /// Whether it was asleep at two reads in a row and barely ran in
     /// between (blocked in a system call, not a brief page fault or lock).
     blocked: bool,
 }
@@ -564,8 +564,13 @@ impl Worker {
                 crate::safepoint::probe::kernel_state(tid),
                 Some(crate::safepoint::probe::KernelState::Sleeping { .. })
             );
-            // Asleep at the last read too, and no CPU used since.
-            seen.blocked = asleep && seen.asleep && cpu == seen.state_cpu;
+            // Asleep at the last read too, and (almost) no CPU used since:
+            // a thread that blocks and wakes now and then (a sleep loop)
+            // counts, one that faulted or waited on a lock for a moment
+            // does not.
+            let between = now.saturating_sub(seen.state_read_at);
+            let used = cpu.saturating_sub(seen.state_cpu).as_nanos() as u64;
+            seen.blocked = asleep && seen.asleep && used < between / 8;
             seen.asleep = asleep;
             seen.state_cpu = cpu;
             seen.state_read_at = now;
