@@ -49,9 +49,13 @@
 //! cross-worker wake-up. So peers take a worker's movable work only once
 //! it has waited:
 //!
-//! - its deque only once it has held tasks without a break for
-//!   [`STEAL_AGE`] (1 ms; `Remote::backlog_since` records when it last
-//!   went from empty to holding tasks), its spawn slot once the occupant
+//! - its deque only once it has held tasks, with the owner taking none of
+//!   them, for [`STEAL_AGE`] (1 ms; `Remote::backlog_since` records when
+//!   it last went from empty to holding tasks, `Remote::last_pop` when the
+//!   owner last took one), or without a break for [`BACKLOG_AGE`] (4 ms)
+//!   even while the owner works through it (a burst of partners is
+//!   started one after another, and a steal from its front would split a
+//!   pair the owner has half started); its spawn slot once the occupant
 //!   has sat there for `spawn_slot::GRACE` (50 µs);
 //! - and only if the owner's thread has also run on a CPU for 50 µs since
 //!   the thief first saw that work waiting (its CPU clock), or is asleep
@@ -66,7 +70,7 @@
 //! lost by this: movable work in a worker's own queues is always run by
 //! that worker, which is awake; peers are notified only for parallelism,
 //! and the monitor also notifies for a worker stuck on one task with work
-//! waiting. A CPU-bound backlog thus spreads after about half a
+//! waiting. A backlog behind a long task thus spreads after about a
 //! millisecond, a burst of short-lived or blocking partners stays where it
 //! was spawned.
 //!
@@ -117,6 +121,8 @@ pub(crate) struct Remote {
     /// runtime's clock, [`Shared::now_ns`]): peers steal from it only once
     /// that backlog is [`STEAL_AGE`] old.
     pub(crate) backlog_since: std::sync::atomic::AtomicU64,
+    /// When the worker last took a task from its deque (same clock).
+    pub(crate) last_pop: std::sync::atomic::AtomicU64,
     /// The worker's kernel thread id (0 until it runs): peers read its CPU
     /// clock to tell a busy owner from a descheduled one before stealing.
     pub(crate) tid: std::sync::atomic::AtomicI32,
@@ -140,16 +146,24 @@ pub(crate) struct Remote {
     pub(crate) switches: std::sync::atomic::AtomicU64,
 }
 
-/// How long a worker's deque must have held tasks before a peer steals
-/// from it (see "Placement" in the module docs).
+/// How long a worker's deque must have held tasks, with its owner taking
+/// none of them, before a peer steals from it (see "Placement" in the
+/// module docs).
 pub(crate) const STEAL_AGE: std::time::Duration = std::time::Duration::from_millis(1);
+/// How long a worker's deque may hold tasks without a break, even while
+/// its owner works through them, before a peer steals from it.
+pub(crate) const BACKLOG_AGE: std::time::Duration = std::time::Duration::from_millis(4);
 
 impl Remote {
     /// When a peer may first steal from this worker's deque by the wall
     /// clock ([`Shared::now_ns`]); `None` if it is empty.
     pub(crate) fn deque_stealable_at(&self) -> Option<u64> {
-        (!self.stealer.is_empty())
-            .then(|| self.backlog_since.load(Ordering::Relaxed) + STEAL_AGE.as_nanos() as u64)
+        if self.stealer.is_empty() {
+            return None;
+        }
+        let since = self.backlog_since.load(Ordering::Relaxed);
+        let progress = self.last_pop.load(Ordering::Relaxed).max(since);
+        Some((progress + STEAL_AGE.as_nanos() as u64).min(since + BACKLOG_AGE.as_nanos() as u64))
     }
 }
 
@@ -226,6 +240,7 @@ impl Shared {
                         inbox: Injector::new(),
                         spawned: spawn_slot::SpawnSlot::default(),
                         backlog_since: std::sync::atomic::AtomicU64::new(0),
+                        last_pop: std::sync::atomic::AtomicU64::new(0),
                         tid: std::sync::atomic::AtomicI32::new(0),
                         pinned_count: AtomicUsize::new(0),
                         inbox_ready: AtomicBool::new(false),

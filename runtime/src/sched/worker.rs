@@ -271,6 +271,17 @@ impl Worker {
         starts
     }
 
+    /// Pops a movable task from this worker's deque, recording the time
+    /// (the owner working through its backlog keeps it from peers, see
+    /// `Remote::deque_stealable_at`).
+    fn pop_movable(&self) -> Option<Arc<Task>> {
+        let task = self.deque.pop()?;
+        self.remote()
+            .last_pop
+            .store(self.shared.now_ns(), Ordering::Relaxed);
+        Some(task)
+    }
+
     /// Records that the deque starts holding tasks now.
     fn stamp_backlog(&self) {
         self.remote()
@@ -341,10 +352,9 @@ impl Worker {
             self.pinned
                 .borrow_mut()
                 .pop_front()
-                .or_else(|| self.deque.pop())
+                .or_else(|| self.pop_movable())
         } else {
-            self.deque
-                .pop()
+            self.pop_movable()
                 .or_else(|| self.pinned.borrow_mut().pop_front())
         };
         t.or_else(|| self.runnext.take())
