@@ -13,10 +13,11 @@ pub(crate) struct WorkerMetrics {
     pub(crate) steals: Counter,
     /// Times the worker went to sleep.
     pub(crate) sleeps: Counter,
+    /// Wake-ups of green threads pinned to another worker, sent to that
+    /// worker's inbox by tasks running here.
+    pub(crate) remote_wakes: Counter,
     /// Nanoseconds spent asleep.
     pub(crate) idle_ns: Counter,
-    /// Started green threads pinned to the worker (gauge).
-    pub(crate) green_threads: Counter,
     /// Timers in the worker's heap, cancelled ones included (gauge).
     pub(crate) timers: Counter,
     /// 1 if a live timer was armed when the worker last slept, else 0.
@@ -54,6 +55,10 @@ pub struct WorkerStats {
     pub steals: u64,
     /// Times the worker went to sleep.
     pub sleeps: u64,
+    /// Wake-ups of green threads pinned to another worker that tasks
+    /// running on this worker sent there (each crosses threads, and may
+    /// have to wake the other worker from its sleep).
+    pub remote_wakes: u64,
     /// Time spent asleep, in nanoseconds (busy time is uptime minus this).
     pub idle_ns: u64,
     /// Started green threads pinned to this worker (running, runnable or

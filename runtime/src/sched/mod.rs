@@ -14,11 +14,11 @@
 //!
 //! | event | on its own worker | from elsewhere |
 //! |---|---|---|
-//! | spawn by a green thread | the spawn slot (`runnext` for spawns, stealable after 3 µs; its previous occupant to the local deque), notify | - |
+//! | spawn by a green thread | the spawn slot (`runnext` for spawns, stealable after 50 µs; its previous occupant to the local deque), notify if the slot or the deque was empty | - |
 //! | first spawn after an `accept` | the next worker in turn (its inbox, or the spawn slot) | - |
-//! | other spawn | local deque, then notify an idle worker | injector, then notify |
+//! | other spawn | local deque, then notify an idle worker if the deque was empty | injector, then notify |
 //! | wake of a pinned green thread | `runnext` | owner's inbox, unpark owner |
-//! | wake of a movable task | local deque, notify | injector, notify |
+//! | wake of a movable task | local deque, notify if it was empty | injector, notify |
 //! | yield / woken while running | back of the pinned queue (or deque) | - |
 //!
 //! # The worker loop (after Go's `schedule`/`findrunnable`)
@@ -35,6 +35,44 @@
 //! *sleep* by the [`idle`] protocol, blocking in its own netpoller (see
 //! `netpoll`), which inbox pushes, timers and IO all wake. A busy worker
 //! also polls its netpoller without blocking every 64 ticks.
+//!
+//! # Placement: stealing only what waits
+//!
+//! A green thread starts, and is pinned, on the worker that first runs it,
+//! so where unstarted work is taken decides which green threads share a
+//! worker for good. Partners that talk (a ring of channel stages, ping-pong
+//! pairs, a request and its helpers) are usually spawned together by one
+//! green thread, which then blocks on them: its worker runs them within
+//! microseconds, one after another, and every message between them stays
+//! on that worker. A peer that stole part of such a burst the moment it
+//! appeared would pin the partners apart and make every message a
+//! cross-worker wake-up. So peers take a worker's movable work only once
+//! it has waited:
+//!
+//! - its deque only once it has held tasks, with the owner taking none of
+//!   them, for [`STEAL_AGE`] (1 ms; `Remote::backlog_since` records when
+//!   it last went from empty to holding tasks, `Remote::last_pop` when the
+//!   owner last took one), or without a break for [`BACKLOG_AGE`] (4 ms)
+//!   even while the owner works through it (a burst of partners is
+//!   started one after another, and a steal from its front would split a
+//!   pair the owner has half started); its spawn slot once the occupant
+//!   has sat there for `spawn_slot::GRACE` (50 µs);
+//! - and only if the owner's thread has also run on a CPU for 50 µs since
+//!   the thief first saw that work waiting (its CPU clock), or is asleep
+//!   in the kernel (a task's blocking call): an owner the kernel has
+//!   descheduled on a loaded machine runs the work itself once it is back
+//!   rather than lose it (see `Worker::owner_cpu_wait`).
+//!
+//! A worker out of work that sees only work too young to take sleeps until
+//! it is old enough (a timed sleep in its poller) instead of spinning, and
+//! producers notify an idle worker only when a backlog starts (the deque or
+//! the slot was empty), not for every spawn of a burst. No wake-up can be
+//! lost by this: movable work in a worker's own queues is always run by
+//! that worker, which is awake; peers are notified only for parallelism,
+//! and the monitor also notifies for a worker stuck on one task with work
+//! waiting. A backlog behind a long task thus spreads after about a
+//! millisecond, a burst of short-lived or blocking partners stays where it
+//! was spawned.
 //!
 //! # Pinning
 //!
@@ -79,6 +117,15 @@ pub(crate) struct Remote {
     /// A green thread spawned by one of the worker's green threads, run
     /// next here; peers take it only after a grace period.
     pub(crate) spawned: spawn_slot::SpawnSlot,
+    /// When the worker's deque last went from empty to holding tasks (the
+    /// runtime's clock, [`Shared::now_ns`]): peers steal from it only once
+    /// that backlog is [`STEAL_AGE`] old.
+    pub(crate) backlog_since: std::sync::atomic::AtomicU64,
+    /// When the worker last took a task from its deque (same clock).
+    pub(crate) last_pop: std::sync::atomic::AtomicU64,
+    /// The worker's kernel thread id (0 until it runs): peers read its CPU
+    /// clock to tell a busy owner from a descheduled one before stealing.
+    pub(crate) tid: std::sync::atomic::AtomicI32,
     /// Started green threads pinned to the worker (the `started` registry's
     /// length, readable without its lock).
     pub(crate) pinned_count: AtomicUsize,
@@ -97,6 +144,27 @@ pub(crate) struct Remote {
     /// Task runs the worker has started: the monitor's stall detector and
     /// the `tasks_run` figure read it.
     pub(crate) switches: std::sync::atomic::AtomicU64,
+}
+
+/// How long a worker's deque must have held tasks, with its owner taking
+/// none of them, before a peer steals from it (see "Placement" in the
+/// module docs).
+pub(crate) const STEAL_AGE: std::time::Duration = std::time::Duration::from_millis(1);
+/// How long a worker's deque may hold tasks without a break, even while
+/// its owner works through them, before a peer steals from it.
+pub(crate) const BACKLOG_AGE: std::time::Duration = std::time::Duration::from_millis(4);
+
+impl Remote {
+    /// When a peer may first steal from this worker's deque by the wall
+    /// clock ([`Shared::now_ns`]); `None` if it is empty.
+    pub(crate) fn deque_stealable_at(&self) -> Option<u64> {
+        if self.stealer.is_empty() {
+            return None;
+        }
+        let since = self.backlog_since.load(Ordering::Relaxed);
+        let progress = self.last_pop.load(Ordering::Relaxed).max(since);
+        Some((progress + STEAL_AGE.as_nanos() as u64).min(since + BACKLOG_AGE.as_nanos() as u64))
+    }
 }
 
 /// State shared by all workers of one runtime.
@@ -120,6 +188,8 @@ pub(crate) struct Shared {
     pub(crate) spawned_remote: AtomicUsize,
     /// Round-robin counter of [`Shared::next_placement`].
     next_placement: AtomicUsize,
+    /// Zero of the runtime's clock ([`Shared::now_ns`]).
+    epoch: std::time::Instant,
     /// The netpoller (its source count tells the deadlock detector whether
     /// a socket may still wake someone).
     pub(crate) io: Arc<Driver>,
@@ -169,6 +239,9 @@ impl Shared {
                         stealer,
                         inbox: Injector::new(),
                         spawned: spawn_slot::SpawnSlot::default(),
+                        backlog_since: std::sync::atomic::AtomicU64::new(0),
+                        last_pop: std::sync::atomic::AtomicU64::new(0),
+                        tid: std::sync::atomic::AtomicI32::new(0),
                         pinned_count: AtomicUsize::new(0),
                         inbox_ready: AtomicBool::new(false),
                         parker: Parker::with_interrupt(Arc::new(move || {
@@ -189,6 +262,7 @@ impl Shared {
             async_tasks: parking_lot::Mutex::new(Registry::default()),
             spawned_remote: AtomicUsize::new(0),
             next_placement: AtomicUsize::new(0),
+            epoch: std::time::Instant::now(),
             io,
             blocking,
             config,
@@ -296,6 +370,11 @@ impl Shared {
         remote.parker.unpark();
     }
 
+    /// The runtime's clock: nanoseconds since it was built.
+    pub(crate) fn now_ns(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+
     /// The worker for the next green thread placed for balance (round
     /// robin: a placed green thread only starts later, so counts of
     /// started ones would send a burst of placements to one worker).
@@ -381,8 +460,9 @@ impl Shared {
                 tasks_run: r.switches.load(Ordering::Relaxed),
                 steals: m.steals.get(),
                 sleeps: m.sleeps.get(),
+                remote_wakes: m.remote_wakes.get(),
                 idle_ns: m.idle_ns.get(),
-                green_threads: m.green_threads.get(),
+                green_threads: r.pinned_count.load(Ordering::Relaxed) as u64,
                 local_queue: r.stealer.len(),
                 inbox: r.inbox.len(),
                 timers: m.timers.get(),

@@ -9,48 +9,59 @@
 //! pinned apart for good and every message crosses workers. So the spawn
 //! goes to this slot, which the owner runs next, as Go's `runqput(.., next
 //! = true)` puts a new goroutine in `runnext`. An idle peer may still take
-//! it, but only after seeing the same task there for `GRACE` (Go's
-//! `runqsteal` waits 3 µs before taking `runnext`): long enough for a
+//! it, but only once it has sat there for `GRACE`: long enough for a
 //! spawner that is about to block to let its worker run the new task,
 //! short enough that a spawner that keeps computing does not hold it back.
+//! Go's `runqsteal` waits `usleep(3)` before taking `runnext`, which on
+//! Linux sleeps for the default timer slack of 50 µs and more; a 3 µs
+//! grace here let a spawner whose thread the kernel descheduled for a
+//! moment lose its partner to the other worker for good.
 //!
 //! # Protocol
 //!
 //! The slot is one atomic pointer that owns a strong reference when it is
-//! not null. The owner puts with `swap` (getting the previous occupant
-//! back, which it moves to its stealable deque) and takes with `swap(null)`;
-//! a thief takes with `compare_exchange(seen, null)`. Each transition moves
-//! the one reference the slot holds to exactly one thread. A thief's
-//! `seen` may be a newer task at a recycled address (ABA): the exchange
-//! still hands over exactly the reference the slot held, so that only
-//! shortens that task's grace.
+//! not null, and the time its occupant was put there. The owner stores
+//! the time, then puts with `swap` (getting the previous occupant back,
+//! which it moves to its stealable deque) and takes with `swap(null)`; a
+//! thief reads the pointer (acquire) and then the time, and takes with
+//! `compare_exchange(seen, null)` if the occupant is old enough. Each
+//! transition moves the one reference the slot holds to exactly one
+//! thread. A thief's `seen` may be a newer task at a recycled address
+//! (ABA), or the time it reads may belong to a newer occupant: the
+//! exchange still hands over exactly the reference the slot held, so that
+//! only shortens or lengthens a task's grace.
 
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::task::Task;
 
-/// How long a thief must see the same task in a slot before taking it.
-pub(crate) const GRACE: Duration = Duration::from_micros(3);
+/// How long a task must have sat in a slot before a thief takes it.
+pub(crate) const GRACE: Duration = Duration::from_micros(50);
 
 /// A worker's spawn slot (see the module docs).
 pub(crate) struct SpawnSlot {
     /// `Arc::into_raw` of the occupant, or null.
     task: AtomicPtr<Task>,
+    /// When the occupant was put there (the runtime's clock, in ns).
+    since: AtomicU64,
 }
 
 impl Default for SpawnSlot {
     fn default() -> SpawnSlot {
         SpawnSlot {
             task: AtomicPtr::new(std::ptr::null_mut()),
+            since: AtomicU64::new(0),
         }
     }
 }
 
 impl SpawnSlot {
-    /// Owner: puts `task` in the slot and returns the previous occupant.
-    pub(crate) fn put(&self, task: Arc<Task>) -> Option<Arc<Task>> {
+    /// Owner: puts `task` in the slot at time `now` and returns the
+    /// previous occupant.
+    pub(crate) fn put(&self, task: Arc<Task>, now: u64) -> Option<Arc<Task>> {
+        self.since.store(now, Ordering::Relaxed);
         let new = Arc::into_raw(task).cast_mut();
         let old = self.task.swap(new, Ordering::AcqRel);
         // SAFETY: a non-null value in the slot is a reference made by
@@ -76,20 +87,24 @@ impl SpawnSlot {
         self.task.load(Ordering::Relaxed).is_null()
     }
 
-    /// Thief: waits until the occupant it sees has been there for
-    /// [`GRACE`] (bounded by that time: it gives up if the occupant
-    /// changes), then takes it.
-    pub(crate) fn steal(&self) -> Option<Arc<Task>> {
+    /// When the occupant (if any) may be stolen, on the runtime's clock.
+    pub(crate) fn stealable_at(&self) -> Option<u64> {
+        if self.task.load(Ordering::Acquire).is_null() {
+            return None;
+        }
+        Some(self.since.load(Ordering::Relaxed) + GRACE.as_nanos() as u64)
+    }
+
+    /// Thief: takes the occupant if it has sat there for [`GRACE`] at time
+    /// `now`.
+    pub(crate) fn steal(&self, now: u64) -> Option<Arc<Task>> {
         let seen = self.task.load(Ordering::Acquire);
         if seen.is_null() {
             return None;
         }
-        let start = Instant::now();
-        while start.elapsed() < GRACE {
-            if self.task.load(Ordering::Relaxed) != seen {
-                return None;
-            }
-            std::hint::spin_loop();
+        // Read after the pointer: at least as new as `seen`'s time.
+        if now < self.since.load(Ordering::Relaxed) + GRACE.as_nanos() as u64 {
+            return None;
         }
         self.task
             .compare_exchange(
@@ -130,22 +145,27 @@ mod tests {
     fn the_owner_gets_the_previous_occupant_back() {
         let slot = SpawnSlot::default();
         let (a, b) = (task(), task());
-        assert!(slot.put(a.clone()).is_none());
-        let back = slot.put(b.clone()).unwrap();
+        assert!(slot.put(a.clone(), 0).is_none());
+        let back = slot.put(b.clone(), 0).unwrap();
         assert!(Arc::ptr_eq(&back, &a));
         assert!(Arc::ptr_eq(&slot.take().unwrap(), &b));
         assert!(slot.take().is_none());
-        assert!(slot.steal().is_none());
+        assert!(slot.steal(u64::MAX).is_none());
     }
 
     #[test]
-    fn a_thief_takes_an_occupant_that_stays() {
+    fn a_thief_takes_only_an_occupant_that_stayed_its_grace() {
         let slot = SpawnSlot::default();
         let a = task();
-        slot.put(a.clone());
-        let stolen = slot.steal().unwrap();
+        let put_at = 1_000;
+        let grace = GRACE.as_nanos() as u64;
+        slot.put(a.clone(), put_at);
+        assert_eq!(slot.stealable_at(), Some(put_at + grace));
+        assert!(slot.steal(put_at + grace - 1).is_none());
+        let stolen = slot.steal(put_at + grace).unwrap();
         assert!(Arc::ptr_eq(&stolen, &a));
         assert!(slot.is_empty());
+        assert_eq!(slot.stealable_at(), None);
     }
 
     /// The owner puts and takes while thieves steal: every task comes out
@@ -163,7 +183,7 @@ mod tests {
                 let (slot, out, done) = (slot.clone(), out.clone(), done.clone());
                 std::thread::spawn(move || {
                     while !done.load(Ordering::Acquire) {
-                        if slot.steal().is_some() {
+                        if slot.steal(u64::MAX).is_some() {
                             out.fetch_add(1, Ordering::Relaxed);
                         }
                     }
@@ -171,7 +191,7 @@ mod tests {
             })
             .collect();
         for (i, t) in tasks.iter().enumerate() {
-            if slot.put(t.clone()).is_some() {
+            if slot.put(t.clone(), 0).is_some() {
                 out.fetch_add(1, Ordering::Relaxed);
             }
             if i % 3 == 0 && slot.take().is_some() {

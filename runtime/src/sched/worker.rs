@@ -62,6 +62,48 @@ const STALE_POLL_MS: u64 = 1;
 /// Most pinned wake-ups moved from the inbox per tick.
 const INBOX_BATCH: usize = 32;
 
+/// Movable work a worker saw waiting on a peer (see `owner_cpu_wait`).
+#[derive(Clone, Copy, Default)]
+struct Sighting {
+    /// When that work may be stolen by the wall clock (its key: a new
+    /// backlog or slot occupant has another).
+    at: u64,
+    /// The peer thread's CPU clock when this worker first saw it.
+    cpu: std::time::Duration,
+    /// When this worker last read the peer thread's kernel state for it.
+    state_read_at: u64,
+    /// Whether the peer thread was asleep in the kernel at that read.
+    asleep: bool,
+    /// Its CPU clock at that read.
+    state_cpu: std::time::Duration,
+    /// Whether it was asleep at two reads in a row and barely ran in
+    /// between (blocked in a system call, not a brief page fault or lock).
+    blocked: bool,
+}
+
+/// Where a peer's movable work waits.
+#[derive(Clone, Copy)]
+enum Pool {
+    /// Its deque.
+    Deque = 0,
+    /// Its spawn slot.
+    Slot = 1,
+}
+
+/// CPU time a peer's thread must have run, while its movable work waited,
+/// before that work is stolen (see `owner_cpu_wait`).
+const OWNER_CPU: std::time::Duration = super::spawn_slot::GRACE;
+
+/// What a worker about to sleep sees in the queues it could take from.
+enum Outlook {
+    /// Work it may take now (or shutdown): do not sleep.
+    Work,
+    /// Nothing: sleep until woken.
+    Nothing,
+    /// Peers' movable work that may be stolen after this long.
+    Later(std::time::Duration),
+}
+
 /// A worker thread's own state. Lives on the worker thread's stack; tasks
 /// reach it through `context::with_worker`.
 pub(crate) struct Worker {
@@ -92,6 +134,9 @@ pub(crate) struct Worker {
     /// The next green thread spawned here starts on the next worker in
     /// turn (set after an `accept`, cleared after each task run).
     spread_next: Cell<bool>,
+    /// Per peer: the movable work this worker last saw waiting there, and
+    /// the peer's CPU clock then (see `owner_cpu_wait`).
+    sightings: RefCell<Vec<Sighting>>,
     /// Set when this worker put a task in its spawn slot, cleared when it
     /// looks there: saves the shared slot's cache line on ticks when the
     /// slot cannot hold anything of ours (a thief may have emptied it).
@@ -122,6 +167,7 @@ impl Worker {
             switches: Cell::new(0),
             spread_next: Cell::new(false),
             spawn_pending: Cell::new(false),
+            sightings: RefCell::new(Vec::new()),
         }
     }
 
@@ -130,6 +176,10 @@ impl Worker {
     pub(crate) fn run(&self) {
         context::set_worker(self);
         crate::timer::set_local(&self.timers);
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::gettid() };
+        self.remote().tid.store(tid, Ordering::Relaxed);
+        *self.sightings.borrow_mut() = vec![Sighting::default(); 2 * self.shared.remotes.len()];
         let stop = safepoint::WorkerStop::register(self.shared.clone(), self.index);
         let _span = tracing::debug_span!("worker", index = self.index).entered();
         tracing::debug!("worker started");
@@ -185,7 +235,10 @@ impl Worker {
     #[inline]
     pub(crate) fn schedule_local(&self, task: Arc<Task>, reason: Reason) {
         match task.owner() {
-            Some(owner) if owner != self.index => self.shared.schedule_remote(task),
+            Some(owner) if owner != self.index => {
+                self.metrics().remote_wakes.add(1);
+                self.shared.schedule_remote(task)
+            }
             Some(_) if reason == Reason::Wake => {
                 if let Some(old) = self.runnext.replace(Some(task)) {
                     self.pinned.borrow_mut().push_back(old);
@@ -199,10 +252,42 @@ impl Worker {
                 self.place_spawn(task)
             }
             None => {
-                self.deque.push(task);
-                self.shared.notify_work();
+                if self.push_movable(task) {
+                    self.shared.notify_work();
+                }
             }
         }
+    }
+
+    /// Pushes a movable task on this worker's deque; returns whether it
+    /// starts a backlog (the deque was empty), whose time it records: only
+    /// then is an idle worker notified, to take the backlog once it is
+    /// `STEAL_AGE` old (more pushes add to a backlog it already knows of).
+    fn push_movable(&self, task: Arc<Task>) -> bool {
+        let starts = self.deque.is_empty();
+        if starts {
+            self.stamp_backlog();
+        }
+        self.deque.push(task);
+        starts
+    }
+
+    /// Pops a movable task from this worker's deque, recording the time
+    /// (the owner working through its backlog keeps it from peers, see
+    /// `Remote::deque_stealable_at`).
+    fn pop_movable(&self) -> Option<Arc<Task>> {
+        let task = self.deque.pop()?;
+        self.remote()
+            .last_pop
+            .store(self.shared.now_ns(), Ordering::Relaxed);
+        Some(task)
+    }
+
+    /// Records that the deque starts holding tasks now.
+    fn stamp_backlog(&self) {
+        self.remote()
+            .backlog_since
+            .store(self.shared.now_ns(), Ordering::Relaxed);
     }
 
     /// A green thread spawned by a green thread of this worker: beside its
@@ -216,11 +301,16 @@ impl Worker {
                 return;
             }
         }
-        if let Some(old) = self.remote().spawned.put(task) {
-            self.deque.push(old);
-        }
+        // A peer is notified when the slot fills or a backlog starts, not
+        // for every spawn of a burst: it cannot take them sooner anyway.
+        let notify = match self.remote().spawned.put(task, self.shared.now_ns()) {
+            Some(old) => self.push_movable(old),
+            None => true,
+        };
         self.spawn_pending.set(true);
-        self.shared.notify_work();
+        if notify {
+            self.shared.notify_work();
+        }
     }
 
     /// Takes this worker's spawn slot occupant (see `spawn_pending`).
@@ -263,10 +353,9 @@ impl Worker {
             self.pinned
                 .borrow_mut()
                 .pop_front()
-                .or_else(|| self.deque.pop())
+                .or_else(|| self.pop_movable())
         } else {
-            self.deque
-                .pop()
+            self.pop_movable()
                 .or_else(|| self.pinned.borrow_mut().pop_front())
         };
         t.or_else(|| self.runnext.take())
@@ -348,8 +437,14 @@ impl Worker {
 
     fn steal_injector(&self) -> Option<Arc<Task>> {
         loop {
+            let was_empty = self.deque.is_empty();
             match self.shared.injector.steal_batch_and_pop(&self.deque) {
-                Steal::Success(t) => return Some(t),
+                Steal::Success(t) => {
+                    if was_empty && !self.deque.is_empty() {
+                        self.stamp_backlog();
+                    }
+                    return Some(t);
+                }
                 Steal::Empty => return None,
                 Steal::Retry => continue,
             }
@@ -372,15 +467,22 @@ impl Worker {
             // not wait for the search to end.
             safepoint::poll();
             let start = self.next_random() as usize % n;
+            let now = self.shared.now_ns();
             for i in 0..n {
                 let victim = (start + i) % n;
-                if victim == self.index {
+                if victim == self.index || self.steal_wait(victim, Pool::Deque, now) != Some(0) {
                     continue;
                 }
                 let stealer = &self.shared.remotes[victim].stealer;
                 loop {
+                    let was_empty = self.deque.is_empty();
                     match stealer.steal_batch_and_pop(&self.deque) {
-                        Steal::Success(t) => return Some(t),
+                        Steal::Success(t) => {
+                            if was_empty && !self.deque.is_empty() {
+                                self.stamp_backlog();
+                            }
+                            return Some(t);
+                        }
                         Steal::Empty => break,
                         Steal::Retry => continue,
                     }
@@ -402,15 +504,103 @@ impl Worker {
         self.steal_spawned()
     }
 
-    /// Takes a peer's spawn slot occupant that stays there for its grace
+    /// Takes a peer's spawn slot occupant that has sat there for its grace
     /// (the peer is busy; see `spawn_slot`).
     fn steal_spawned(&self) -> Option<Arc<Task>> {
         let n = self.shared.remotes.len();
         let start = self.next_random() as usize % n;
+        let now = self.shared.now_ns();
         (0..n)
             .map(|i| (start + i) % n)
             .filter(|&victim| victim != self.index)
-            .find_map(|victim| self.shared.remotes[victim].spawned.steal())
+            .filter(|&victim| self.steal_wait(victim, Pool::Slot, now) == Some(0))
+            .find_map(|victim| self.shared.remotes[victim].spawned.steal(now))
+    }
+
+    /// How long (ns; 0: take it now) this worker must leave peer
+    /// `victim`'s movable work in `pool` alone, or `None` if there is none:
+    /// until it is old enough by the wall clock (`STEAL_AGE`, `GRACE`),
+    /// and then until `owner_cpu_wait` allows.
+    fn steal_wait(&self, victim: usize, pool: Pool, now: u64) -> Option<u64> {
+        let remote = &self.shared.remotes[victim];
+        let at = match pool {
+            Pool::Deque => remote.deque_stealable_at(),
+            Pool::Slot => remote.spawned.stealable_at(),
+        }?;
+        if at > now {
+            return Some(at - now);
+        }
+        Some(self.owner_cpu_wait(victim, pool, at, now))
+    }
+
+    /// How long (ns, 0: none) this worker should still leave peer
+    /// `victim`'s movable work in `pool` (stealable by the wall clock from
+    /// `at`) for its owner, by the owner's CPU clock: the work is taken
+    /// only if the owner thread also ran for `OWNER_CPU` since this worker
+    /// first saw it old enough, or is blocked in the kernel. An owner that
+    /// computes (a spawner that does not block, a long task ahead of a
+    /// backlog) runs that long and loses the work; an owner the kernel
+    /// descheduled (the machine is loaded) does not, and runs the work
+    /// itself, beside its partners, once it is back. One CPU clock read (a
+    /// system call) per check, made only for work old enough by the wall
+    /// clock; the kernel state (a few system calls) at most once per
+    /// `OWNER_CPU`.
+    fn owner_cpu_wait(&self, victim: usize, pool: Pool, at: u64, now: u64) -> u64 {
+        let tid = self.shared.remotes[victim].tid.load(Ordering::Relaxed);
+        if tid == 0 {
+            return 0;
+        }
+        let Some(cpu) = crate::safepoint::probe::cpu_time(tid) else {
+            return 0;
+        };
+        let mut sightings = self.sightings.borrow_mut();
+        let Some(seen) = sightings.get_mut(2 * victim + pool as usize) else {
+            return 0;
+        };
+        if seen.at != at {
+            *seen = Sighting {
+                at,
+                cpu,
+                ..Sighting::default()
+            };
+        }
+        let wait = OWNER_CPU.saturating_sub(cpu.saturating_sub(seen.cpu));
+        if wait.is_zero() {
+            return 0;
+        }
+        let read_due =
+            seen.state_read_at == 0 || now >= seen.state_read_at + OWNER_CPU.as_nanos() as u64;
+        if read_due {
+            let asleep = matches!(
+                crate::safepoint::probe::kernel_state(tid),
+                Some(crate::safepoint::probe::KernelState::Sleeping { .. })
+            );
+            // Asleep at the last read too, and (almost) no CPU used since:
+            // a thread that blocks and wakes now and then (a sleep loop)
+            // counts, one that faulted or waited on a lock for a moment
+            // does not.
+            let between = now.saturating_sub(seen.state_read_at);
+            let used = cpu.saturating_sub(seen.state_cpu).as_nanos() as u64;
+            seen.blocked = asleep && seen.asleep && used < between / 8;
+            seen.asleep = asleep;
+            seen.state_cpu = cpu;
+            seen.state_read_at = now;
+        }
+        if seen.blocked {
+            return 0;
+        }
+        wait.as_nanos() as u64
+    }
+
+    /// Whether a peer has movable work this worker may take now.
+    fn peer_work_stealable(&self) -> bool {
+        let now = self.shared.now_ns();
+        (0..self.shared.remotes.len())
+            .filter(|&i| i != self.index)
+            .any(|i| {
+                self.steal_wait(i, Pool::Deque, now) == Some(0)
+                    || self.steal_wait(i, Pool::Slot, now) == Some(0)
+            })
     }
 
     /// Before sleeping, a spinning worker that owns parked green threads
@@ -449,12 +639,7 @@ impl Worker {
             if !self.shared.injector.is_empty() {
                 return self.steal_injector();
             }
-            if self
-                .shared
-                .remotes
-                .iter()
-                .any(|r| !r.stealer.is_empty() || !r.spawned.is_empty())
-            {
+            if self.peer_work_stealable() {
                 return self.search();
             }
             if start.elapsed() >= LINGER {
@@ -471,16 +656,30 @@ impl Worker {
         }
     }
 
-    /// Whether any queue this worker could take from holds work.
-    fn work_visible(&self) -> bool {
+    /// What the queues this worker could take from hold, for a worker
+    /// about to sleep.
+    fn outlook(&self) -> Outlook {
         let shared = &self.shared;
-        shared.shutdown.load(Ordering::SeqCst)
+        let own = &shared.remotes[self.index];
+        if shared.shutdown.load(Ordering::SeqCst)
             || !shared.injector.is_empty()
-            || !shared.remotes[self.index].inbox.is_empty()
-            || shared
-                .remotes
-                .iter()
-                .any(|r| !r.stealer.is_empty() || !r.spawned.is_empty())
+            || !own.inbox.is_empty()
+            || !own.stealer.is_empty()
+            || !own.spawned.is_empty()
+        {
+            return Outlook::Work;
+        }
+        let now = shared.now_ns();
+        let wait = (0..shared.remotes.len())
+            .filter(|&i| i != self.index)
+            .flat_map(|i| [(i, Pool::Deque), (i, Pool::Slot)])
+            .filter_map(|(i, pool)| self.steal_wait(i, pool, now))
+            .min();
+        match wait {
+            None => Outlook::Nothing,
+            Some(0) => Outlook::Work,
+            Some(wait) => Outlook::Later(std::time::Duration::from_nanos(wait)),
+        }
     }
 
     fn sleep(&self, stop: &safepoint::WorkerStop) {
@@ -488,15 +687,25 @@ impl Worker {
             self.shared.idle.stop_spinning();
         }
         self.shared.idle.register_sleeper(self.index);
-        if self.work_visible() {
-            self.spinning.set(self.shared.idle.unregister(self.index));
-            return;
-        }
+        let young = match self.outlook() {
+            Outlook::Work => {
+                self.spinning.set(self.shared.idle.unregister(self.index));
+                return;
+            }
+            Outlook::Nothing => None,
+            Outlook::Later(wait) => Some(wait),
+        };
         let release_stacks_at = self.stacks.borrow_mut().idle();
-        let timeout = self.sleep_timeout();
+        // A peer's backlog too young to steal: wake up when it is old
+        // enough (its owner may well have run it by then).
+        let timer = self.sleep_timeout();
         let metrics = self.metrics();
         metrics.timers.set(self.timers.borrow().len() as u64);
-        metrics.timer_armed.set(timeout.is_some() as u64);
+        metrics.timer_armed.set(timer.is_some() as u64);
+        let timeout = match (timer, young) {
+            (Some(t), Some(y)) => Some(t.min(y)),
+            (t, y) => t.or(y),
+        };
         // Wake up to give unused stacks back (see `stack::pool`).
         let timeout = match release_stacks_at {
             Some(at) => {
@@ -505,9 +714,6 @@ impl Worker {
             }
             None => timeout,
         };
-        metrics
-            .green_threads
-            .set(self.remote().started.lock().len() as u64);
         let mut poller = None;
         if timeout != Some(std::time::Duration::ZERO) {
             metrics.sleeps.add(1);
