@@ -8,7 +8,10 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use fibra_runtime::gc_seam as safepoint;
-use fibra_runtime::{task, Runtime};
+use fibra_runtime::Runtime;
+
+mod stops;
+use stops::{counting_task, Loop, StopOnDrop};
 
 /// Stops the world from a plain thread and reports `count` at the start
 /// and the end of the stop, and the time to stop. Exits the process if the
@@ -36,54 +39,13 @@ fn stop_and_watch(count: &Arc<AtomicU64>) -> (u64, u64, Duration) {
     }
 }
 
-/// Stops are process-wide: the tests take turns.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-/// Sets the spinner's stop flag on drop, so that a failed assertion does
-/// not leave a spinning task behind for the runtime's shutdown to wait on.
-struct StopOnDrop(Arc<AtomicBool>);
-
-impl Drop for StopOnDrop {
-    fn drop(&mut self) {
-        self.0.store(true, Relaxed);
-    }
-}
-
-/// Spawns a task named `name` that spins (counting) until `stop` is set,
-/// and waits until it runs.
-fn spinner(
-    rt: &Runtime,
-    name: &str,
-    stop: &Arc<AtomicBool>,
-) -> (Arc<AtomicU64>, task::JoinHandle<()>) {
-    let count = Arc::new(AtomicU64::new(0));
-    let (c, s) = (count.clone(), stop.clone());
-    // Spawned from inside the runtime; the handle is returned, not awaited.
-    #[allow(clippy::async_yields_async)]
-    let handle = rt.block_on(async {
-        task::Builder::new()
-            .name(name)
-            .spawn(move || {
-                while !s.load(Relaxed) {
-                    c.fetch_add(1, Relaxed);
-                    std::hint::spin_loop();
-                }
-            })
-            .unwrap()
-    });
-    while count.load(Relaxed) == 0 {
-        std::thread::yield_now();
-    }
-    (count, handle)
-}
-
 #[test]
 fn a_spinning_task_is_stopped_where_it_is() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = stops::serial();
     let rt = Runtime::builder().workers(2).build().unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let _stop = StopOnDrop(stop.clone());
-    let (count, handle) = spinner(&rt, "spinner", &stop);
+    let (count, handle) = counting_task(&rt, "spinner", Loop::Spin, &stop);
     let (_, stopped_before) = fibra_runtime::debug::preemptions();
     for _ in 0..20 {
         let (before, after, _stopping) = stop_and_watch(&count);
@@ -102,47 +64,6 @@ fn a_spinning_task_is_stopped_where_it_is() {
     assert!(stopped <= sent);
     stop.store(true, Relaxed);
     handle.join().unwrap();
-}
-
-/// Like `spinner`, but the task blocks `SIGURG` while `REFUSE` is set.
-fn spinner_blocking_signals(
-    rt: &Runtime,
-    name: &str,
-    stop: &Arc<AtomicBool>,
-) -> (Arc<AtomicU64>, task::JoinHandle<()>) {
-    /// Blocks or unblocks `SIGURG` on the calling thread.
-    fn mask_sigurg(how: libc::c_int) {
-        // SAFETY: a sigset we own, then a mask change of this thread only.
-        unsafe {
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            libc::sigaddset(&mut set, libc::SIGURG);
-            libc::pthread_sigmask(how, &set, std::ptr::null_mut());
-        }
-    }
-    let count = Arc::new(AtomicU64::new(0));
-    let (c, s) = (count.clone(), stop.clone());
-    #[allow(clippy::async_yields_async)]
-    let handle = rt.block_on(async {
-        task::Builder::new()
-            .name(name)
-            .spawn(move || {
-                mask_sigurg(libc::SIG_BLOCK);
-                while !s.load(Relaxed) {
-                    c.fetch_add(1, Relaxed);
-                    if !REFUSE.load(Relaxed) {
-                        mask_sigurg(libc::SIG_UNBLOCK);
-                    }
-                    std::hint::spin_loop();
-                }
-                mask_sigurg(libc::SIG_UNBLOCK);
-            })
-            .unwrap()
-    });
-    while count.load(Relaxed) == 0 {
-        std::thread::yield_now();
-    }
-    (count, handle)
 }
 
 /// Whether the test's preemption check refuses.
@@ -186,7 +107,7 @@ fn captured() -> &'static Captured {
 #[test]
 fn the_watchdog_names_a_task_that_keeps_the_world_waiting() {
     let captured = captured();
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = stops::serial();
     let rt = Runtime::builder().workers(2).build().unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let _stop = StopOnDrop(stop.clone());
@@ -196,7 +117,12 @@ fn the_watchdog_names_a_task_that_keeps_the_world_waiting() {
     // The task also blocks the signal while it refuses: a worker the OS
     // keeps off the CPUs with the signal pending and unblocked is not
     // waited for, and on a busy machine the stubborn task could be that.
-    let (_count, handle) = spinner_blocking_signals(&rt, "stubborn", &stop);
+    let (_count, handle) = counting_task(
+        &rt,
+        "stubborn",
+        Loop::SpinBlockingSignalsWhile(&REFUSE),
+        &stop,
+    );
     // Refuse for long enough that the monitor reports the stop while it
     // still waits; the stopper reports it again after the restart.
     let release = std::thread::spawn(|| {

@@ -10,48 +10,8 @@ use std::time::Duration;
 use fibra_runtime::gc_seam as safepoint;
 use fibra_runtime::{task, Runtime};
 
-/// Stops are process-wide: the tests take turns.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-/// Sets the flag on drop, so that a failed assertion does not leave a
-/// spinning task behind for the runtime's shutdown to wait on.
-struct StopOnDrop(Arc<AtomicBool>);
-
-impl Drop for StopOnDrop {
-    fn drop(&mut self) {
-        self.0.store(true, Relaxed);
-    }
-}
-
-/// Spawns a task that counts until `stop` is set, calling `yield_now`
-/// between counts or (`yields == false`) never calling the runtime; waits
-/// until it runs.
-fn counter(
-    rt: &Runtime,
-    yields: bool,
-    stop: &Arc<AtomicBool>,
-) -> (Arc<AtomicU64>, task::JoinHandle<()>) {
-    let count = Arc::new(AtomicU64::new(0));
-    let (c, s) = (count.clone(), stop.clone());
-    // Spawned from inside the runtime; the handle is returned, not awaited.
-    #[allow(clippy::async_yields_async)]
-    let handle = rt.block_on(async {
-        fibra_runtime::spawn(move || {
-            while !s.load(Relaxed) {
-                c.fetch_add(1, Relaxed);
-                if yields {
-                    fibra_runtime::yield_now();
-                } else {
-                    std::hint::spin_loop();
-                }
-            }
-        })
-    });
-    while count.load(Relaxed) == 0 {
-        std::thread::yield_now();
-    }
-    (count, handle)
-}
+mod stops;
+use stops::{counting_task, Loop, StopOnDrop};
 
 /// From a plain thread, runs a step with the world stopped that reads
 /// every counter twice, 5 ms apart; returns the readings and who made the
@@ -94,12 +54,12 @@ fn stopped_readings_and_left(counts: &[Arc<AtomicU64>]) -> (Vec<(u64, u64)>, boo
 
 #[test]
 fn a_worker_that_polls_makes_the_stop_and_every_task_stops() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = stops::serial();
     let rt = Runtime::builder().workers(2).build().unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let _stop = StopOnDrop(stop.clone());
-    let (spins, spinner) = counter(&rt, false, &stop);
-    let (yields, yielder) = counter(&rt, true, &stop);
+    let (spins, spinner) = counting_task(&rt, "spinner", Loop::Spin, &stop);
+    let (yields, yielder) = counting_task(&rt, "yielder", Loop::Yield, &stop);
     let mut on_worker = 0;
     for _ in 0..20 {
         let (seen, by_worker) = stopped_readings(&[spins.clone(), yields.clone()]);
@@ -120,12 +80,12 @@ fn a_worker_that_polls_makes_the_stop_and_every_task_stops() {
 
 #[test]
 fn the_requester_makes_the_stop_when_no_worker_polls() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = stops::serial();
     // One worker, running a task that never calls the runtime.
     let rt = Runtime::builder().workers(1).build().unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let _stop = StopOnDrop(stop.clone());
-    let (spins, spinner) = counter(&rt, false, &stop);
+    let (spins, spinner) = counting_task(&rt, "spinner", Loop::Spin, &stop);
     for _ in 0..5 {
         let (seen, by_worker) = stopped_readings(std::slice::from_ref(&spins));
         assert!(!by_worker, "a worker that never polls made the stop");
@@ -137,7 +97,7 @@ fn the_requester_makes_the_stop_when_no_worker_polls() {
 
 #[test]
 fn without_a_runtime_the_requester_makes_the_stop() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = stops::serial();
     let ran = AtomicBool::new(false);
     // SAFETY: the step only stores to an atomic.
     let report = unsafe { safepoint::run_stopped(&|| ran.store(true, Relaxed)) };
@@ -147,7 +107,7 @@ fn without_a_runtime_the_requester_makes_the_stop() {
 
 #[test]
 fn a_worker_may_not_request_a_handed_off_stop() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = stops::serial();
     let rt = Runtime::builder().workers(1).build().unwrap();
     let refused = rt.run(|| {
         std::panic::catch_unwind(|| {
@@ -161,14 +121,14 @@ fn a_worker_may_not_request_a_handed_off_stop() {
 
 #[test]
 fn each_step_runs_once_however_the_claims_race() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = stops::serial();
     // Two workers polling at every switch race each other (and, on a busy
     // machine, the requester's own claim after the wait) for each stop.
     let rt = Runtime::builder().workers(2).build().unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let _stop = StopOnDrop(stop.clone());
-    let (_, a) = counter(&rt, true, &stop);
-    let (_, b) = counter(&rt, true, &stop);
+    let (_, a) = counting_task(&rt, "yielder", Loop::Yield, &stop);
+    let (_, b) = counting_task(&rt, "yielder", Loop::Yield, &stop);
     let runs = AtomicU64::new(0);
     let requests = 300;
     let mut on_worker = 0;
@@ -194,7 +154,7 @@ fn each_step_runs_once_however_the_claims_race() {
 
 #[test]
 fn a_green_thread_short_of_stack_leaves_the_stop_to_others() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = stops::serial();
     // One worker, whose only task polls (via `gc_seam::poll`) with almost
     // no stack left: it must not make the stop there, so the requester
     // makes it after the claim wait; the task's stack is not overrun.
@@ -253,7 +213,7 @@ fn pin_to_cpu0(idle: bool) -> bool {
 
 #[test]
 fn a_worker_kept_off_the_cpus_does_not_hold_the_stop_and_still_stops() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = stops::serial();
     /// Busy threads sharing the worker's CPU.
     const HOGS: usize = 4;
     let rt = Runtime::builder().workers(1).build().unwrap();
