@@ -43,9 +43,10 @@ pub(super) const HARD_GOAL_SLACK_PERCENT: u64 = 25;
 /// gc-latency benchmark's worst push).
 pub(super) const MAX_STALL: Duration = Duration::from_micros(500);
 
-/// The heap has outgrown its hard goal while marking (the collector is
-/// behind, e.g. starved of CPU): help mark, or wait, for a bounded time
-/// instead of growing further. Never while holding a cell lock (the
+/// The heap has outgrown its hard goal while marking, or while a cycle is
+/// requested but not yet marking (the collector is behind, e.g. starved
+/// of CPU): help mark, or wait, for a bounded time instead of growing
+/// further. Never while holding a cell lock (the
 /// collector may need it to finish).
 #[cold]
 pub(super) fn stall_for_mark(goal: u64) {
@@ -53,8 +54,11 @@ pub(super) fn stall_for_mark(goal: u64) {
         return;
     }
     let deadline = Instant::now() + MAX_STALL;
+    // Marking, or a cycle requested that has not begun marking yet.
+    let collecting =
+        || mutator::epoch().marking() || COLLECTOR.pacer.cycle_pending.load(Ordering::Acquire);
     let behind = || {
-        mutator::epoch().marking()
+        collecting()
             && COLLECTOR.pacer.live.load(Ordering::Relaxed) + HEAP.allocated.load(Ordering::Relaxed)
                 > hard_goal(goal)
             && Instant::now() < deadline

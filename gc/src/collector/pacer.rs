@@ -136,6 +136,11 @@ pub(super) fn pace() {
         if heap_now > hard_goal(goal) {
             stall_for_mark(goal);
         }
+    } else if heap_now > hard_goal(goal) && COLLECTOR.pacer.cycle_pending.load(Ordering::Acquire) {
+        // Past the hard goal with a cycle requested that has not begun
+        // marking (its thread is slow to get a CPU): wait for it, bounded,
+        // rather than grow.
+        stall_for_mark(goal);
     }
 }
 

@@ -21,7 +21,8 @@
 //! `CLAIMED` (Acquire, so it sees the step), performs the stop, stores the
 //! outcome and `DONE`, and notifies. The collector waits for `DONE`; if no
 //! worker claimed the request within [`CLAIM_WAIT`] (none polls: all
-//! spin in user code, or sleep), it claims it itself with the same CAS,
+//! spin in user code, or sleep), or no worker runs any more (checked every
+//! `RECHECK_EVERY`), it claims it itself with the same CAS,
 //! so exactly one thread performs the stop. It also performs it at once
 //! when no worker is running at all (nothing would poll).
 
@@ -35,6 +36,9 @@ use super::{stop_the_world, StopReport};
 /// How long the collector waits for a worker to claim its stop before it
 /// stops the world itself.
 pub const CLAIM_WAIT: Duration = Duration::from_micros(500);
+
+/// How often the waiting requester checks that some worker still runs.
+const RECHECK_EVERY: Duration = Duration::from_micros(50);
 
 /// Stack a worker needs left to make a stop handed to it.
 const CLAIM_STACK: usize = 16 * 1024;
@@ -148,9 +152,21 @@ pub(crate) unsafe fn stop_and_run(step: &(dyn Fn() + Sync)) -> StopReport {
     inner.0 = Some(Step(erased));
     inner.1 = None;
     STATE.store(WANTED, Release);
+    // Wait for a claim, in slices: a worker that was running may since
+    // have gone idle or stepped aside to wait (an allocation stalled for
+    // marking), and then none will claim; the caller makes the stop as
+    // soon as no worker runs.
     let deadline = std::time::Instant::now() + CLAIM_WAIT;
     while STATE.load(Acquire) == WANTED {
-        if SLOT.done.wait_until(&mut inner, deadline).timed_out() {
+        let now = std::time::Instant::now();
+        if now >= deadline {
+            break;
+        }
+        let slice = deadline.min(now + RECHECK_EVERY);
+        if SLOT.done.wait_until(&mut inner, slice).timed_out()
+            && STATE.load(Acquire) == WANTED
+            && !super::any_worker_running()
+        {
             break;
         }
     }
