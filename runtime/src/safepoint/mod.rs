@@ -397,7 +397,7 @@ impl WorldStopped {
 
 impl WorldStopped {
     /// Restarts the world and says how long the stop took; the worker
-    /// that kept it waiting, if one did past [`SLOW_STOP`], is reported
+    /// that kept it waiting, if one did past `SLOW_STOP`, is reported
     /// when the returned value drops (so that a worker that made the stop
     /// for the collector leaves the logging to the collector's thread).
     fn finish(mut self, on_worker: bool) -> StopReport {
@@ -417,7 +417,7 @@ impl WorldStopped {
 }
 
 /// How a stop made by [`run_stopped`] went. Dropping it logs the worker
-/// that kept the stop waiting, if one did past [`SLOW_STOP`].
+/// that kept the stop waiting, if one did past 100 µs.
 #[must_use = "dropping the report logs a slow stop"]
 pub struct StopReport {
     stopping: Duration,
