@@ -69,6 +69,8 @@ mod park;
 pub mod runtime;
 mod sched;
 mod signal;
+#[cfg(test)]
+mod test_waker;
 mod timer;
 
 pub mod chan;

@@ -197,15 +197,9 @@ impl TimerHeap {
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;
-    use std::task::Wake;
     use std::time::Duration;
 
-    struct Count(AtomicUsize);
-    impl Wake for Count {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
+    use crate::test_waker::Count;
 
     #[test]
     fn fires_in_deadline_order_and_skips_cancelled() {

@@ -405,14 +405,9 @@ mod tests {
     use super::*;
     use std::os::fd::AsRawFd;
     use std::sync::atomic::AtomicUsize;
-    use std::task::{Context, Wake};
+    use std::task::Context;
 
-    struct Count(AtomicUsize);
-    impl Wake for Count {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
+    use crate::test_waker::Count;
 
     /// A socket registered on one poller and moved to another: an edge
     /// that came before the move is reported by the new poller, and the
