@@ -644,38 +644,34 @@ impl Straggler {
         let cpu_us = self.cpu.map(|c| c.as_micros() as u64);
         let wall_us = self.wall.as_micros() as u64;
         let state = self.holdup.describe();
+        // One set of fields, at two levels (a `tracing` level is a constant).
+        macro_rules! event {
+            ($level:ident, $($message:tt)+) => {
+                tracing::$level!(
+                    target: "fibra_runtime::safepoint",
+                    worker,
+                    task.id = self.task,
+                    task.name = name.as_deref(),
+                    state,
+                    held_us,
+                    stopping_us,
+                    cpu_us,
+                    wall_us,
+                    syscall,
+                    signals = self.signals,
+                    $($message)+
+                )
+            };
+        }
         if stopping >= WATCHDOG {
-            tracing::warn!(
-                target: "fibra_runtime::safepoint",
-                worker,
-                task.id = self.task,
-                task.name = name.as_deref(),
-                state,
-                held_us,
-                stopping_us,
-                cpu_us,
-                wall_us,
-                syscall,
-                signals = self.signals,
+            event!(
+                warn,
                 "a worker kept a stop-the-world waiting over {} µs ({state}; preemption refused \
                  or off: signals blocked, FIBRA_ASYNCPREEMPTOFF=1?)",
                 WATCHDOG.as_micros()
             );
         } else {
-            tracing::debug!(
-                target: "fibra_runtime::safepoint",
-                worker,
-                task.id = self.task,
-                task.name = name.as_deref(),
-                state,
-                held_us,
-                stopping_us,
-                cpu_us,
-                wall_us,
-                syscall,
-                signals = self.signals,
-                "slow stop"
-            );
+            event!(debug, "slow stop");
         }
     }
 }
