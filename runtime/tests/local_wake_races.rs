@@ -5,28 +5,12 @@
 //! from a plain OS thread - and check that no wake-up is lost, no value is
 //! lost or duplicated, and a cancelled partner still unwinds.
 
-use std::sync::mpsc;
 use std::time::Duration;
 
 use fibra_runtime::chan::{channel, RecvTimeoutError};
 
-/// Runs `f` on its own OS thread and fails the test if it takes longer
-/// than a minute (a lost wake-up would hang it).
-fn within_a_minute<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx.recv_timeout(Duration::from_secs(60))
-        .expect("a wake-up was lost: the green threads never finished")
-}
-
-fn runtime(workers: usize) -> fibra_runtime::Runtime {
-    fibra_runtime::Runtime::builder()
-        .workers(workers)
-        .build()
-        .unwrap()
-}
+mod bounded;
+use bounded::{runtime, within_a_minute};
 
 /// Partners ping-pong over rendezvous channels while the pinger waits with
 /// a very short timeout, so timer wakes from the worker loop race the

@@ -13,23 +13,8 @@ use std::time::Duration;
 use fibra_runtime::chan::channel;
 use fibra_runtime::sync::{Condvar, Mutex, WaitGroup};
 
-/// Runs `f` on its own OS thread and fails the test if it takes longer
-/// than a minute (a lost wake-up would hang it).
-fn within_a_minute<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx.recv_timeout(Duration::from_secs(60))
-        .expect("a wake-up was lost: the green threads never finished")
-}
-
-fn runtime(workers: usize) -> fibra_runtime::Runtime {
-    fibra_runtime::Runtime::builder()
-        .workers(workers)
-        .build()
-        .unwrap()
-}
+mod bounded;
+use bounded::{runtime, within_a_minute};
 
 #[test]
 fn closing_a_channel_from_inside_wakes_every_green_thread_on_every_worker() {
