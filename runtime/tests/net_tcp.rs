@@ -357,3 +357,125 @@ fn a_blocked_reader_and_a_sleeper_do_not_block_a_one_worker_runtime() {
         assert_eq!(reader.join().unwrap(), 50);
     });
 }
+
+/// What the peer does after the first bytes, which a short read returned.
+#[derive(Clone, Copy, Debug)]
+enum Then {
+    MoreData,
+    Fin,
+    Reset,
+}
+
+/// Reads the first three bytes (one short read, or more if the kernel
+/// splits them), then returns what the next read gives.
+fn read_twice(conn: &TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut conn = conn;
+    let mut buf = [0; 64];
+    let mut got = 0;
+    while got < 3 {
+        got += conn.read(&mut buf[got..])?;
+    }
+    assert_eq!(&buf[..3], b"abc");
+    conn.read(&mut buf).map(|n| buf[..n].to_vec())
+}
+
+/// `read_twice` as an async task, failing after 5 s instead of hanging.
+async fn read_twice_async(conn: TcpStream) -> std::io::Result<Vec<u8>> {
+    use std::future::Future;
+    let mut limit = std::pin::pin!(fibra_runtime::time::Sleep::new(Duration::from_secs(5)));
+    let mut buf = [0; 64];
+    let mut got = 0;
+    loop {
+        let want = if got < 3 { got..64 } else { 0..64 };
+        let n = std::future::poll_fn(|cx| {
+            if limit.as_mut().poll(cx).is_ready() {
+                return std::task::Poll::Ready(Err(ErrorKind::TimedOut.into()));
+            }
+            conn.poll_read(cx, &mut buf[want.clone()])
+        })
+        .await?;
+        if got >= 3 {
+            return Ok(buf[..n].to_vec());
+        }
+        got += n;
+        if got >= 3 {
+            assert_eq!(&buf[..3], b"abc");
+        }
+    }
+}
+
+/// A short read clears the socket's readiness, so the next read waits for
+/// an edge instead of asking the kernel: whatever the peer does next (more
+/// data, FIN, RST), before that read or after it, the next read must see
+/// it and not wait forever. Readers are green threads, async tasks and plain
+/// threads; a 5 s limit turns a stranded reader into a failure.
+#[test]
+fn a_short_read_never_strands_the_next_read() {
+    fn case(then: Then, delay: Option<Duration>, reader: &str) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let s = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (conn, _) = listener.accept().unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let peer = spawn(move || {
+            let mut s = s;
+            s.write_all(b"abc").unwrap();
+            // `None`: at once, so both arrive before the reader's first
+            // read. Otherwise the reader sits behind its short read by now.
+            if let Some(delay) = delay {
+                fibra_runtime::time::sleep(Duration::from_millis(30) + delay);
+            }
+            match then {
+                Then::MoreData => s.write_all(b"de").unwrap(),
+                Then::Fin => s.shutdown(Shutdown::Write).unwrap(),
+                Then::Reset => {
+                    // SO_LINGER 0: close sends RST instead of FIN.
+                    socket2::SockRef::from(&s)
+                        .set_linger(Some(Duration::ZERO))
+                        .unwrap();
+                    drop(s);
+                    return None;
+                }
+            }
+            // Open until the reader is done.
+            Some(s)
+        });
+        if delay.is_none() {
+            fibra_runtime::time::sleep(Duration::from_millis(30));
+        }
+        let second = match reader {
+            "green" => spawn(move || read_twice(&conn)).join().unwrap(),
+            "plain" => std::thread::spawn(move || read_twice(&conn))
+                .join()
+                .unwrap(),
+            _ => {
+                fibra_runtime::block_on(fibra_runtime::spawn_async(read_twice_async(conn))).unwrap()
+            }
+        };
+        let _open = peer.join().unwrap();
+        let what = format!("{then:?} after {delay:?}, {reader} reader: {second:?}");
+        match then {
+            Then::MoreData => assert_eq!(second.ok().as_deref(), Some(&b"de"[..]), "{what}"),
+            Then::Fin => assert_eq!(second.ok().as_deref(), Some(&b""[..]), "{what}"),
+            Then::Reset => {
+                assert_eq!(
+                    second.unwrap_err().kind(),
+                    ErrorKind::ConnectionReset,
+                    "{what}"
+                )
+            }
+        }
+    }
+    fibra_runtime::run(|| {
+        for reader in ["green", "async", "plain"] {
+            for then in [Then::MoreData, Then::Fin, Then::Reset] {
+                for delay in [None, Some(Duration::ZERO), Some(Duration::from_millis(20))] {
+                    // (More data at once is one read of "abcde".)
+                    if let (Then::MoreData, None) = (then, delay) {
+                        continue;
+                    }
+                    case(then, delay, reader);
+                }
+            }
+        }
+    });
+}

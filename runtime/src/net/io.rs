@@ -167,21 +167,74 @@ impl<S: Source + AsRawFd> PollIo<S> {
         &self,
         dir: Direction,
         timeout: Option<Duration>,
+        op: impl FnMut(&S) -> io::Result<R>,
+    ) -> io::Result<R> {
+        self.io_loop(dir, timeout, |_| false, op)
+    }
+
+    /// A stream socket's blocking read into buffers of `len` bytes in all.
+    /// A read that returns fewer bytes than asked emptied the receive
+    /// queue, so it clears the readiness it started from (unless an edge
+    /// came since): the next read then waits for the next edge instead of
+    /// asking the kernel for a `WouldBlock` first. Request-response
+    /// traffic saves one system call per message this way. Not for
+    /// datagrams or `peek`, whose short results leave data behind.
+    #[track_caller]
+    pub(crate) fn read_stream(
+        &self,
+        len: usize,
+        op: impl FnMut(&S) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        self.io_loop(
+            Direction::Read,
+            self.read_timeout(),
+            |&n| n > 0 && n < len,
+            op,
+        )
+    }
+
+    /// The loop behind the blocking forms. `drained` says of a result that
+    /// the socket has nothing more for `dir` (see `read_stream`).
+    ///
+    /// A registered socket's clear bit means "not ready until the next
+    /// edge": bits are cleared only after a `WouldBlock` or a drained
+    /// result, under the tick read before the system call, so data or
+    /// space arriving after it always sets them again. A blocking
+    /// read parks at once. Writes, and non-blocking operations, still ask
+    /// the kernel first: a write usually succeeds (and a socket's bits are
+    /// clear from its registration until its poller reports the first
+    /// edge), and code that retries without waiting must see data even
+    /// while no worker polls.
+    #[track_caller]
+    fn io_loop<R>(
+        &self,
+        dir: Direction,
+        timeout: Option<Duration>,
+        drained: impl Fn(&R) -> bool,
         mut op: impl FnMut(&S) -> io::Result<R>,
     ) -> io::Result<R> {
         // A timeout too long to add (`Duration::MAX`) waits forever.
         let deadline = timeout.and_then(|d| Instant::now().checked_add(d));
         loop {
             let ev = self.io.snapshot(dir);
-            match op(&self.source) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                // A signal (the collector's preemption) interrupted the
-                // call before it did anything: try again.
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                result => return result,
-            }
-            if self.mode.nonblocking.load(Ordering::Relaxed) {
-                return Err(io::ErrorKind::WouldBlock.into());
+            let nonblocking = self.mode.nonblocking.load(Ordering::Relaxed);
+            if ev.is_ready() || nonblocking || dir == Direction::Write || !self.io.is_registered() {
+                match op(&self.source) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    // A signal (the collector's preemption) interrupted the
+                    // call before it did anything: try again.
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Ok(r) => {
+                        if drained(&r) {
+                            self.io.clear_drained(ev);
+                        }
+                        return Ok(r);
+                    }
+                    Err(e) => return Err(e),
+                }
+                if nonblocking {
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
             }
             if self.io.is_shutdown() {
                 return Err(driver::shutdown_error());
@@ -236,6 +289,26 @@ impl<S: Source + AsRawFd> PollIo<S> {
         &self,
         cx: &mut Context<'_>,
         dir: Direction,
+        op: impl FnMut(&S) -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        self.poll_loop(cx, dir, |_| false, op)
+    }
+
+    /// The async form of [`read_stream`](Self::read_stream).
+    pub(crate) fn poll_read_stream(
+        &self,
+        cx: &mut Context<'_>,
+        len: usize,
+        op: impl FnMut(&S) -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        self.poll_loop(cx, Direction::Read, |&n| n > 0 && n < len, op)
+    }
+
+    fn poll_loop<R>(
+        &self,
+        cx: &mut Context<'_>,
+        dir: Direction,
+        drained: impl Fn(&R) -> bool,
         mut op: impl FnMut(&S) -> io::Result<R>,
     ) -> Poll<io::Result<R>> {
         if let Err(err) = self.driver.arm(&self.io, self.fd) {
@@ -252,7 +325,13 @@ impl<S: Source + AsRawFd> PollIo<S> {
             match op(&self.source) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.io.clear_readiness(ev),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                result => return Poll::Ready(result),
+                Ok(r) => {
+                    if drained(&r) {
+                        self.io.clear_drained(ev);
+                    }
+                    return Poll::Ready(Ok(r));
+                }
+                Err(e) => return Poll::Ready(Err(e)),
             }
         }
     }

@@ -68,18 +68,15 @@ macro_rules! stream_io {
         impl ::std::io::Read for &$ty {
             #[track_caller]
             fn read(&mut self, buf: &mut [u8]) -> ::std::io::Result<usize> {
-                self.io.do_io($crate::net::driver::Direction::Read, |mut s| {
-                    ::std::io::Read::read(&mut s, buf)
-                })
+                self.io.read_stream(buf.len(), |mut s| ::std::io::Read::read(&mut s, buf))
             }
             #[track_caller]
             fn read_vectored(
                 &mut self,
                 bufs: &mut [::std::io::IoSliceMut<'_>],
             ) -> ::std::io::Result<usize> {
-                self.io.do_io($crate::net::driver::Direction::Read, |mut s| {
-                    ::std::io::Read::read_vectored(&mut s, bufs)
-                })
+                let len = bufs.iter().map(|b| b.len()).sum();
+                self.io.read_stream(len, |mut s| ::std::io::Read::read_vectored(&mut s, bufs))
             }
         }
 
@@ -145,9 +142,8 @@ macro_rules! stream_io {
                 cx: &mut ::std::task::Context<'_>,
                 buf: &mut [u8],
             ) -> ::std::task::Poll<::std::io::Result<usize>> {
-                self.io.poll_io(cx, $crate::net::driver::Direction::Read, |mut s| {
-                    ::std::io::Read::read(&mut s, buf)
-                })
+                let len = buf.len();
+                self.io.poll_read_stream(cx, len, |mut s| ::std::io::Read::read(&mut s, buf))
             }
         }
 
@@ -183,7 +179,8 @@ macro_rules! stream_io {
                 buf: &mut ::tokio::io::ReadBuf<'_>,
             ) -> ::std::task::Poll<::std::io::Result<()>> {
                 let unfilled = buf.initialize_unfilled();
-                let read = self.io.poll_io(cx, $crate::net::driver::Direction::Read, |mut s| {
+                let len = unfilled.len();
+                let read = self.io.poll_read_stream(cx, len, |mut s| {
                     ::std::io::Read::read(&mut s, unfilled)
                 });
                 match read {

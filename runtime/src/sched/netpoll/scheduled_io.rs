@@ -14,6 +14,10 @@ pub(super) const READ_CLOSED: u64 = 4;
 pub(super) const WRITE_CLOSED: u64 = 8;
 /// The driver shut down: every operation fails.
 pub(super) const SHUTDOWN: u64 = 16;
+/// The socket reported an error (with `READABLE | WRITABLE`): its next
+/// operation returns it, so no result may count as drained (see
+/// `clear_drained`).
+pub(super) const ERROR: u64 = 32;
 const BITS: u64 = 0xFFFF;
 const TICK_SHIFT: u32 = 16;
 
@@ -152,6 +156,33 @@ impl ScheduledIo {
             });
     }
 
+    /// After a stream read that returned fewer bytes than asked (the
+    /// receive queue was empty when it returned): forget `ev`'s `READABLE`
+    /// unless a newer event arrived since the snapshot. `READ_CLOSED`
+    /// stays, since a read at end of stream returns at once and no edge
+    /// announces it again; and nothing is cleared after an error event,
+    /// whose error the next read must still see.
+    pub(crate) fn clear_drained(&self, ev: ReadyEvent) {
+        if ev.bits & ERROR != 0 {
+            return;
+        }
+        let _ = self
+            .readiness
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |word| {
+                if word >> TICK_SHIFT != ev.tick {
+                    return None;
+                }
+                Some(word & !READABLE)
+            });
+    }
+
+    /// Whether the socket is in a poller's epoll set, so that its readiness
+    /// bits follow its edges: a clear bit then means "not ready until the
+    /// next edge" (see `PollIo::do_io_timeout`).
+    pub(crate) fn is_registered(&self) -> bool {
+        self.home.load(Ordering::Acquire) != UNREGISTERED
+    }
+
     /// Whether the owning driver has shut down.
     pub(crate) fn is_shutdown(&self) -> bool {
         self.readiness.load(Ordering::Acquire) & SHUTDOWN != 0
@@ -193,7 +224,7 @@ pub(super) fn event_bits(event: &mio::event::Event) -> u64 {
     if event.is_error() {
         // An error ends whatever waits: both sides retry their syscall and
         // see it.
-        bits |= READABLE | WRITABLE;
+        bits |= READABLE | WRITABLE | ERROR;
     }
     bits
 }
@@ -232,6 +263,40 @@ mod tests {
         assert_eq!(wake.len(), 1);
         wake.drain(..).for_each(Waker::wake);
         assert_eq!(count.0.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_drained_read_keeps_end_of_stream_and_errors() {
+        let io = record();
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut wake = Vec::new();
+        // Data alone: a short read clears it, and the reader waits.
+        io.set_readiness(READABLE | WRITABLE, &mut wake);
+        io.clear_drained(io.snapshot(Direction::Read));
+        assert!(io.poll_ready(&mut cx, Direction::Read).is_pending());
+        assert!(
+            io.poll_ready(&mut cx, Direction::Write).is_ready(),
+            "the write side is untouched"
+        );
+        // Data and the peer's FIN in one edge: the short read returned the
+        // data, the next read must run to see the end.
+        io.set_readiness(READABLE | READ_CLOSED, &mut wake);
+        io.clear_drained(io.snapshot(Direction::Read));
+        assert!(io.poll_ready(&mut cx, Direction::Read).is_ready());
+        // An error: the next read must run to return it.
+        let io = record();
+        io.set_readiness(READABLE | WRITABLE | ERROR, &mut wake);
+        io.clear_drained(io.snapshot(Direction::Read));
+        assert!(io.poll_ready(&mut cx, Direction::Read).is_ready());
+        // An edge during the read survives the clear.
+        let io = record();
+        io.set_readiness(READABLE, &mut wake);
+        let ev = io.snapshot(Direction::Read);
+        io.set_readiness(READABLE, &mut wake);
+        io.clear_drained(ev);
+        assert!(io.poll_ready(&mut cx, Direction::Read).is_ready());
     }
 
     #[test]
