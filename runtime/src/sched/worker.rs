@@ -53,6 +53,9 @@ const SPIN_ROUNDS: usize = 4;
 /// How long a searching worker with parked green threads watches for their
 /// wake-ups before it sleeps.
 const LINGER: std::time::Duration = std::time::Duration::from_micros(50);
+/// Most idle episodes a worker skips lingering after lingers that caught
+/// no wake-up (see `Linger`).
+const LINGER_MAX_SKIP: u32 = 63;
 /// While lingering, poll the worker's netpoller every this many rounds of
 /// 64 spins (a few microseconds).
 const LINGER_POLL_ROUNDS: u32 = 4;
@@ -141,6 +144,47 @@ pub(crate) struct Worker {
     /// looks there: saves the shared slot's cache line on ticks when the
     /// slot cannot hold anything of ours (a thief may have emptied it).
     spawn_pending: Cell<bool>,
+    /// Whether lingering has been paying off (see `linger`).
+    linger: Linger,
+}
+
+/// The linger's record: lingering pays only when a wake-up from another
+/// worker (its inbox) arrives while it spins. Where none do (sockets wake
+/// the worker through its poller, and partners live on one worker), the
+/// spin only takes the CPU from other threads, so after each fruitless
+/// linger the worker skips the next 1, 3, 7 ... up to `LINGER_MAX_SKIP`
+/// idle episodes. A linger that catches a wake-up, or a sleep that a
+/// wake-up from another worker ends, makes it linger again at once.
+#[derive(Default)]
+struct Linger {
+    /// Fruitless lingers in a row, as the skip they earned.
+    backoff: Cell<u32>,
+    /// Idle episodes still to skip.
+    skip: Cell<u32>,
+}
+
+impl Linger {
+    /// Whether to linger this time (counts a skipped episode).
+    fn admit(&self) -> bool {
+        match self.skip.get() {
+            0 => true,
+            n => {
+                self.skip.set(n - 1);
+                false
+            }
+        }
+    }
+
+    fn paid(&self) {
+        self.backoff.set(0);
+        self.skip.set(0);
+    }
+
+    fn missed(&self) {
+        let backoff = (self.backoff.get() * 2 + 1).min(LINGER_MAX_SKIP);
+        self.backoff.set(backoff);
+        self.skip.set(backoff);
+    }
 }
 
 impl Worker {
@@ -168,6 +212,7 @@ impl Worker {
             spread_next: Cell::new(false),
             spawn_pending: Cell::new(false),
             sightings: RefCell::new(Vec::new()),
+            linger: Linger::default(),
         }
     }
 
@@ -200,7 +245,11 @@ impl Worker {
             if self.fire_timers() > 0 {
                 continue;
             }
-            if self.shared.io.poll_now(self.index) > 0
+            // Sockets that are ready come before work to steal. With none
+            // to steal, the worker will sleep in its poller, which returns
+            // at once with any event: a non-blocking poll first would be
+            // one more system call, and it usually finds nothing.
+            if (self.movable_work_anywhere() && self.shared.io.poll_now(self.index) > 0)
                 || self.shared.io.poll_stale(self.index, STALE_POLL_MS) > 0
             {
                 continue;
@@ -592,6 +641,18 @@ impl Worker {
         wait.as_nanos() as u64
     }
 
+    /// Whether any queue this worker could steal from holds work, old
+    /// enough to take or not (a cheap look: no clocks).
+    fn movable_work_anywhere(&self) -> bool {
+        let shared = &self.shared;
+        !shared.injector.is_empty()
+            || shared
+                .remotes
+                .iter()
+                .enumerate()
+                .any(|(i, r)| i != self.index && (!r.stealer.is_empty() || !r.spawned.is_empty()))
+    }
+
     /// Whether a peer has movable work this worker may take now.
     fn peer_work_stealable(&self) -> bool {
         let now = self.shared.now_ns();
@@ -611,11 +672,15 @@ impl Worker {
     /// injector and the peers' deques (it still counts as spinning, so
     /// notifiers rely on it to find movable work). Only a worker admitted
     /// as a spinner lingers (Go's rule: at most half the busy workers
-    /// spin), and for at most `LINGER`, so an idle runtime still goes to
-    /// sleep almost at once.
+    /// spin), for at most `LINGER`, and only while lingering catches
+    /// wake-ups (see `Linger`), so an idle runtime, or one whose wake-ups
+    /// come from sockets, goes to sleep almost at once.
     fn linger(&self) -> Option<Arc<Task>> {
         let remote = self.remote();
-        if !self.spinning.get() || remote.pinned_count.load(Ordering::Relaxed) == 0 {
+        if !self.spinning.get()
+            || remote.pinned_count.load(Ordering::Relaxed) == 0
+            || !self.linger.admit()
+        {
             return None;
         }
         let start = std::time::Instant::now();
@@ -626,23 +691,30 @@ impl Worker {
                 if remote.inbox_ready.load(Ordering::Relaxed) {
                     self.drain_inbox();
                     if let Some(t) = self.pinned.borrow_mut().pop_front() {
+                        self.linger.paid();
                         return Some(t);
                     }
                 }
                 std::hint::spin_loop();
             }
             rounds = rounds.wrapping_add(1);
+            // Anything else ends the linger but does not count for it: the
+            // worker would have found it as quickly without spinning.
             if rounds.is_multiple_of(LINGER_POLL_ROUNDS) && self.shared.io.poll_now(self.index) > 0
             {
+                self.linger.missed();
                 return self.next_local();
             }
             if !self.shared.injector.is_empty() {
+                self.linger.missed();
                 return self.steal_injector();
             }
             if self.peer_work_stealable() {
+                self.linger.missed();
                 return self.search();
             }
             if start.elapsed() >= LINGER {
+                self.linger.missed();
                 return None;
             }
         }
@@ -724,6 +796,11 @@ impl Worker {
             let p = poller.insert(self.shared.io.poller(self.index));
             stop.idle(|| parker.park_polling(timeout, |t| p.poll(t)));
             metrics.idle_ns.add(start.elapsed().as_nanos() as u64);
+            // Woken for a task another worker woke: lingering next time
+            // may catch the next one without this sleep.
+            if self.remote().inbox_ready.load(Ordering::Relaxed) {
+                self.linger.paid();
+            }
             crate::park::record::refresh_clock();
         }
         self.spinning.set(self.shared.idle.unregister(self.index));
@@ -1113,5 +1190,34 @@ fn report_no_stack(task: &Task, err: &std::io::Error) {
             )
             .as_bytes(),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Linger, LINGER_MAX_SKIP};
+
+    /// How many of the next `n` idle episodes may linger.
+    fn admitted(linger: &Linger, n: u32) -> u32 {
+        (0..n).filter(|_| linger.admit()).count() as u32
+    }
+
+    #[test]
+    fn lingering_backs_off_while_it_catches_nothing_and_resumes_when_it_does() {
+        let linger = Linger::default();
+        assert!(linger.admit(), "a new worker lingers");
+        // Misses in a row skip 1, 3, 7 ... episodes, up to the cap.
+        for skip in [1, 3, 7, 15, 31, 63, 63] {
+            linger.missed();
+            assert_eq!(admitted(&linger, skip), 0, "skips {skip}");
+            assert!(linger.admit(), "then lingers once more");
+        }
+        assert_eq!(linger.backoff.get(), LINGER_MAX_SKIP);
+        // A caught wake-up (or a sleep a peer's wake-up ended) resets it.
+        linger.missed();
+        linger.paid();
+        assert_eq!(admitted(&linger, 10), 10);
+        linger.missed();
+        assert_eq!(admitted(&linger, 2), 1, "one miss skips one episode");
     }
 }
