@@ -34,6 +34,7 @@ const PAUSE_BOUNDS: [f64; 19] = [
 /// | `fibra_preemption_signals_total`, `fibra_preemptions_total` | counter | preemption signals sent, tasks stopped by one |
 /// | `fibra_worker_tasks_run_total{worker}` | counter | tasks resumed or polled |
 /// | `fibra_worker_steals_total{worker}` | counter | successful steals |
+/// | `fibra_worker_remote_wakes_total{worker}` | counter | wake-ups sent to green threads pinned to other workers |
 /// | `fibra_worker_sleeps_total{worker}` | counter | times asleep |
 /// | `fibra_worker_idle_seconds_total{worker}` | counter | time asleep |
 /// | `fibra_worker_green_threads{worker}` | gauge | started green threads pinned there |
@@ -154,7 +155,7 @@ pub fn prometheus() -> String {
     );
 
     type Field = fn(&fibra_runtime::WorkerStats) -> f64;
-    let per_worker: [(&str, &str, &str, Field); 8] = [
+    let per_worker: [(&str, &str, &str, Field); 9] = [
         (
             "fibra_worker_tasks_run_total",
             "counter",
@@ -166,6 +167,12 @@ pub fn prometheus() -> String {
             "counter",
             "Successful steals from peers or the injector.",
             |w| w.steals as f64,
+        ),
+        (
+            "fibra_worker_remote_wakes_total",
+            "counter",
+            "Wake-ups that tasks on the worker sent to green threads pinned to other workers.",
+            |w| w.remote_wakes as f64,
         ),
         (
             "fibra_worker_sleeps_total",

@@ -213,6 +213,7 @@ fn check_contract(families: &HashMap<String, Family>, workers: usize) {
     assert!(value(families, "fibra_tasks_spawned_total") >= 1.0);
     for family in [
         "fibra_worker_tasks_run_total",
+        "fibra_worker_remote_wakes_total",
         "fibra_worker_green_threads",
         "fibra_worker_idle_seconds_total",
     ] {
