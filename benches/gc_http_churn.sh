@@ -32,32 +32,14 @@ for g in "${GO:-}" /usr/lib/go-1.2[3-9]/bin/go "$(command -v go || true)"; do
 done
 [ -n "$GO_BIN" ] || { echo "no Go >= 1.22 found (set GO=/path/to/go)"; exit 1; }
 
-# Each server runs in its own process group; whatever is still running
-# when the script ends is stopped.
-SERVERS=()
-stop_all() {
-  for pid in "${SERVERS[@]}"; do kill -- "-$pid" 2>/dev/null || true; done
-  SERVERS=()
-}
-trap stop_all EXIT
-trap 'exit 130' INT TERM
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source benches/lib.sh
 OUT=$(mktemp -d)
 
 run() { # label command... (the command takes the address last)
   local label=$1; shift
-  local port; port=$(free_port)
   local log="$OUT/$label.$RANDOM"
-  set -m
-  "$@" "127.0.0.1:$port" >"$log" 2>/dev/null &
-  local pid=$!
-  set +m
-  SERVERS+=("$pid")
-  for _ in $(seq 100); do
-    python3 -c "import socket; socket.create_connection(('127.0.0.1',$port),0.2)" 2>/dev/null && break
-    sleep 0.05
-  done
+  start_server "$log" "$@"
+  local port=$SERVER_PORT pid=$SERVER_PID
   local rps; rps=$(wrk -t1 -c64 -d"${SECS}s" "http://127.0.0.1:$port/plaintext" | awk '/Requests\/sec/ {print $2}')
   kill -INT "$pid"
   for _ in $(seq 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done

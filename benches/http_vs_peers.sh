@@ -22,35 +22,11 @@ for g in "${GO:-}" /usr/lib/go-1.2[3-9]/bin/go "$(command -v go || true)"; do
 done
 [ "$have_go" = 1 ] || echo "no Go >= 1.22 found (set GO=/path/to/go): the Go row is left out"
 
-# Every server runs in its own process group, so that stopping it stops
-# the server itself and not only a wrapper shell; whatever is still
-# running when the script ends (wrk failed, Ctrl-C) is stopped as well.
-SERVERS=()
-stop_servers() {
-  for pid in "${SERVERS[@]}"; do
-    kill -- "-$pid" 2>/dev/null || true
-  done
-  for pid in "${SERVERS[@]}"; do
-    wait "$pid" 2>/dev/null || true
-  done
-  SERVERS=()
-}
-trap stop_servers EXIT
-trap 'exit 130' INT TERM
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source benches/lib.sh
 run() { # label url-path command...
   local label=$1 path=$2; shift 2
-  local port; port=$(free_port)
-  set -m  # a background job gets its own process group (pgid = its pid)
-  "$@" "127.0.0.1:$port" >/dev/null 2>&1 &
-  local pid=$!
-  set +m
-  SERVERS+=("$pid")
-  for _ in $(seq 100); do
-    python3 -c "import socket; socket.create_connection(('127.0.0.1',$port),0.2)" 2>/dev/null && break
-    sleep 0.05
-  done
+  start_server /dev/null "$@"
+  local port=$SERVER_PORT
   local out; out=$(wrk -t1 -c64 -d"${SECS}s" "http://127.0.0.1:$port$path" || true)
   stop_servers
   local rps; rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
