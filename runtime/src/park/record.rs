@@ -309,5 +309,5 @@ pub(crate) fn record_backtrace(task: &Task) {
 #[cold]
 #[inline(never)]
 fn capture_backtrace(task: &Task) {
-    *task.park_backtrace.lock() = Some(std::backtrace::Backtrace::force_capture());
+    *task.park_backtrace.lock() = Some(Box::new(std::backtrace::Backtrace::force_capture()));
 }

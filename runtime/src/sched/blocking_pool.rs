@@ -203,7 +203,7 @@ fn run_job(task: Arc<Task>) {
         return;
     }
     let _enter = context::enter(Shared::of(&task));
-    let _span = task.span.enter();
+    let _span = task.enter_span();
     // SAFETY: we hold RUNNING; the task is never put in a run queue.
     let job = unsafe { &mut *task.job.get() };
     if task.take_cancel() {

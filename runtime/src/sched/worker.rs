@@ -963,7 +963,7 @@ impl Worker {
         let job = unsafe { &mut *task.job.get() };
         let prev = current::set_task(Arc::as_ptr(&task));
         let result = {
-            let _enter = task.span.enter();
+            let _enter = task.enter_span();
             catch_unwind(AssertUnwindSafe(|| {
                 super::coop::with_budget(|| {
                     #[cfg(feature = "tokio")]
@@ -1132,7 +1132,7 @@ fn resume(task: &Arc<Task>, coroutine: &mut GreenCoroutine) -> CoroutineResult<S
     let prev = current::set_task(Arc::as_ptr(task));
     let prev_stack = crate::stack::set_running(&task.stack);
     let result = {
-        let _enter = task.span.enter();
+        let _enter = task.enter_span();
         #[cfg(feature = "tokio")]
         {
             super::tokio_context::enter(|| coroutine.resume(()))

@@ -300,8 +300,9 @@ pub(crate) struct Task {
     /// The scheduler (a runtime's `Shared`) whose queues this task goes
     /// back to when woken.
     pub(crate) scheduler: Arc<dyn Schedule>,
-    /// `tracing` span entered on every resume.
-    pub(crate) span: tracing::Span,
+    /// `tracing` span entered on every resume (see [`Task::enter_span`]);
+    /// `None` when no subscriber wants it, which keeps the record small.
+    span: Option<Box<tracing::Span>>,
     /// Join-interest protocol (`JOIN_*`).
     join: AtomicU8,
     /// Waker of whoever waits on the join handle.
@@ -328,8 +329,8 @@ pub(crate) struct Task {
     pub(crate) slot: AtomicUsize,
     /// What the task waits on while parked (for dumps and deadlock reports).
     pub(crate) wait: WaitRecord,
-    /// Where it parked, with `FIBRA_TRACEBACK=1`.
-    pub(crate) park_backtrace: parking_lot::Mutex<Option<std::backtrace::Backtrace>>,
+    /// Where it parked, with `FIBRA_TRACEBACK=1` (boxed: rarely there).
+    pub(crate) park_backtrace: parking_lot::Mutex<Option<Box<std::backtrace::Backtrace>>>,
     /// Head of its task-local scopes (see `local`; the running thread only).
     pub(crate) locals: Cell<*const local::Frame>,
 }
@@ -403,7 +404,7 @@ impl Task {
             stack_size,
             owner: AtomicUsize::new(NO_OWNER),
             scheduler,
-            span,
+            span: (!span.is_disabled()).then(|| Box::new(span)),
             join: AtomicU8::new(JOIN_ATTACHED),
             join_waker: parking_lot::Mutex::new(None),
             join_waiting: std::sync::atomic::AtomicBool::new(false),
@@ -417,6 +418,13 @@ impl Task {
             park_backtrace: parking_lot::Mutex::new(None),
             locals: Cell::new(std::ptr::null()),
         })
+    }
+
+    /// Enters the task's `tracing` span, if it has one, until the guard
+    /// drops.
+    #[inline]
+    pub(crate) fn enter_span(&self) -> Option<tracing::span::Entered<'_>> {
+        self.span.as_deref().map(tracing::Span::enter)
     }
 
     /// Whether this is a started green thread (pinned to its worker).
