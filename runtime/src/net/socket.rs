@@ -64,19 +64,33 @@ pub(super) use incoming;
 /// The std, futures-io and tokio read/write traits for a stream type with
 /// inherent `poll_read`, `poll_write` and `shutdown` methods.
 macro_rules! stream_io {
-    ($ty:ident) => {
+    // `drains`: whether a read that returns fewer bytes than asked proves
+    // the receive queue empty (see `PollIo::read_stream`). True of TCP
+    // (whose reads stop short only at an urgent mark, which the poller
+    // reports); not of Unix streams, whose reads also stop at passed
+    // descriptors, credentials and out-of-band bytes without an event.
+    ($ty:ident, drains: $drains:literal) => {
         impl ::std::io::Read for &$ty {
             #[track_caller]
             fn read(&mut self, buf: &mut [u8]) -> ::std::io::Result<usize> {
-                self.io.read_stream(buf.len(), |mut s| ::std::io::Read::read(&mut s, buf))
+                if $drains {
+                    self.io.read_stream(buf.len(), |mut s| ::std::io::Read::read(&mut s, buf))
+                } else {
+                    self.io.do_io($crate::net::driver::Direction::Read, |mut s| {
+                        ::std::io::Read::read(&mut s, buf)
+                    })
+                }
             }
             #[track_caller]
             fn read_vectored(
                 &mut self,
                 bufs: &mut [::std::io::IoSliceMut<'_>],
             ) -> ::std::io::Result<usize> {
-                let len = bufs.iter().map(|b| b.len()).sum();
-                self.io.read_stream(len, |mut s| ::std::io::Read::read_vectored(&mut s, bufs))
+                // Not a drained read when short: the kernel takes at most
+                // IOV_MAX buffers.
+                self.io.do_io($crate::net::driver::Direction::Read, |mut s| {
+                    ::std::io::Read::read_vectored(&mut s, bufs)
+                })
             }
         }
 
@@ -132,18 +146,24 @@ macro_rules! stream_io {
             }
         }
 
-        $crate::net::socket::stream_io!(@async $ty);
-        $crate::net::socket::stream_io!(@async &$ty);
+        $crate::net::socket::stream_io!(@async $ty, $drains);
+        $crate::net::socket::stream_io!(@async &$ty, $drains);
     };
-    (@async $ty:ty) => {
+    (@async $ty:ty, $drains:literal) => {
         impl ::futures_io::AsyncRead for $ty {
             fn poll_read(
                 self: ::std::pin::Pin<&mut Self>,
                 cx: &mut ::std::task::Context<'_>,
                 buf: &mut [u8],
             ) -> ::std::task::Poll<::std::io::Result<usize>> {
-                let len = buf.len();
-                self.io.poll_read_stream(cx, len, |mut s| ::std::io::Read::read(&mut s, buf))
+                if $drains {
+                    let len = buf.len();
+                    self.io.poll_read_stream(cx, len, |mut s| ::std::io::Read::read(&mut s, buf))
+                } else {
+                    self.io.poll_io(cx, $crate::net::driver::Direction::Read, |mut s| {
+                        ::std::io::Read::read(&mut s, buf)
+                    })
+                }
             }
         }
 
@@ -180,9 +200,15 @@ macro_rules! stream_io {
             ) -> ::std::task::Poll<::std::io::Result<()>> {
                 let unfilled = buf.initialize_unfilled();
                 let len = unfilled.len();
-                let read = self.io.poll_read_stream(cx, len, |mut s| {
-                    ::std::io::Read::read(&mut s, unfilled)
-                });
+                let read = if $drains {
+                    self.io.poll_read_stream(cx, len, |mut s| {
+                        ::std::io::Read::read(&mut s, unfilled)
+                    })
+                } else {
+                    self.io.poll_io(cx, $crate::net::driver::Direction::Read, |mut s| {
+                        ::std::io::Read::read(&mut s, unfilled)
+                    })
+                };
                 match read {
                     ::std::task::Poll::Ready(Ok(n)) => {
                         buf.advance(n);

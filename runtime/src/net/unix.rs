@@ -427,8 +427,7 @@ impl UnixStream {
     /// });
     /// ```
     pub fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        let len = buf.len();
-        self.io.poll_read_stream(cx, len, |mut s| s.read(buf))
+        self.io.poll_io(cx, Direction::Read, |mut s| s.read(buf))
     }
 
     /// The async write.
@@ -446,4 +445,4 @@ impl UnixStream {
 }
 
 fd_traits!(UnixStream);
-stream_io!(UnixStream);
+stream_io!(UnixStream, drains: false);

@@ -217,7 +217,9 @@ impl Driver {
         self.pollers[target].registry.register(
             &mut SourceFd(&fd),
             io.token,
-            Interest::READABLE | Interest::WRITABLE,
+            // PRIORITY: TCP urgent data, after which short reads do not
+            // prove a socket drained (see `ScheduledIo::clear_drained`).
+            Interest::READABLE | Interest::WRITABLE | Interest::PRIORITY,
         )?;
         self.pollers[target].armed.fetch_add(1, Ordering::Relaxed);
         if home != UNREGISTERED {

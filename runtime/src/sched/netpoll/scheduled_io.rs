@@ -18,6 +18,10 @@ pub(super) const SHUTDOWN: u64 = 16;
 /// operation returns it, so no result may count as drained (see
 /// `clear_drained`).
 pub(super) const ERROR: u64 = 32;
+/// TCP urgent data arrived (`EPOLLPRI`): a read stops short at its mark
+/// with bytes still queued, so, as after an error, no result may count as
+/// drained.
+pub(super) const URGENT: u64 = 64;
 const BITS: u64 = 0xFFFF;
 const TICK_SHIFT: u32 = 16;
 
@@ -161,9 +165,9 @@ impl ScheduledIo {
     /// unless a newer event arrived since the snapshot. `READ_CLOSED`
     /// stays, since a read at end of stream returns at once and no edge
     /// announces it again; and nothing is cleared after an error event,
-    /// whose error the next read must still see.
+    /// whose error the next read must still see, nor after urgent data.
     pub(crate) fn clear_drained(&self, ev: ReadyEvent) {
-        if ev.bits & ERROR != 0 {
+        if ev.bits & (ERROR | URGENT) != 0 {
             return;
         }
         let _ = self
@@ -220,6 +224,9 @@ pub(super) fn event_bits(event: &mio::event::Event) -> u64 {
     }
     if event.is_write_closed() {
         bits |= WRITE_CLOSED;
+    }
+    if event.is_priority() {
+        bits |= READABLE | URGENT;
     }
     if event.is_error() {
         // An error ends whatever waits: both sides retry their syscall and
@@ -285,11 +292,14 @@ mod tests {
         io.set_readiness(READABLE | READ_CLOSED, &mut wake);
         io.clear_drained(io.snapshot(Direction::Read));
         assert!(io.poll_ready(&mut cx, Direction::Read).is_ready());
-        // An error: the next read must run to return it.
-        let io = record();
-        io.set_readiness(READABLE | WRITABLE | ERROR, &mut wake);
-        io.clear_drained(io.snapshot(Direction::Read));
-        assert!(io.poll_ready(&mut cx, Direction::Read).is_ready());
+        // An error, or urgent data: the next read must run to return it,
+        // or the bytes behind the urgent mark.
+        for bits in [READABLE | WRITABLE | ERROR, READABLE | URGENT] {
+            let io = record();
+            io.set_readiness(bits, &mut wake);
+            io.clear_drained(io.snapshot(Direction::Read));
+            assert!(io.poll_ready(&mut cx, Direction::Read).is_ready());
+        }
         // An edge during the read survives the clear.
         let io = record();
         io.set_readiness(READABLE, &mut wake);
