@@ -45,6 +45,14 @@ fn register_by_waiting(reader: &mut impl Read, peer: impl FnOnce() + Send + 'sta
     h.join().unwrap();
 }
 
+/// `tcp_pair` with the server side registered by a wait for "x".
+fn registered_tcp_pair() -> (TcpStream, TcpStream) {
+    let (c, mut s) = tcp_pair();
+    let w = c.try_clone().unwrap();
+    register_by_waiting(&mut s, move || (&w).write_all(b"x").unwrap());
+    (c, s)
+}
+
 /// `readv` takes at most IOV_MAX (1024) buffers: std passes only the first
 /// 1024 to the kernel. A `read_vectored` with more buffers returns at most
 /// their total, less than the sum of all the buffers, while data remains
@@ -52,10 +60,8 @@ fn register_by_waiting(reader: &mut impl Read, peer: impl FnOnce() + Send + 'sta
 #[test]
 fn read_vectored_past_iov_max_is_not_a_drained_read() {
     fibra_runtime::run(|| {
-        let (c, s) = tcp_pair();
+        let (c, s) = registered_tcp_pair();
         let mut r = &s;
-        let w = c.try_clone().unwrap();
-        register_by_waiting(&mut r, move || (&w).write_all(b"x").unwrap());
         (&c).write_all(&[7u8; 2000]).unwrap();
         sleep_ms(30);
         let mut store = vec![0u8; 1100];
@@ -80,10 +86,8 @@ fn read_vectored_past_iov_max_is_not_a_drained_read() {
 #[test]
 fn tcp_read_stopping_at_the_urgent_mark_does_not_strand_the_rest() {
     fibra_runtime::run(|| {
-        let (c, s) = tcp_pair();
+        let (c, s) = registered_tcp_pair();
         let mut r = &s;
-        let w = c.try_clone().unwrap();
-        register_by_waiting(&mut r, move || (&w).write_all(b"x").unwrap());
         (&c).write_all(b"AB").unwrap();
         socket2::SockRef::from(&c).send_out_of_band(b"C").unwrap();
         (&c).write_all(b"DE").unwrap();
@@ -316,10 +320,8 @@ fn concurrent_green_readers_of_one_stream_get_every_byte_and_the_end() {
 #[test]
 fn switching_nonblocking_mode_between_short_reads() {
     fibra_runtime::run(|| {
-        let (c, s) = tcp_pair();
+        let (c, s) = registered_tcp_pair();
         let mut r = &s;
-        let w = c.try_clone().unwrap();
-        register_by_waiting(&mut r, move || (&w).write_all(b"x").unwrap());
         let mut buf = [0u8; 64];
         (&c).write_all(b"one").unwrap();
         sleep_ms(10);
@@ -360,10 +362,8 @@ fn switching_nonblocking_mode_between_short_reads() {
 #[test]
 fn zero_length_read_after_a_short_read_waits_for_data_then_leaves_it() {
     fibra_runtime::run(|| {
-        let (c, s) = tcp_pair();
+        let (c, s) = registered_tcp_pair();
         let mut r = &s;
-        let w = c.try_clone().unwrap();
-        register_by_waiting(&mut r, move || (&w).write_all(b"x").unwrap());
         (&c).write_all(b"abc").unwrap();
         sleep_ms(10);
         let mut buf = [0u8; 64];
@@ -386,10 +386,8 @@ fn zero_length_read_after_a_short_read_waits_for_data_then_leaves_it() {
 #[test]
 fn peek_and_read_vectored_after_short_reads() {
     fibra_runtime::run(|| {
-        let (c, s) = tcp_pair();
+        let (c, s) = registered_tcp_pair();
         let mut r = &s;
-        let w = c.try_clone().unwrap();
-        register_by_waiting(&mut r, move || (&w).write_all(b"x").unwrap());
         let mut buf = [0u8; 64];
         for round in 0..5u8 {
             let w = c.try_clone().unwrap();
@@ -693,10 +691,7 @@ fn large_transfers_through_a_small_buffer_keep_every_byte_in_order() {
 #[test]
 fn async_read_stopping_at_the_urgent_mark_does_not_strand_the_rest() {
     fibra_runtime::run(|| {
-        let (c, s) = tcp_pair();
-        let mut r = &s;
-        let w = c.try_clone().unwrap();
-        register_by_waiting(&mut r, move || (&w).write_all(b"x").unwrap());
+        let (c, s) = registered_tcp_pair();
         (&c).write_all(b"AB").unwrap();
         socket2::SockRef::from(&c).send_out_of_band(b"C").unwrap();
         (&c).write_all(b"DE").unwrap();
