@@ -138,9 +138,12 @@ fn two_tasks_waiting_on_each_other_are_reported() {
 
 #[test]
 fn a_sender_on_a_plain_thread_blocked_in_fibra_is_not_a_deadlock() {
+    // Between its two fibra calls the plain thread is in no fibra call, and
+    // a detector cannot know it will make another: the grace is long
+    // enough that a loaded machine does not deschedule it for that long.
     let rt = Runtime::builder()
         .workers(1)
-        .deadlock_grace(Some(Duration::from_millis(50)))
+        .deadlock_grace(Some(Duration::from_millis(200)))
         .build()
         .unwrap();
     let (tx, rx) = channel::<u32>(0);
@@ -148,7 +151,7 @@ fn a_sender_on_a_plain_thread_blocked_in_fibra_is_not_a_deadlock() {
     // The plain thread is blocked in a fibra call (a recv) for several
     // grace periods, then sends.
     let t = std::thread::spawn(move || {
-        go_rx.recv_timeout(Duration::from_millis(300)).ok();
+        go_rx.recv_timeout(Duration::from_millis(1000)).ok();
         tx.send(5).unwrap();
     });
     let v = rt.run(move || {
