@@ -792,7 +792,17 @@ impl Worker {
             // Only this worker blocks in its poller; anyone else holds it
             // for a non-blocking poll at most.
             let p = poller.insert(self.shared.io.poller(self.index));
-            stop.idle(|| parker.park_polling(timeout, |t| p.poll(t)));
+            stop.idle(|| {
+                // Let a thread that shares this CPU (a client on the same
+                // machine, another process) run first: it may produce the
+                // next batch of events before this worker sleeps, instead
+                // of the first event waking it for a batch of one. Returns
+                // at once when nothing else is runnable here. Idle for the
+                // safepoint, so a stop does not wait for it.
+                // SAFETY: sched_yield has no preconditions.
+                unsafe { libc::sched_yield() };
+                parker.park_polling(timeout, |t| p.poll(t))
+            });
             metrics.idle_ns.add(start.elapsed().as_nanos() as u64);
             // Woken for a task another worker woke: lingering next time
             // may catch the next one without this sleep.
