@@ -172,29 +172,8 @@ impl<S: Source + AsRawFd> PollIo<S> {
         self.io_loop(dir, timeout, |_| false, op)
     }
 
-    /// A stream socket's blocking read into buffers of `len` bytes in all.
-    /// A read that returns fewer bytes than asked emptied the receive
-    /// queue, so it clears the readiness it started from (unless an edge
-    /// came since): the next read then waits for the next edge instead of
-    /// asking the kernel for a `WouldBlock` first. Request-response
-    /// traffic saves one system call per message this way. Not for
-    /// datagrams or `peek`, whose short results leave data behind.
-    #[track_caller]
-    pub(crate) fn read_stream(
-        &self,
-        len: usize,
-        op: impl FnMut(&S) -> io::Result<usize>,
-    ) -> io::Result<usize> {
-        self.io_loop(
-            Direction::Read,
-            self.read_timeout(),
-            |&n| n > 0 && n < len,
-            op,
-        )
-    }
-
     /// The loop behind the blocking forms. `drained` says of a result that
-    /// the socket has nothing more for `dir` (see `read_stream`).
+    /// the socket has nothing more for `dir` (see `PollIo::read_stream`).
     ///
     /// A registered socket's clear bit means "not ready until the next
     /// edge": bits are cleared only after a `WouldBlock` or a drained
@@ -294,16 +273,6 @@ impl<S: Source + AsRawFd> PollIo<S> {
         self.poll_loop(cx, dir, |_| false, op)
     }
 
-    /// The async form of [`read_stream`](Self::read_stream).
-    pub(crate) fn poll_read_stream(
-        &self,
-        cx: &mut Context<'_>,
-        len: usize,
-        op: impl FnMut(&S) -> io::Result<usize>,
-    ) -> Poll<io::Result<usize>> {
-        self.poll_loop(cx, Direction::Read, |&n| n > 0 && n < len, op)
-    }
-
     fn poll_loop<R>(
         &self,
         cx: &mut Context<'_>,
@@ -335,6 +304,64 @@ impl<S: Source + AsRawFd> PollIo<S> {
             }
         }
     }
+}
+
+/// A stream socket's source: whether a read that returns fewer bytes than
+/// asked proves its receive queue empty (see [`PollIo::read_stream`]).
+pub(crate) trait StreamSource {
+    const SHORT_READ_DRAINS: bool;
+}
+
+/// True: a TCP read stops short with bytes still queued only at an urgent
+/// mark, and the poller reports urgent data (`ScheduledIo::clear_drained`).
+impl StreamSource for mio::net::TcpStream {
+    const SHORT_READ_DRAINS: bool = true;
+}
+
+/// False: a Unix stream read also stops short at passed descriptors,
+/// credentials and out-of-band bytes, with nothing to announce the rest.
+impl StreamSource for mio::net::UnixStream {
+    const SHORT_READ_DRAINS: bool = false;
+}
+
+impl<S: Source + AsRawFd + StreamSource> PollIo<S> {
+    /// A stream socket's blocking read into a buffer of `len` bytes. Where
+    /// the source says so (`S::SHORT_READ_DRAINS`), a read that returns
+    /// fewer bytes than asked emptied the receive queue, so it clears the
+    /// readiness it started from (unless an edge came since): the next read
+    /// then waits for the next edge instead of asking the kernel for a
+    /// `WouldBlock` first. Request-response traffic saves one system call
+    /// per message this way. Not for `read_vectored` (the kernel takes at
+    /// most IOV_MAX buffers) or `peek`, whose short results leave data
+    /// behind.
+    #[track_caller]
+    pub(crate) fn read_stream(
+        &self,
+        len: usize,
+        op: impl FnMut(&S) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        self.io_loop(
+            Direction::Read,
+            self.read_timeout(),
+            drained_by::<S>(len),
+            op,
+        )
+    }
+
+    /// The async form of [`read_stream`](Self::read_stream).
+    pub(crate) fn poll_read_stream(
+        &self,
+        cx: &mut Context<'_>,
+        len: usize,
+        op: impl FnMut(&S) -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        self.poll_loop(cx, Direction::Read, drained_by::<S>(len), op)
+    }
+}
+
+/// Whether a read of `n` bytes into `len` drained a socket of source `S`.
+fn drained_by<S: StreamSource>(len: usize) -> impl Fn(&usize) -> bool {
+    move |&n| S::SHORT_READ_DRAINS && n > 0 && n < len
 }
 
 impl<S: Source> Drop for PollIo<S> {

@@ -64,22 +64,11 @@ pub(super) use incoming;
 /// The std, futures-io and tokio read/write traits for a stream type with
 /// inherent `poll_read`, `poll_write` and `shutdown` methods.
 macro_rules! stream_io {
-    // `drains`: whether a read that returns fewer bytes than asked proves
-    // the receive queue empty (see `PollIo::read_stream`). True of TCP
-    // (whose reads stop short only at an urgent mark, which the poller
-    // reports); not of Unix streams, whose reads also stop at passed
-    // descriptors, credentials and out-of-band bytes without an event.
-    ($ty:ident, drains: $drains:literal) => {
+    ($ty:ident) => {
         impl ::std::io::Read for &$ty {
             #[track_caller]
             fn read(&mut self, buf: &mut [u8]) -> ::std::io::Result<usize> {
-                if $drains {
-                    self.io.read_stream(buf.len(), |mut s| ::std::io::Read::read(&mut s, buf))
-                } else {
-                    self.io.do_io($crate::net::driver::Direction::Read, |mut s| {
-                        ::std::io::Read::read(&mut s, buf)
-                    })
-                }
+                self.io.read_stream(buf.len(), |mut s| ::std::io::Read::read(&mut s, buf))
             }
             #[track_caller]
             fn read_vectored(
@@ -146,24 +135,18 @@ macro_rules! stream_io {
             }
         }
 
-        $crate::net::socket::stream_io!(@async $ty, $drains);
-        $crate::net::socket::stream_io!(@async &$ty, $drains);
+        $crate::net::socket::stream_io!(@async $ty);
+        $crate::net::socket::stream_io!(@async &$ty);
     };
-    (@async $ty:ty, $drains:literal) => {
+    (@async $ty:ty) => {
         impl ::futures_io::AsyncRead for $ty {
             fn poll_read(
                 self: ::std::pin::Pin<&mut Self>,
                 cx: &mut ::std::task::Context<'_>,
                 buf: &mut [u8],
             ) -> ::std::task::Poll<::std::io::Result<usize>> {
-                if $drains {
-                    let len = buf.len();
-                    self.io.poll_read_stream(cx, len, |mut s| ::std::io::Read::read(&mut s, buf))
-                } else {
-                    self.io.poll_io(cx, $crate::net::driver::Direction::Read, |mut s| {
-                        ::std::io::Read::read(&mut s, buf)
-                    })
-                }
+                let len = buf.len();
+                self.io.poll_read_stream(cx, len, |mut s| ::std::io::Read::read(&mut s, buf))
             }
         }
 
@@ -200,15 +183,9 @@ macro_rules! stream_io {
             ) -> ::std::task::Poll<::std::io::Result<()>> {
                 let unfilled = buf.initialize_unfilled();
                 let len = unfilled.len();
-                let read = if $drains {
-                    self.io.poll_read_stream(cx, len, |mut s| {
-                        ::std::io::Read::read(&mut s, unfilled)
-                    })
-                } else {
-                    self.io.poll_io(cx, $crate::net::driver::Direction::Read, |mut s| {
-                        ::std::io::Read::read(&mut s, unfilled)
-                    })
-                };
+                let read = self.io.poll_read_stream(cx, len, |mut s| {
+                    ::std::io::Read::read(&mut s, unfilled)
+                });
                 match read {
                     ::std::task::Poll::Ready(Ok(n)) => {
                         buf.advance(n);

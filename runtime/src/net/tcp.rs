@@ -739,4 +739,4 @@ fn check_connected(s: &mio::net::TcpStream) -> io::Result<()> {
 }
 
 fd_traits!(TcpStream);
-stream_io!(TcpStream, drains: true);
+stream_io!(TcpStream);

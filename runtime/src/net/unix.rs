@@ -427,7 +427,8 @@ impl UnixStream {
     /// });
     /// ```
     pub fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        self.io.poll_io(cx, Direction::Read, |mut s| s.read(buf))
+        let len = buf.len();
+        self.io.poll_read_stream(cx, len, |mut s| s.read(buf))
     }
 
     /// The async write.
@@ -445,4 +446,4 @@ impl UnixStream {
 }
 
 fd_traits!(UnixStream);
-stream_io!(UnixStream, drains: false);
+stream_io!(UnixStream);

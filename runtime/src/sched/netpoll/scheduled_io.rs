@@ -149,15 +149,7 @@ impl ScheduledIo {
     /// After a `WouldBlock`: forget `ev`'s readiness unless a newer event
     /// arrived since the snapshot.
     pub(crate) fn clear_readiness(&self, ev: ReadyEvent) {
-        let clear = ev.dir.mask();
-        let _ = self
-            .readiness
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |word| {
-                if word >> TICK_SHIFT != ev.tick {
-                    return None;
-                }
-                Some(word & !clear)
-            });
+        self.clear_since(ev, ev.dir.mask());
     }
 
     /// After a stream read that returned fewer bytes than asked (the
@@ -167,22 +159,24 @@ impl ScheduledIo {
     /// announces it again; and nothing is cleared after an error event,
     /// whose error the next read must still see, nor after urgent data.
     pub(crate) fn clear_drained(&self, ev: ReadyEvent) {
-        if ev.bits & (ERROR | URGENT) != 0 {
-            return;
+        if ev.bits & (ERROR | URGENT) == 0 {
+            self.clear_since(ev, READABLE);
         }
+    }
+
+    /// Clears `bits` unless an event arrived since `ev` was read (the tick
+    /// moved on).
+    fn clear_since(&self, ev: ReadyEvent, bits: u64) {
         let _ = self
             .readiness
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |word| {
-                if word >> TICK_SHIFT != ev.tick {
-                    return None;
-                }
-                Some(word & !READABLE)
+                (word >> TICK_SHIFT == ev.tick).then_some(word & !bits)
             });
     }
 
     /// Whether the socket is in a poller's epoll set, so that its readiness
     /// bits follow its edges: a clear bit then means "not ready until the
-    /// next edge" (see `PollIo::do_io_timeout`).
+    /// next edge" (see `PollIo::io_loop`).
     pub(crate) fn is_registered(&self) -> bool {
         self.home.load(Ordering::Acquire) != UNREGISTERED
     }
