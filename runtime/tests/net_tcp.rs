@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use fibra_runtime::chan::{channel, Sender};
 use fibra_runtime::net::{TcpListener, TcpStream};
 use fibra_runtime::{spawn, Runtime};
 
@@ -367,8 +368,8 @@ enum Then {
 }
 
 /// Reads the first three bytes (one short read, or more if the kernel
-/// splits them), then returns what the next read gives.
-fn read_twice(conn: &TcpStream) -> std::io::Result<Vec<u8>> {
+/// splits them), says so on `first`, then returns what the next read gives.
+fn read_twice(conn: &TcpStream, first: &Sender<()>) -> std::io::Result<Vec<u8>> {
     let mut conn = conn;
     let mut buf = [0; 64];
     let mut got = 0;
@@ -376,11 +377,12 @@ fn read_twice(conn: &TcpStream) -> std::io::Result<Vec<u8>> {
         got += conn.read(&mut buf[got..])?;
     }
     assert_eq!(&buf[..3], b"abc");
+    let _ = first.try_send(());
     conn.read(&mut buf).map(|n| buf[..n].to_vec())
 }
 
 /// `read_twice` as an async task, failing after 5 s instead of hanging.
-async fn read_twice_async(conn: TcpStream) -> std::io::Result<Vec<u8>> {
+async fn read_twice_async(conn: TcpStream, first: Sender<()>) -> std::io::Result<Vec<u8>> {
     use std::future::Future;
     let mut limit = std::pin::pin!(fibra_runtime::time::Sleep::new(Duration::from_secs(5)));
     let mut buf = [0; 64];
@@ -400,6 +402,7 @@ async fn read_twice_async(conn: TcpStream) -> std::io::Result<Vec<u8>> {
         got += n;
         if got >= 3 {
             assert_eq!(&buf[..3], b"abc");
+            let _ = first.try_send(());
         }
     }
 }
@@ -416,13 +419,16 @@ fn a_short_read_never_strands_the_next_read() {
         let s = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (conn, _) = listener.accept().unwrap();
         conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let (first_tx, first_rx) = channel::<()>(1);
         let peer = spawn(move || {
             let mut s = s;
             s.write_all(b"abc").unwrap();
             // `None`: at once, so both arrive before the reader's first
-            // read. Otherwise the reader sits behind its short read by now.
+            // read. Otherwise `delay` after the reader's short read (a
+            // signal, not a guess at how long a loaded machine takes).
             if let Some(delay) = delay {
-                fibra_runtime::time::sleep(Duration::from_millis(30) + delay);
+                first_rx.recv_timeout(Duration::from_secs(5)).ok();
+                fibra_runtime::time::sleep(delay);
             }
             match then {
                 Then::MoreData => s.write_all(b"de").unwrap(),
@@ -443,13 +449,14 @@ fn a_short_read_never_strands_the_next_read() {
             fibra_runtime::time::sleep(Duration::from_millis(30));
         }
         let second = match reader {
-            "green" => spawn(move || read_twice(&conn)).join().unwrap(),
-            "plain" => std::thread::spawn(move || read_twice(&conn))
+            "green" => spawn(move || read_twice(&conn, &first_tx)).join().unwrap(),
+            "plain" => std::thread::spawn(move || read_twice(&conn, &first_tx))
                 .join()
                 .unwrap(),
-            _ => {
-                fibra_runtime::block_on(fibra_runtime::spawn_async(read_twice_async(conn))).unwrap()
-            }
+            _ => fibra_runtime::block_on(fibra_runtime::spawn_async(read_twice_async(
+                conn, first_tx,
+            )))
+            .unwrap(),
         };
         let _open = peer.join().unwrap();
         let what = format!("{then:?} after {delay:?}, {reader} reader: {second:?}");
